@@ -1,0 +1,152 @@
+"""Building the Elasticsearch client from settings, and keeping secrets out of text.
+
+The client sends plain ``application/json`` instead of the
+``application/vnd.elasticsearch+json; compatible-with=N`` media type, so one client
+version talks to Elasticsearch 8 and 9 and to OpenSearch-compatible servers.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Iterable
+from typing import Any
+from urllib.parse import unquote, urlsplit, urlunsplit
+
+from elastic_transport import Transport
+
+from reindex.config import ENV_API_KEY, ENV_URL
+from reindex.errors import ConfigurationError, ConnectionFailed
+
+_COMPAT = re.compile(r"application/vnd\.elasticsearch\+([\w-]+)\s*;\s*compatible-with=\d+")
+
+
+class PlainJsonTransport(Transport):
+    """A transport that rewrites the compatibility media types back to plain ones."""
+
+    def perform_request(self, method: str, target: str, *, headers: Any = None, **kwargs: Any) -> Any:  # type: ignore[override]
+        if headers:
+            headers = headers.copy()
+            for key in ("accept", "content-type"):
+                value = headers.get(key)
+                if value:
+                    headers[key] = _COMPAT.sub(r"application/\1", value)
+        return super().perform_request(method, target, headers=headers, **kwargs)
+
+
+def split_credentials(url: str) -> tuple[str, tuple[str, str] | None]:
+    """Take ``user:password@`` out of a URL: ``(clean_url, (user, password))``."""
+    parts = urlsplit(url if "://" in url else f"http://{url}")
+    if parts.username is None:
+        return urlunsplit(parts), None
+    host = parts.hostname or ""
+    if ":" in host:
+        host = f"[{host}]"
+    netloc = f"{host}:{parts.port}" if parts.port else host
+    clean = urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
+    return clean, (unquote(parts.username), unquote(parts.password or ""))
+
+
+class Connection:
+    """How to reach the cluster: the client's keyword arguments plus the secrets to hide.
+
+    Nothing connects until ``client()`` is called.
+    """
+
+    def __init__(self, config: dict[str, Any], url: str | None = None) -> None:
+        self.options, self.secrets = client_options(config, url)
+        self.hosts: list[str] = list(self.options["hosts"])
+        self._client: Any = None
+
+    def client(self) -> Any:
+        """The (cached) ``Elasticsearch`` client."""
+        if self._client is None:
+            from elasticsearch import Elasticsearch
+
+            self._client = Elasticsearch(**self.options)
+        return self._client
+
+    def redact(self, text: str) -> str:
+        """``text`` with every known secret replaced by ``***``."""
+        return redact(text, self.secrets)
+
+    def check(self) -> dict[str, Any]:
+        """Ask the server who it is; raise ConnectionFailed (one line) if it cannot answer."""
+        from elasticsearch import ApiError, AuthenticationException
+        from elasticsearch import ConnectionError as EsConnectionError
+
+        where = ", ".join(self.hosts)
+        try:
+            return dict(self.client().options(request_timeout=10, max_retries=0).info())
+        except AuthenticationException:
+            raise ConnectionFailed(f"search server at {where} refused the credentials") from None
+        except EsConnectionError as exc:
+            raise ConnectionFailed(self.redact(f"cannot reach the search server at {where}: {_reason(exc)}")) from None
+        except ApiError as exc:
+            raise ConnectionFailed(
+                self.redact(f"search server at {where} answered {exc.meta.status}: {exc.message}")
+            ) from None
+
+
+def _reason(exc: BaseException) -> str:
+    message = str(getattr(exc, "message", "") or exc)
+    # The transport repeats the whole urllib3 chain; its tail says what happened.
+    tail = message.rsplit(":", 1)[-1].strip(" )'\"")
+    return tail or message
+
+
+def client_options(config: dict[str, Any], url: str | None = None) -> tuple[dict[str, Any], list[str]]:
+    """The client's keyword arguments from ``REINDEX`` settings, ``url`` and the environment.
+
+    Precedence for the address: ``url`` (``--es-url``), then ``$REINDEX_ES_URL``, then
+    ``HOSTS``. Returns the options and the list of secret strings to redact.
+    """
+    options: dict[str, Any] = dict(config.get("CLIENT_OPTIONS") or {})
+    url = url or os.environ.get(ENV_URL) or None
+    hosts: Iterable[str] = [url] if url else config["HOSTS"]
+    if isinstance(hosts, str):
+        hosts = [hosts]
+    clean_hosts: list[str] = []
+    auth = config.get("BASIC_AUTH")
+    for host in hosts:
+        clean, creds = split_credentials(host)
+        clean_hosts.append(clean)
+        auth = creds or auth
+    if not clean_hosts:
+        raise ConfigurationError("REINDEX['HOSTS'] is empty")
+    options["hosts"] = clean_hosts
+    secrets: list[str] = []
+    api_key = os.environ.get(ENV_API_KEY) or config.get("API_KEY")
+    if api_key:
+        options["api_key"] = api_key
+        secrets.extend([api_key] if isinstance(api_key, str) else list(api_key))
+    if auth:
+        options["basic_auth"] = tuple(auth)
+        secrets.append(auth[1])
+    if config.get("CA_CERTS"):
+        options["ca_certs"] = config["CA_CERTS"]
+    if not config.get("VERIFY_CERTS", True):
+        options["verify_certs"] = False
+        options.setdefault("ssl_show_warn", True)
+    options.setdefault("request_timeout", config.get("TIMEOUT", 30))
+    options.setdefault("transport_class", PlainJsonTransport)
+    _use_fast_serializer(options)
+    return options, [s for s in secrets if s]
+
+
+def _use_fast_serializer(options: dict[str, Any]) -> None:
+    try:
+        from elasticsearch.serializer import OrjsonSerializer
+    except ImportError:  # orjson not installed
+        return
+    serializers = dict(options.get("serializers") or {})
+    serializers.setdefault("application/json", OrjsonSerializer())
+    options["serializers"] = serializers
+
+
+def redact(text: str, secrets: Iterable[str]) -> str:
+    """Replace each secret, and any ``user:password@`` in URLs, with ``***``."""
+    for secret in secrets:
+        if secret:
+            text = text.replace(secret, "***")
+    return re.sub(r"(\w+://)[^/\s:@]+:[^/\s@]+@", r"\1***@", text)

@@ -1,0 +1,252 @@
+"""Index definitions and the registry that discovers them.
+
+A definition says what one alias holds: its settings and mappings, the rows to
+read, and how a row becomes a document. One document may draw on several models,
+so a definition is not tied to one model::
+
+    from reindex import IndexDefinition
+
+    class ProductIndex(IndexDefinition):
+        alias = "products"
+        mappings = {"properties": {"name": {"type": "text"}}}
+
+        def get_queryset(self):
+            return Product.objects.select_related("category")
+
+        def prepare(self, product):
+            return {"name": product.name, "category": product.category.name}
+
+Put definitions in an ``indexes`` module of an installed app, or list their dotted
+paths in ``settings.REINDEX["INDEXES"]``.
+"""
+
+from __future__ import annotations
+
+import copy
+import importlib
+import inspect
+import re
+import traceback
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+from reindex.errors import ConfigurationError, UnknownIndexError
+
+_INVALID_NAME_CHARS = re.compile(r'[\\/*?"<>| ,#:A-Z]')
+
+
+def check_index_name(name: str) -> None:
+    """Raise ConfigurationError if ``name`` breaks Elasticsearch's index naming rules."""
+    if not name:
+        raise ConfigurationError("an index definition has no alias")
+    problem = None
+    if _INVALID_NAME_CHARS.search(name):
+        problem = 'must be lowercase and contain none of \\ / * ? " < > | space , # :'
+    elif name[0] in "-_+":
+        problem = "must not start with -, _ or +"
+    elif name in (".", ".."):
+        problem = "must not be . or .."
+    elif len(name.encode()) > 200:
+        # 255 bytes is the server's limit; the timestamp suffix needs the rest.
+        problem = "is longer than 200 bytes"
+    if problem:
+        raise ConfigurationError(f"invalid alias name {name!r}: {problem}")
+
+
+def _as_dict(value: Any) -> dict[str, Any]:
+    """Accept a plain dict or an ``elasticsearch.dsl`` object that has ``to_dict()``."""
+    if value is None:
+        return {}
+    if hasattr(value, "to_dict"):
+        value = value.to_dict()
+    if not isinstance(value, dict):
+        raise ConfigurationError(f"expected a mapping, got {type(value).__name__}")
+    return copy.deepcopy(value)
+
+
+class IndexDefinition:
+    """What one alias holds and how to build its documents from the database.
+
+    Subclass it and set ``alias``; override ``get_queryset()`` and ``prepare()``.
+    ``settings`` and ``mappings`` may be plain dicts or ``elasticsearch.dsl``
+    objects (``Mapping``, ``Index`` settings dicts).
+    """
+
+    alias: str = ""
+    settings: Any = None
+    mappings: Any = None
+    #: Rows read per database query and documents per bulk request (CLI may override).
+    batch_size: int | None = None
+
+    # -- what the subclass provides -------------------------------------------------
+    def get_queryset(self) -> Any:
+        """The rows to index; use select_related/prefetch_related to avoid N+1 queries.
+
+        Any ordering is replaced: rows are read in primary-key order, batch by batch.
+        A ``values()`` queryset works too when it includes ``"pk"`` (or the pk column).
+        """
+        raise ConfigurationError(f"{self.name}: define get_queryset()")
+
+    def prepare(self, row: Any) -> dict[str, Any]:
+        """Turn one row into the document's body (a dict)."""
+        raise ConfigurationError(f"{self.name}: define prepare()")
+
+    def load_batch(self, rows: Sequence[Any]) -> None:
+        """Called once per batch before ``prepare()``: fetch what the rows share.
+
+        The default does nothing; prefetch_related on the queryset already runs
+        once per batch.
+        """
+
+    def get_id(self, row: Any) -> str:
+        """The document id; by default the row's primary key, so a hit leads back to it."""
+        return str(row_pk(row))
+
+    # -- derived ------------------------------------------------------------------
+    @property
+    def name(self) -> str:
+        """The name the CLI uses: the alias."""
+        return self.alias
+
+    @property
+    def path(self) -> str:
+        """Dotted path of the definition class, recorded in the indexes it builds."""
+        cls = type(self)
+        return f"{cls.__module__}.{cls.__qualname__}"
+
+    def get_settings(self) -> dict[str, Any]:
+        """Declared index settings, as a plain dict (without an ``index`` wrapper)."""
+        settings = _as_dict(self.settings)
+        if set(settings) == {"index"} and isinstance(settings["index"], dict):
+            settings = settings["index"]
+        return settings
+
+    def get_mappings(self) -> dict[str, Any]:
+        """Declared mappings, as a plain dict with ``properties`` at the top."""
+        return _as_dict(self.mappings)
+
+    def source_models(self) -> list[str]:
+        """Labels of the models this definition reads (for ``reindex list``)."""
+        models = getattr(self, "models", None)
+        if models:
+            return [m if isinstance(m, str) else m._meta.label for m in models]
+        return [self.get_queryset().model._meta.label]
+
+
+def row_pk(row: Any) -> Any:
+    """Primary key of a model instance or of a ``values()`` dict."""
+    if isinstance(row, dict):
+        if "pk" in row:
+            return row["pk"]
+        if "id" in row:
+            return row["id"]
+        raise ConfigurationError("a values() queryset must include 'pk'")
+    return row.pk
+
+
+class Registry:
+    """The definitions known to this site, by alias."""
+
+    def __init__(self, definitions: Iterable[IndexDefinition] = ()) -> None:
+        self._by_alias: dict[str, IndexDefinition] = {}
+        for definition in definitions:
+            self.add(definition)
+
+    def add(self, definition: IndexDefinition) -> None:
+        check_index_name(definition.alias)
+        existing = self._by_alias.get(definition.alias)
+        if existing is not None and existing.path != definition.path:
+            raise ConfigurationError(
+                f"alias {definition.alias!r} is defined twice: {existing.path} and {definition.path}"
+            )
+        self._by_alias[definition.alias] = definition
+
+    def __iter__(self):  # type: ignore[no-untyped-def]
+        return iter(self._by_alias[a] for a in sorted(self._by_alias))
+
+    def __len__(self) -> int:
+        return len(self._by_alias)
+
+    @property
+    def names(self) -> list[str]:
+        return sorted(self._by_alias)
+
+    def get(self, name: str) -> IndexDefinition:
+        try:
+            return self._by_alias[name]
+        except KeyError:
+            raise UnknownIndexError([name], self.names) from None
+
+    def select(self, names: Sequence[str] = ()) -> list[IndexDefinition]:
+        """The definitions named, in the order given; all of them when none is named."""
+        if not names:
+            return list(self)
+        unknown = [n for n in names if n not in self._by_alias]
+        if unknown:
+            raise UnknownIndexError(unknown, self.names)
+        return [self._by_alias[n] for n in dict.fromkeys(names)]
+
+
+def _import(module_name: str) -> Any:
+    try:
+        return importlib.import_module(module_name)
+    except SyntaxError as exc:
+        raise ConfigurationError(f"cannot import {module_name}: {exc.msg} ({exc.filename}, line {exc.lineno})") from exc
+
+
+def _definitions_in(module: Any) -> list[IndexDefinition]:
+    found = []
+    for _, obj in inspect.getmembers(module, inspect.isclass):
+        if (
+            issubclass(obj, IndexDefinition)
+            and obj is not IndexDefinition
+            and obj.__module__ == module.__name__
+            and obj.alias
+        ):
+            found.append(obj())
+    return found
+
+
+def _load_path(path: str) -> IndexDefinition:
+    module_name, _, attr = path.rpartition(".")
+    if not module_name:
+        raise ConfigurationError(f"REINDEX['INDEXES']: {path!r} is not a dotted path")
+    module = _import(module_name)
+    try:
+        obj = getattr(module, attr)
+    except AttributeError:
+        raise ConfigurationError(f"REINDEX['INDEXES']: {module_name} has no {attr}") from None
+    if inspect.isclass(obj):
+        obj = obj()
+    if not isinstance(obj, IndexDefinition):
+        raise ConfigurationError(f"REINDEX['INDEXES']: {path} is not an IndexDefinition")
+    return obj
+
+
+def discover(config: dict[str, Any] | None = None) -> Registry:
+    """Find the site's definitions: each installed app's ``indexes`` module, then
+    ``REINDEX["INDEXES"]``. Set ``REINDEX["AUTODISCOVER"] = False`` to use only the list.
+    """
+    from django.apps import apps
+    from django.utils.module_loading import module_has_submodule
+
+    from reindex.config import reindex_settings
+
+    config = reindex_settings() if config is None else config
+    registry = Registry()
+    if config.get("AUTODISCOVER", True):
+        for app in apps.get_app_configs():
+            if not module_has_submodule(app.module, "indexes"):
+                continue
+            try:
+                module = _import(f"{app.name}.indexes")
+            except ConfigurationError:
+                raise
+            except Exception as exc:
+                line = traceback.format_exception_only(type(exc), exc)[-1].strip()
+                raise ConfigurationError(f"cannot import {app.name}.indexes: {line}") from exc
+            for definition in _definitions_in(module):
+                registry.add(definition)
+    for path in config.get("INDEXES", ()):
+        registry.add(_load_path(path))
+    return registry

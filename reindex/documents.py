@@ -1,0 +1,143 @@
+"""From rows to bulk actions: reading in keyset batches, building, serialising.
+
+Each step is a generator so memory stays flat however large the table is.
+"""
+
+from __future__ import annotations
+
+import datetime
+import decimal
+import uuid
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from reindex.definitions import IndexDefinition, row_pk
+
+try:
+    import orjson
+except ImportError:  # pragma: no cover - orjson is optional
+    orjson = None  # type: ignore[assignment]
+
+
+def _default(value: Any) -> Any:
+    from django.utils.functional import Promise
+
+    if isinstance(value, decimal.Decimal):
+        if not value.is_finite():
+            raise TypeError(f"cannot serialise {value!r}")
+        return float(value)
+    if isinstance(value, Promise):  # lazy translation strings
+        return str(value)
+    if isinstance(value, (datetime.date, datetime.time)):
+        return value.isoformat()
+    if isinstance(value, uuid.UUID):
+        return str(value)
+    if isinstance(value, (set, frozenset)):
+        return sorted(value, key=str)
+    raise TypeError(f"cannot serialise {type(value).__name__} value {value!r:.80}")
+
+
+def dumps(document: dict[str, Any]) -> bytes:
+    """Serialise one document: Decimal, dates, UUID and lazy strings included.
+
+    Raises TypeError or ValueError for values JSON cannot hold.
+    """
+    if orjson is not None:
+        try:
+            return orjson.dumps(document, default=_default)
+        except orjson.JSONEncodeError as exc:
+            raise TypeError(str(exc)) from None
+    import json
+
+    return json.dumps(document, default=_default, allow_nan=False, separators=(",", ":")).encode()
+
+
+def iter_batches(queryset: Any, batch_size: int) -> Iterator[list[Any]]:
+    """Yield lists of at most ``batch_size`` rows in primary-key order.
+
+    Keyset pagination (``pk > last``), never OFFSET: every batch is one query (plus
+    one per prefetch_related lookup), and the cost does not grow with the position.
+    """
+    from django.db import reset_queries
+
+    if queryset.query.is_sliced:
+        raise ValueError("get_queryset() must not be sliced")
+    ordered = queryset.order_by("pk")
+    last = None
+    while True:
+        page = ordered if last is None else ordered.filter(pk__gt=last)
+        batch = list(page[:batch_size])
+        reset_queries()  # with DEBUG=True Django would keep every query
+        if not batch:
+            return
+        yield batch
+        if len(batch) < batch_size:
+            return
+        last = row_pk(batch[-1])
+
+
+@dataclass
+class Failure:
+    """A row that did not make it into the index."""
+
+    id: str | None
+    reason: str
+    error_type: str | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"id": self.id, "reason": self.reason, "error_type": self.error_type}
+
+
+Action = tuple[dict[str, Any], bytes]
+
+
+def build_actions(
+    definition: IndexDefinition,
+    index: str,
+    batches: Iterator[Sequence[Any]],
+    on_read: Callable[[int], None],
+    on_failure: Callable[[Failure], None],
+) -> Iterator[Action]:
+    """Yield ``(header, body)`` bulk actions; rows that cannot be built go to ``on_failure``."""
+    for batch in batches:
+        definition.load_batch(batch)
+        on_read(len(batch))
+        for row in batch:
+            try:
+                doc_id = definition.get_id(row)
+                body = definition.prepare(row)
+                if not isinstance(body, dict):
+                    raise TypeError(f"prepare() returned {type(body).__name__}, not a dict")
+                data = dumps(body)
+            except Exception as exc:
+                on_failure(Failure(_safe_pk(row), f"{type(exc).__name__}: {exc}", "prepare"))
+                continue
+            yield {"index": {"_index": index, "_id": doc_id}}, data
+
+
+def _safe_pk(row: Any) -> str | None:
+    try:
+        return str(row_pk(row))
+    except Exception:
+        return None
+
+
+def keep_action(action: Action) -> Action:
+    """``expand_action_callback`` for the bulk helpers: actions are already split."""
+    return action
+
+
+def item_failure(item: dict[str, Any]) -> Failure:
+    """A Failure from one item of a bulk response."""
+    op = next(iter(item.values()))
+    error = op.get("error") or {}
+    if isinstance(error, dict):
+        reason = error.get("reason") or str(error)
+        caused = error.get("caused_by")
+        if isinstance(caused, dict) and caused.get("reason"):
+            reason = f"{reason}: {caused['reason']}"
+        kind = error.get("type")
+    else:
+        reason, kind = str(error), None
+    return Failure(op.get("_id"), reason or f"status {op.get('status')}", kind)

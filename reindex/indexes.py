@@ -1,0 +1,138 @@
+"""Indexes and aliases on the server: naming, creating, owning, swapping, dropping.
+
+Every index this tool creates carries a marker in its mapping's ``_meta``::
+
+    {"reindex": {"owner": "reindex", "alias": "products",
+                 "definition": "shop.indexes.ProductIndex", "created": "..."}}
+
+and only indexes with that marker are ever deleted.
+"""
+
+from __future__ import annotations
+
+import datetime
+from dataclasses import dataclass
+from typing import Any
+
+from reindex.errors import ConfigurationError
+
+OWNER = "reindex"
+META_KEY = "reindex"
+
+
+def new_index_name(alias: str, now: datetime.datetime | None = None) -> str:
+    """``<alias>-<UTC timestamp to the microsecond>``: lowercase and sortable."""
+    now = now or datetime.datetime.now(datetime.timezone.utc)
+    return f"{alias}-{now:%Y%m%d%H%M%S%f}"
+
+
+def owner_meta(alias: str, definition_path: str, **extra: Any) -> dict[str, Any]:
+    """The ``_meta`` marker that says this tool built an index, and from what."""
+    now = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
+    return {META_KEY: {"owner": OWNER, "alias": alias, "definition": definition_path, "created": now, **extra}}
+
+
+@dataclass
+class IndexInfo:
+    """One index behind (or once behind) an alias."""
+
+    name: str
+    owned: bool
+    live: bool
+    created: str | None
+    count: int | None
+    meta: dict[str, Any]
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "owned": self.owned,
+            "live": self.live,
+            "created": self.created,
+            "count": self.count,
+        }
+
+
+def alias_targets(client: Any, alias: str) -> list[str]:
+    """The indexes the alias points at now (empty if it does not exist)."""
+    from elasticsearch import NotFoundError
+
+    try:
+        found = client.indices.get_alias(name=alias)
+    except NotFoundError:
+        return []
+    return sorted(name for name, body in dict(found).items() if alias in body.get("aliases", {}))
+
+
+def is_concrete_index(client: Any, name: str) -> bool:
+    """True when ``name`` is a real index rather than an alias (or nothing)."""
+    if not client.indices.exists(index=name):
+        return False
+    return not client.indices.exists_alias(name=name)
+
+
+def owned_indexes(client: Any, alias: str, with_counts: bool = True) -> list[IndexInfo]:
+    """Indexes named ``<alias>-*`` with their ownership, oldest first."""
+    from elasticsearch import NotFoundError
+
+    try:
+        found = dict(client.indices.get(index=f"{alias}-*", expand_wildcards="open,closed"))
+    except NotFoundError:
+        return []
+    live = set(alias_targets(client, alias))
+    infos = []
+    for name, body in found.items():
+        meta = (body.get("mappings") or {}).get("_meta", {}).get(META_KEY) or {}
+        owned = meta.get("owner") == OWNER and meta.get("alias") == alias
+        count = None
+        if with_counts:
+            try:
+                count = int(client.count(index=name)["count"])
+            except NotFoundError:
+                continue
+        infos.append(IndexInfo(name, owned, name in live, meta.get("created"), count, meta))
+    return sorted(infos, key=lambda i: i.name)
+
+
+def create_index(client: Any, name: str, settings: dict[str, Any], mappings: dict[str, Any]) -> None:
+    """Create ``name``; a server that rejects the definition raises ConfigurationError."""
+    from elasticsearch import BadRequestError
+
+    try:
+        client.indices.create(index=name, settings=settings, mappings=mappings)
+    except BadRequestError as exc:
+        raise ConfigurationError(f"the server rejected the definition of {name}: {_error_reason(exc)}") from None
+
+
+def _error_reason(exc: Any) -> str:
+    info = getattr(exc, "info", None) or getattr(exc, "body", None)
+    if isinstance(info, dict):
+        error = info.get("error")
+        if isinstance(error, dict):
+            return str(error.get("reason") or error.get("type"))
+    return str(getattr(exc, "message", exc))
+
+
+def swap_alias(client: Any, alias: str, new_index: str, old_indexes: list[str], remove_index: list[str] = ()) -> None:  # type: ignore[assignment]
+    """Point ``alias`` at ``new_index`` only, in one atomic ``_aliases`` request."""
+    actions: list[dict[str, Any]] = [{"remove": {"index": old, "alias": alias}} for old in old_indexes]
+    actions += [{"remove_index": {"index": name}} for name in remove_index]
+    actions.append({"add": {"index": new_index, "alias": alias}})
+    client.indices.update_aliases(actions=actions)
+
+
+def delete_owned(client: Any, alias: str, names: list[str]) -> list[str]:
+    """Delete those of ``names`` that this tool owns for ``alias``; return the deleted."""
+    from elasticsearch import NotFoundError
+
+    owned = {i.name for i in owned_indexes(client, alias, with_counts=False) if i.owned and not i.live}
+    deleted = []
+    for name in names:
+        if name not in owned:
+            continue
+        try:
+            client.indices.delete(index=name)
+        except NotFoundError:
+            continue
+        deleted.append(name)
+    return deleted

@@ -1,0 +1,268 @@
+"""The full rebuild: create a fresh index, load it, verify it, swap the alias, clean up.
+
+``rebuild()`` strings the named steps together; if anything fails before the swap
+the new index is deleted and the alias is left where it was::
+
+    from reindex.connection import Connection
+    from reindex.rebuild import RebuildOptions, rebuild
+
+    result = rebuild(ProductIndex(), Connection(settings.REINDEX).client())
+    print(result.indexed, result.new_index)
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from contextlib import nullcontext, suppress
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from reindex import indexes
+from reindex.definitions import IndexDefinition
+from reindex.documents import Failure, build_actions, item_failure, iter_batches, keep_action
+from reindex.errors import ConfigurationError, ReindexError, RunFailed
+
+#: Index settings applied while loading, then restored to the declared values.
+LOAD_SETTINGS = {"refresh_interval": "-1", "number_of_replicas": 0}
+#: Failures kept in the result for reporting (all are counted).
+MAX_REPORTED_FAILURES = 100
+
+
+class Progress(Protocol):
+    def update(self, n: int) -> Any: ...
+    def close(self) -> Any: ...
+
+
+ProgressFactory = Callable[[int, str], Progress]
+
+
+@dataclass
+class RebuildOptions:
+    """How to run a rebuild; the CLI fills it from its flags."""
+
+    batch_size: int = 1000
+    max_errors: int = 0
+    keep: int = 0
+    max_chunk_bytes: int = 10 * 1024 * 1024
+
+
+@dataclass
+class RebuildResult:
+    """What one rebuild did: the report ``--json`` prints."""
+
+    alias: str
+    definition: str
+    new_index: str | None = None
+    old_indexes: list[str] = field(default_factory=list)
+    rows_read: int = 0
+    indexed: int = 0
+    failed: int = 0
+    failures: list[Failure] = field(default_factory=list)
+    seconds: float = 0.0
+    swapped: bool = False
+    dropped: list[str] = field(default_factory=list)
+    kept: list[str] = field(default_factory=list)
+    error: str | None = None
+
+    def add_failure(self, failure: Failure) -> None:
+        self.failed += 1
+        if len(self.failures) < MAX_REPORTED_FAILURES:
+            self.failures.append(failure)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "alias": self.alias,
+            "definition": self.definition,
+            "new_index": self.new_index,
+            "old_indexes": self.old_indexes,
+            "rows_read": self.rows_read,
+            "indexed": self.indexed,
+            "failed": self.failed,
+            "failures": [f.as_dict() for f in self.failures],
+            "seconds": round(self.seconds, 3),
+            "swapped": self.swapped,
+            "dropped": self.dropped,
+            "kept": self.kept,
+            "error": self.error,
+        }
+
+
+class TooManyErrors(RunFailed):
+    """More rows failed than ``--max-errors`` allows."""
+
+
+def rebuild(
+    definition: IndexDefinition,
+    client: Any,
+    options: RebuildOptions | None = None,
+    progress: ProgressFactory | None = None,
+) -> RebuildResult:
+    """Rebuild the alias of ``definition`` from the database, without a gap in search.
+
+    Raises RunFailed (alias untouched, new index deleted) or ConfigurationError.
+    """
+    options = options or RebuildOptions()
+    result = RebuildResult(alias=definition.alias, definition=definition.path)
+    started = time.monotonic()
+    try:
+        old = result.old_indexes = check_alias(client, definition.alias)
+        queryset = definition.get_queryset()
+        total = queryset.count()
+        result.new_index = create_new_index(client, definition)
+        try:
+            load(client, definition, queryset, result, options, progress, total)
+            finish_settings(client, definition, result.new_index)
+            verify(client, result)
+        except BaseException:
+            drop_new_index(client, result.new_index)
+            raise
+        indexes.swap_alias(client, definition.alias, result.new_index, old)
+        result.swapped = True
+        result.dropped, result.kept = clean_up(client, definition.alias, result.new_index, options.keep)
+    except RunFailed as exc:
+        result.error = str(exc)
+        exc.result = result
+        raise
+    except ReindexError:
+        raise
+    except Exception as exc:
+        result.error = _describe(exc)
+        raise RunFailed(f"{definition.alias}: {result.error}", result) from exc
+    finally:
+        result.seconds = time.monotonic() - started
+    return result
+
+
+def check_alias(client: Any, alias: str) -> list[str]:
+    """The indexes the alias points at now; refuses when the name is a concrete index."""
+    if indexes.is_concrete_index(client, alias):
+        raise ConfigurationError(f"{alias!r} is a concrete index, not an alias; this tool will not replace it")
+    return indexes.alias_targets(client, alias)
+
+
+def create_new_index(client: Any, definition: IndexDefinition) -> str:
+    """Create ``<alias>-<timestamp>`` with the declared settings, tuned for loading."""
+    from elasticsearch import BadRequestError
+
+    settings = {**definition.get_settings(), **LOAD_SETTINGS}
+    mappings = definition.get_mappings()
+    meta = dict(mappings.get("_meta") or {})
+    meta.update(indexes.owner_meta(definition.alias, definition.path))
+    mappings["_meta"] = meta
+    for _ in range(5):
+        name = indexes.new_index_name(definition.alias)
+        try:
+            indexes.create_index(client, name, settings, mappings)
+            return name
+        except ConfigurationError:
+            if client.indices.exists(index=name):
+                continue  # another run took this very microsecond
+            raise
+        except BadRequestError:  # pragma: no cover - create_index maps these
+            raise
+    raise RunFailed(f"{definition.alias}: could not find a free index name")
+
+
+def load(
+    client: Any,
+    definition: IndexDefinition,
+    queryset: Any,
+    result: RebuildResult,
+    options: RebuildOptions,
+    progress: ProgressFactory | None,
+    total: int,
+) -> None:
+    """Stream every row into the new index through the bulk helper."""
+    from elasticsearch.helpers import streaming_bulk
+
+    assert result.new_index is not None
+    batch_size = options.batch_size or definition.batch_size or 1000
+    bar = progress(total, definition.alias) if progress else None
+
+    def on_read(n: int) -> None:
+        result.rows_read += n
+
+    def on_failure(failure: Failure) -> None:
+        result.add_failure(failure)
+        if bar is not None:
+            bar.update(1)
+        if result.failed > options.max_errors:
+            raise TooManyErrors(
+                f"{definition.alias}: {result.failed} rows failed, more than --max-errors "
+                f"{options.max_errors} (first: id {result.failures[0].id}: {result.failures[0].reason})"
+            )
+
+    actions = build_actions(definition, result.new_index, iter_batches(queryset, batch_size), on_read, on_failure)
+    pending = 0
+    with nullcontext() if bar is None else _closing(bar):
+        for ok, item in streaming_bulk(
+            client,
+            actions,  # type: ignore[arg-type]
+            chunk_size=batch_size,
+            max_chunk_bytes=options.max_chunk_bytes,
+            expand_action_callback=keep_action,  # type: ignore[arg-type]
+            raise_on_error=False,
+            raise_on_exception=True,
+        ):
+            if ok:
+                result.indexed += 1
+                pending += 1
+                if bar is not None and pending >= 200:
+                    bar.update(pending)
+                    pending = 0
+            else:
+                on_failure(item_failure(item))
+        if bar is not None and pending:
+            bar.update(pending)
+
+
+class _closing:
+    def __init__(self, bar: Progress) -> None:
+        self.bar = bar
+
+    def __enter__(self) -> Progress:
+        return self.bar
+
+    def __exit__(self, *exc: Any) -> None:
+        self.bar.close()
+
+
+def finish_settings(client: Any, definition: IndexDefinition, index: str) -> None:
+    """Restore the declared refresh interval and replicas, then refresh."""
+    declared = definition.get_settings()
+    restore = {key: declared.get(key) for key in LOAD_SETTINGS}  # None resets to the default
+    client.indices.put_settings(index=index, settings={"index": restore})
+    client.indices.refresh(index=index)
+
+
+def verify(client: Any, result: RebuildResult) -> None:
+    """The new index must hold exactly the documents that were accepted."""
+    count = int(client.count(index=result.new_index)["count"])
+    if count != result.indexed:
+        raise RunFailed(f"{result.alias}: the new index holds {count} documents but {result.indexed} were indexed")
+
+
+def clean_up(client: Any, alias: str, new_index: str, keep: int) -> tuple[list[str], list[str]]:
+    """Delete previous owned indexes of ``alias`` except the ``keep`` most recent."""
+    previous = [
+        i.name
+        for i in indexes.owned_indexes(client, alias, with_counts=False)
+        if i.owned and i.name < new_index and not i.live  # never a newer run's index
+    ]
+    previous.sort(reverse=True)
+    kept, drop = previous[:keep], previous[keep:]
+    return indexes.delete_owned(client, alias, drop), kept
+
+
+def drop_new_index(client: Any, name: str | None) -> None:
+    """Best-effort delete of a half-built index; the run is failing anyway."""
+    if not name:
+        return
+    with suppress(Exception):
+        client.options(ignore_status=404).indices.delete(index=name)
+
+
+def _describe(exc: BaseException) -> str:
+    message = getattr(exc, "message", None) or str(exc) or type(exc).__name__
+    return f"{type(exc).__name__}: {message}"

@@ -1,0 +1,51 @@
+"""What is live behind each alias, and what else this tool keeps for it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from reindex import indexes
+from reindex.definitions import IndexDefinition
+
+
+@dataclass
+class AliasStatus:
+    """The state of one alias on the server."""
+
+    alias: str
+    definition: str
+    live: list[str] = field(default_factory=list)
+    count: int | None = None
+    concrete: bool = False
+    indexes: list[indexes.IndexInfo] = field(default_factory=list)
+
+    @property
+    def built(self) -> bool:
+        return bool(self.live)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "alias": self.alias,
+            "definition": self.definition,
+            "built": self.built,
+            "live": self.live,
+            "count": self.count,
+            "concrete_index": self.concrete,
+            "indexes": [i.as_dict() for i in self.indexes],
+        }
+
+
+def alias_status(client: Any, definition: IndexDefinition) -> AliasStatus:
+    """Read the live index, its count and the owned indexes of ``definition``'s alias."""
+    alias = definition.alias
+    status = AliasStatus(alias=alias, definition=definition.path)
+    if indexes.is_concrete_index(client, alias):
+        status.concrete = True
+        status.count = int(client.count(index=alias)["count"])
+        return status
+    status.live = indexes.alias_targets(client, alias)
+    if status.live:
+        status.count = int(client.count(index=alias)["count"])
+    status.indexes = [i for i in indexes.owned_indexes(client, alias) if i.owned or i.live]
+    return status
