@@ -1,0 +1,41 @@
+# Developer tasks. `make test` lints and runs the suite; `make demo` shows a rebuild end to end.
+
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.stamp-install
+LINT_DIRS := $(wildcard reindex tests example benchmarks scripts)
+
+.PHONY: venv demo test test-postgres clean
+
+venv: $(STAMP)
+
+# Reinstall only when the package's metadata changes.
+$(STAMP): setup.cfg pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -e '.[dev]'
+	touch $@
+
+demo: venv
+	scripts/demo.sh
+
+# The suite on SQLite, then on PostgreSQL when one answers on 127.0.0.1:5432
+# (CI sets REINDEX_REQUIRE_POSTGRES=1 so that a missing server fails instead).
+test: venv
+	$(BIN)/ruff check $(LINT_DIRS)
+	$(BIN)/ruff format --check $(LINT_DIRS)
+	$(BIN)/pytest
+	@if $(BIN)/python scripts/pg_ready.py; then \
+		REINDEX_TEST_DB=postgres $(BIN)/pytest; \
+	elif [ -n "$$REINDEX_REQUIRE_POSTGRES" ]; then \
+		echo "PostgreSQL is not reachable on 127.0.0.1:5432" >&2; exit 1; \
+	else \
+		echo "skipped the PostgreSQL run: no server on 127.0.0.1:5432"; \
+	fi
+
+test-postgres: venv
+	REINDEX_TEST_DB=postgres $(BIN)/pytest
+
+clean:
+	rm -rf build dist *.egg-info .mypy_cache .ruff_cache .hypothesis example/*.sqlite3
+	find . -path ./$(VENV) -prune -o -name __pycache__ -type d -exec rm -rf {} +

@@ -1,0 +1,1 @@
+"""The demo's product catalog: the rows that ``reindex`` turns into documents."""

@@ -1,0 +1,1 @@
+"""A small Django site whose catalog shows what ``reindex`` does."""

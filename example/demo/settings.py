@@ -1,0 +1,49 @@
+"""Settings for the demo site.
+
+SQLite by default, at ``$DEMO_SQLITE_PATH`` (else ``example/db.sqlite3``).
+``DEMO_DB=postgres`` selects PostgreSQL on 127.0.0.1:5432 as ``$PGUSER`` (else
+``postgres``), database ``$DEMO_PG_NAME`` (else ``test``).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+
+SECRET_KEY = "demo-only-not-secret"
+DEBUG = False
+ALLOWED_HOSTS: list[str] = []
+ROOT_URLCONF = "demo.urls"
+USE_TZ = True
+TIME_ZONE = "UTC"
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+INSTALLED_APPS = [
+    "django.contrib.contenttypes",
+    "django.contrib.auth",
+    "reindex",
+    "catalog",
+]
+
+if os.environ.get("DEMO_DB") == "postgres":
+    DATABASES = {
+        "default": {
+            "ENGINE": "django.db.backends.postgresql",
+            "HOST": "127.0.0.1",
+            "PORT": "5432",
+            "USER": os.environ.get("PGUSER", "postgres"),
+            "NAME": os.environ.get("DEMO_PG_NAME", "test"),
+        }
+    }
+else:
+    DATABASES = {
+        "default": {
+            "ENGINE": "django.db.backends.sqlite3",
+            "NAME": os.environ.get("DEMO_SQLITE_PATH", str(BASE_DIR / "db.sqlite3")),
+        }
+    }
+
+# The CLI's --es-url and $REINDEX_ES_URL take precedence over HOSTS.
+REINDEX = {"HOSTS": ["http://127.0.0.1:9200"]}

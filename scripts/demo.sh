@@ -1,0 +1,39 @@
+#!/usr/bin/env bash
+# Rebuild the demo catalog into a throwaway in-memory search server, twice, to show
+# the alias moving from one timestamped index to the next.
+set -euo pipefail
+
+cd "$(dirname "$0")/.."
+bin=${VENV:-.venv}/bin
+export DEMO_SQLITE_PATH=$PWD/example/demo.sqlite3
+
+step() { printf '\n== %s\n' "$*" >&2; }
+reindex() {
+    printf '$ reindex %s\n' "$*" >&2
+    "$bin/reindex" --settings demo.settings --pythonpath example "$@"
+}
+
+step "a fresh demo database with 5000 products"
+rm -f "$DEMO_SQLITE_PATH"
+"$bin/python" example/manage.py migrate --verbosity 0
+"$bin/python" example/manage.py seed --products 5000
+
+step "an in-memory search server"
+# Its stdin is our pipe: when this script ends, the server sees EOF and stops.
+coproc SERVER { exec "$bin/python" -m reindex.testserver; }
+trap 'kill "$SERVER_PID" 2>/dev/null || true' EXIT
+if ! read -r -t 30 url <&"${SERVER[0]}"; then
+    echo "demo: the search server did not start" >&2
+    exit 1
+fi
+export REINDEX_ES_URL=$url
+echo "listening on $url" >&2
+
+step "the site's index definitions"
+reindex list
+step "first rebuild: creates products-<timestamp> and points the alias at it"
+reindex rebuild
+reindex status
+step "second rebuild: a new index, the alias moved, the old one dropped"
+reindex rebuild
+reindex status

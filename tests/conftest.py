@@ -1,0 +1,105 @@
+"""Fixtures: a real search server over HTTP, the catalog's rows, and ways to run the CLI.
+
+By default each test gets its own clone of an in-memory osmem-server. Set
+``REINDEX_TEST_ES_URL`` to run the same tests against a real (throwaway!) cluster:
+the tests delete the indexes and aliases they use before each test.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+from click.testing import CliRunner
+
+from reindex.cli import cli
+from reindex.config import DEFAULTS
+from reindex.connection import Connection
+
+ROOT = Path(__file__).resolve().parent.parent
+TEST_ALIASES = ("products", "categories", "poison", "tiny")
+
+
+@pytest.fixture
+def es_url(request: pytest.FixtureRequest) -> Iterator[str]:
+    """URL of an empty search server for this test."""
+    real = os.environ.get("REINDEX_TEST_ES_URL")
+    if real:
+        client = Connection({**DEFAULTS, "HOSTS": [real]}).client()
+        for alias in TEST_ALIASES:
+            client.options(ignore_status=404).indices.delete(index=f"{alias}*", expand_wildcards="all")
+            client.options(ignore_status=404).indices.delete_alias(index="*", name=alias)
+        yield real
+        return
+    clone = request.getfixturevalue("osmem_clone")
+    yield clone.url
+
+
+@pytest.fixture
+def es(es_url: str) -> Any:
+    """A client for the test's server, built by the tool's own connection code."""
+    return Connection({**DEFAULTS, "HOSTS": [es_url]}).client()
+
+
+@pytest.fixture
+def catalog(db: Any) -> Any:
+    """A function that fills the catalog tables: ``catalog(products=50)``."""
+    from catalog.seed import generate
+
+    def fill(products: int = 50, categories: int = 5, sellers: int = 8, seed: int = 42) -> Any:
+        return generate(products=products, categories=categories, sellers=sellers, seed=seed, flush=True)
+
+    return fill
+
+
+@dataclass
+class Run:
+    exit_code: int
+    stdout: str
+    stderr: str
+
+
+@pytest.fixture
+def reindex(es_url: str) -> Any:
+    """Run the CLI in-process: ``reindex("rebuild", "products")`` -> Run."""
+    runner = CliRunner()
+
+    def invoke(*args: str, url: str | None = es_url) -> Run:
+        prefix = ["--es-url", url] if url else []
+        result = runner.invoke(cli, [*prefix, *args], catch_exceptions=False)
+        return Run(result.exit_code, result.stdout, result.stderr)
+
+    return invoke
+
+
+def subprocess_env(**extra: str) -> dict[str, str]:
+    """Environment for ``python -m reindex`` as cron would start it, on the test database."""
+    from django.db import connection
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("PYTEST", "DJANGO_SETTINGS"))}
+    env["PYTHONPATH"] = os.pathsep.join([str(ROOT), str(ROOT / "example")])
+    env["REINDEX_TEST_DB_NAME"] = str(connection.settings_dict["NAME"])
+    env.update(extra)
+    return env
+
+
+@pytest.fixture
+def reindex_process(es_url: str, transactional_db: Any) -> Any:
+    """Run ``python -m reindex --settings tests.settings ...`` in a subprocess."""
+
+    def start(*args: str, wait: bool = True, env: dict[str, str] | None = None, **popen: Any) -> Any:
+        command = [sys.executable, "-m", "reindex", "--settings", "tests.settings", *args]
+        full_env = subprocess_env(REINDEX_ES_URL=es_url, **(env or {}))
+        if wait:
+            return subprocess.run(command, env=full_env, capture_output=True, text=True, timeout=300, cwd=ROOT)
+        return subprocess.Popen(
+            command, env=full_env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT, **popen
+        )
+
+    return start

@@ -1,0 +1,46 @@
+"""Definitions the tests register on purpose: ones that fail for some rows."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from reindex import IndexDefinition
+
+
+class PoisonIndex(IndexDefinition):
+    """Products, except that a row named ``POISON...`` cannot be built."""
+
+    alias = "poison"
+    settings = {"number_of_shards": 1, "number_of_replicas": 0}
+    mappings = {"properties": {"name": {"type": "text"}, "price": {"type": "float"}}}
+
+    def get_queryset(self) -> Any:
+        from catalog.models import Product
+
+        return Product.objects.all()
+
+    def prepare(self, product: Any) -> dict[str, Any]:
+        if product.name.startswith("POISON"):
+            raise ValueError(f"cannot index {product.name!r}")
+        if product.name.startswith("BADPRICE"):
+            return {"name": product.name, "price": "not a number"}  # the server rejects it
+        if product.name.startswith("NOTADICT"):
+            return [product.name]  # type: ignore[return-value]
+        if product.name.startswith("UNSERIALISABLE"):
+            return {"name": product.name, "price": object()}
+        return {"name": product.name, "price": product.price}
+
+
+class TinyIndex(IndexDefinition):
+    """Products read through ``values()``: the fast path the README recommends."""
+
+    alias = "tiny"
+    mappings = {"properties": {"name": {"type": "keyword"}}}
+
+    def get_queryset(self) -> Any:
+        from catalog.models import Product
+
+        return Product.objects.values("pk", "name")
+
+    def prepare(self, row: dict[str, Any]) -> dict[str, Any]:
+        return {"name": row["name"]}

@@ -1,0 +1,50 @@
+"""Django settings for the test suite: the demo's catalog app on SQLite or PostgreSQL.
+
+``REINDEX_TEST_DB=postgres`` selects PostgreSQL (127.0.0.1:5432, database ``test``).
+Subprocesses started by the tests get ``REINDEX_TEST_DB_NAME`` so they read the
+test database that pytest-django created.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+
+SECRET_KEY = "tests"
+USE_TZ = True
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+INSTALLED_APPS = [
+    "django.contrib.contenttypes",
+    "django.contrib.auth",
+    "reindex",
+    "catalog",
+]
+
+_name_override = os.environ.get("REINDEX_TEST_DB_NAME")
+if os.environ.get("REINDEX_TEST_DB", "sqlite") == "postgres":
+    DATABASES = {
+        "default": {
+            "ENGINE": "django.db.backends.postgresql",
+            "HOST": os.environ.get("PGHOST", "127.0.0.1"),
+            "PORT": os.environ.get("PGPORT", "5432"),
+            "USER": os.environ.get("PGUSER", "postgres"),
+            "NAME": _name_override or os.environ.get("PGDATABASE", "test"),
+            "TEST": {"NAME": "reindex_tests"},
+        }
+    }
+else:
+    _path = os.path.join(tempfile.gettempdir(), f"reindex-tests-{os.getpid()}.sqlite3")
+    DATABASES = {
+        "default": {
+            "ENGINE": "django.db.backends.sqlite3",
+            "NAME": _name_override or _path,
+            # A file, not :memory:, so that subprocesses can read what a test wrote.
+            "TEST": {"NAME": _name_override or _path},
+        }
+    }
+
+REINDEX = {
+    "HOSTS": ["http://127.0.0.1:9"],  # tests always pass --es-url or $REINDEX_ES_URL
+    # Extra definitions (e.g. ones that fail on purpose) for subprocess runs.
+    "INDEXES": [p for p in os.environ.get("REINDEX_TEST_INDEXES", "").split(",") if p],
+}
