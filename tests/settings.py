@@ -29,7 +29,7 @@ if os.environ.get("REINDEX_TEST_DB", "sqlite") == "postgres":
             "PORT": os.environ.get("PGPORT", "5432"),
             "USER": os.environ.get("PGUSER", "postgres"),
             "NAME": _name_override or os.environ.get("PGDATABASE", "test"),
-            "TEST": {"NAME": "reindex_tests"},
+            "TEST": {"NAME": os.environ.get("REINDEX_TEST_PG_TEST_NAME", "reindex_tests")},
         }
     }
 else:
