@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.stamp-install
 LINT_DIRS := $(wildcard reindex tests example benchmarks scripts)
 
-.PHONY: venv demo test test-postgres clean
+.PHONY: venv demo test test-postgres test-compat clean
 
 venv: $(STAMP)
 
@@ -35,6 +35,13 @@ test: venv
 
 test-postgres: venv
 	REINDEX_TEST_DB=postgres $(BIN)/pytest
+
+# The oldest supported pair: Django 4.2 LTS with the elasticsearch 8.x client, on SQLite.
+COMPAT := .venv-compat
+test-compat:
+	test -x $(COMPAT)/bin/python || $(PYTHON) -m venv $(COMPAT)
+	$(COMPAT)/bin/python -m pip install -q -e '.[dev]' 'Django>=4.2,<4.3' 'elasticsearch>=8.13,<9'
+	$(COMPAT)/bin/pytest -q
 
 clean:
 	rm -rf build dist *.egg-info .mypy_cache .ruff_cache .hypothesis example/*.sqlite3

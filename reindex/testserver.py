@@ -1,12 +1,14 @@
 """Run a local osmem-server (in-memory, OpenSearch-compatible) for the demo and tests.
 
 ``python -m reindex.testserver`` prints the server's URL on the first line of
-stdout and serves until it is killed or its stdin closes.
+stdout and serves until it is killed, or until its stdin closes when stdin is a pipe.
 """
 
 from __future__ import annotations
 
+import os
 import signal
+import stat
 import sys
 import threading
 
@@ -29,7 +31,7 @@ def main() -> None:
             return
         done.set()
 
-    if not sys.stdin.isatty():
+    if _stdin_is_pipe():
         threading.Thread(target=watch_stdin, daemon=True).start()
     try:
         done.wait()
@@ -37,6 +39,13 @@ def main() -> None:
         pass
     finally:
         server.close()
+
+
+def _stdin_is_pipe() -> bool:
+    try:
+        return stat.S_ISFIFO(os.fstat(sys.stdin.fileno()).st_mode)
+    except (OSError, ValueError, AttributeError):
+        return False
 
 
 if __name__ == "__main__":
