@@ -6,10 +6,11 @@ configuration error; 3 skipped because another run holds the lock.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sys
 import traceback
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -73,6 +74,10 @@ pass_state = click.make_pass_decorator(State)
 
 def json_option(f: Callable[..., Any]) -> Callable[..., Any]:
     return click.option("--json", "as_json", is_flag=True, help="Print the report as JSON on stdout, nothing else.")(f)
+
+
+def dry_run_option(f: Callable[..., Any]) -> Callable[..., Any]:
+    return click.option("--dry-run", is_flag=True, help="Write nothing to the server; print what would be done.")(f)
 
 
 def names_argument(f: Callable[..., Any]) -> Callable[..., Any]:
@@ -148,6 +153,7 @@ def list_command(state: State, as_json: bool) -> int:
 @click.option("--max-errors", type=click.IntRange(0), help="Rows that may fail before the run aborts (default 0).")
 @click.option("--keep", type=click.IntRange(0), help="Previous indexes to keep for rollback (default 0).")
 @click.option("--no-progress", is_flag=True, help="No progress bar, even on a terminal.")
+@dry_run_option
 @json_option
 @pass_state
 def rebuild(
@@ -157,13 +163,15 @@ def rebuild(
     max_errors: int | None,
     keep: int | None,
     no_progress: bool,
+    dry_run: bool,
     as_json: bool,
 ) -> int:
     """Rebuild aliases from the database into fresh indexes (all when no NAME).
 
     Builds <alias>-<timestamp>, loads it, checks its count, moves the alias to it
     in one atomic request and drops the old index. A failed run leaves the alias
-    where it was.
+    where it was. With --dry-run, print the plan (new index, rows, mapping diff,
+    indexes to delete) and write nothing.
 
     \b
     Example:
@@ -174,6 +182,8 @@ def rebuild(
 
     definitions = state.registry.select(names)
     config = state.boot()
+    if dry_run:
+        return print_plans(state, definitions, config["KEEP"] if keep is None else keep, as_json)
     options = RebuildOptions(
         batch_size=batch_size or config["BATCH_SIZE"],
         max_errors=config["MAX_ERRORS"] if max_errors is None else max_errors,
@@ -201,6 +211,28 @@ def rebuild(
     if as_json:
         click.echo(state.connection.redact(json.dumps(reports, indent=2)))
     return status
+
+
+def print_plans(state: State, definitions: Sequence[Any], keep: int, as_json: bool) -> int:
+    """``rebuild --dry-run``: the plan of each rebuild, nothing written."""
+    from reindex.drift import format_drift
+    from reindex.plan import plan_rebuild
+
+    client = state.client()
+    plans = [plan_rebuild(client, d, keep) for d in definitions]
+    if as_json:
+        click.echo(json.dumps([p.as_dict() for p in plans], indent=2))
+        return errors.EXIT_OK
+    for plan in plans:
+        click.echo(f"{plan.alias}: would create {plan.new_index} from {plan.rows} rows")
+        click.echo(f"  alias now on: {', '.join(plan.live) or 'nothing (not built)'}")
+        for report in plan.drift:
+            for line in format_drift(report):
+                click.echo(f"  {line}")
+        click.echo(f"  would delete: {', '.join(plan.delete) or 'nothing'}")
+        if plan.keep:
+            click.echo(f"  would keep: {', '.join(plan.keep)}")
+    return errors.EXIT_OK
 
 
 def _live(result: Any) -> list[str]:
@@ -261,17 +293,106 @@ def status(state: State, names: Sequence[str], as_json: bool) -> int:
     return errors.EXIT_OK
 
 
+_CODE_MATCH = {
+    True: "; built from the definition in code",
+    False: "; built from a different definition (see reindex diff)",
+    None: "; no fingerprint of its definition recorded",
+}
+
+
 def format_status(st: Any) -> str:
     """Human lines for one alias status."""
     if st.concrete:
         return f"{st.alias}: a concrete index (not an alias) with {st.count} documents"
     if not st.built:
         return f"{st.alias}: not built"
-    lines = [f"{st.alias}: live {', '.join(st.live)} ({st.count} documents)"]
+    lines = [f"{st.alias}: live {', '.join(st.live)} ({st.count} documents){_CODE_MATCH[st.matches_code]}"]
     for info in st.indexes:
         marks = "live" if info.live else "kept"
         lines.append(f"  {info.name}\t{marks}\tcreated {info.created or '?'}\t{info.count} documents")
     return "\n".join(lines)
+
+
+@cli.command("diff")
+@names_argument
+@json_option
+@pass_state
+def diff_command(state: State, names: Sequence[str], as_json: bool) -> int:
+    """Compare each definition in code with the live index behind its alias (all when no NAME).
+
+    Shows every field, field parameter and declared setting that differs, whether
+    it can be applied in place (reindex migrate) or needs a rebuild, and live fields
+    that came from dynamic mapping. Exit status like diff(1): 0 no differences,
+    1 differences (or not built), 2 trouble.
+
+    \b
+    Example:
+      reindex --settings mysite.settings diff products --json
+    """
+    from reindex.drift import drift, format_drift
+
+    definitions = state.registry.select(names)
+    client = state.client()
+    with server_trouble():
+        reports = [report for d in definitions for report in drift(client, d)]
+    if as_json:
+        click.echo(json.dumps([r.as_dict() for r in reports], indent=2))
+    elif not state.quiet:
+        for report in reports:
+            for line in format_drift(report):
+                click.echo(line)
+    different = any(r.differences or not r.built for r in reports)
+    return errors.EXIT_DIFFERENCES if different else errors.EXIT_OK
+
+
+@contextlib.contextmanager
+def server_trouble() -> Iterator[None]:
+    """Turn an unexpected answer of the server into a ConfigurationError (exit 2)."""
+    from elasticsearch import ApiError, TransportError
+
+    try:
+        yield
+    except (ApiError, TransportError) as exc:
+        raise errors.ConfigurationError(f"the search server failed: {exc}") from exc
+
+
+@cli.command("migrate")
+@click.argument("name")
+@dry_run_option
+@json_option
+@pass_state
+def migrate_command(state: State, name: str, dry_run: bool, as_json: bool) -> int:
+    """Apply the in-place differences of NAME to its live index, without a rebuild.
+
+    Adds new fields and multi-fields, updatable field parameters and dynamic
+    settings. Refuses (exit 1, nothing written), listing them, when any difference
+    needs a rebuild.
+
+    \b
+    Example:
+      reindex --settings mysite.settings migrate products --dry-run
+    """
+    from reindex.drift import describe
+    from reindex.migrate import NeedsRebuild, migrate
+
+    [definition] = state.registry.select([name])
+    client = state.client()
+    try:
+        with server_trouble():
+            results = migrate(client, definition, dry_run=dry_run)
+    except NeedsRebuild as exc:
+        for difference in exc.differences:
+            click.echo(f"  {describe(difference)}", err=True)
+        raise
+    if as_json:
+        click.echo(json.dumps([r.as_dict() for r in results], indent=2))
+    elif not state.quiet:
+        verb = "would apply" if dry_run else "applied"
+        for result in results:
+            click.echo(f"{result.alias}: {verb} {len(result.applied)} in-place changes to {result.index}")
+            for difference in result.applied:
+                click.echo(f"  {describe(difference)}")
+    return errors.EXIT_OK
 
 
 def run(args: Sequence[str] | None = None, prog_name: str = "reindex") -> int:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 EXIT_OK = 0
 EXIT_FAILED = 1
+EXIT_DIFFERENCES = 1  # reindex diff, like diff(1)
 EXIT_CONFIG = 2
 EXIT_LOCKED = 3
 

@@ -21,6 +21,7 @@ from typing import Any, Protocol
 from reindex import indexes
 from reindex.definitions import IndexDefinition
 from reindex.documents import Failure, build_actions, item_failure, iter_batches, keep_action
+from reindex.drift import definition_marker
 from reindex.errors import ConfigurationError, ReindexError, RunFailed
 
 #: Index settings applied while loading, then restored to the declared values.
@@ -148,7 +149,7 @@ def create_new_index(client: Any, definition: IndexDefinition) -> str:
     settings = {**definition.get_settings(), **LOAD_SETTINGS}
     mappings = definition.get_mappings()
     meta = dict(mappings.get("_meta") or {})
-    meta.update(indexes.owner_meta(definition.alias, definition.path))
+    meta.update(indexes.owner_meta(definition.alias, definition.path, **definition_marker(definition)))
     mappings["_meta"] = meta
     for _ in range(5):
         name = indexes.new_index_name(definition.alias)

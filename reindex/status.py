@@ -7,6 +7,7 @@ from typing import Any
 
 from reindex import indexes
 from reindex.definitions import IndexDefinition
+from reindex.drift import FINGERPRINT_KEY, definition_fingerprint
 
 
 @dataclass
@@ -19,6 +20,8 @@ class AliasStatus:
     count: int | None = None
     concrete: bool = False
     indexes: list[indexes.IndexInfo] = field(default_factory=list)
+    #: Whether the live index was built from the definition now in code (None: unknown).
+    matches_code: bool | None = None
 
     @property
     def built(self) -> bool:
@@ -33,6 +36,7 @@ class AliasStatus:
             "count": self.count,
             "concrete_index": self.concrete,
             "indexes": [i.as_dict() for i in self.indexes],
+            "matches_code": self.matches_code,
         }
 
 
@@ -48,4 +52,13 @@ def alias_status(client: Any, definition: IndexDefinition) -> AliasStatus:
     if status.live:
         status.count = int(client.count(index=alias)["count"])
     status.indexes = [i for i in indexes.owned_indexes(client, alias) if i.owned or i.live]
+    status.matches_code = matches_code(definition, status.indexes)
     return status
+
+
+def matches_code(definition: IndexDefinition, infos: list[indexes.IndexInfo]) -> bool | None:
+    """True when every live index carries the fingerprint of ``definition``; None if one has none."""
+    live = [i.meta.get(FINGERPRINT_KEY) for i in infos if i.live]
+    if not live or None in live:
+        return None
+    return all(f == definition_fingerprint(definition) for f in live)

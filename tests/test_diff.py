@@ -1,0 +1,324 @@
+"""An operator changes a mapping in code and asks what that means for the live index."""
+
+from __future__ import annotations
+
+import copy
+import json
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+from catalog.indexes import ProductIndex
+from click.testing import CliRunner
+
+from reindex import indexes
+from reindex.cli import cli
+from reindex.drift import drift
+
+
+def product_definition(change: Callable[[dict[str, Any], dict[str, Any]], None]) -> ProductIndex:
+    """ProductIndex as it would be after ``change(settings, mappings)`` is made to its code."""
+    settings, mappings = copy.deepcopy(ProductIndex.settings), copy.deepcopy(ProductIndex.mappings)
+    change(settings, mappings)
+    changed = type("ChangedProductIndex", (ProductIndex,), {"settings": settings, "mappings": mappings})
+    return changed()
+
+
+@pytest.fixture
+def change_code(monkeypatch):
+    """Change ProductIndex's declared definition for this test, as an edit to the code would."""
+
+    def apply(change: Callable[[dict[str, Any], dict[str, Any]], None]) -> None:
+        changed = product_definition(change)
+        monkeypatch.setattr(ProductIndex, "settings", changed.settings)
+        monkeypatch.setattr(ProductIndex, "mappings", changed.mappings)
+
+    return apply
+
+
+@pytest.fixture
+def built(db, reindex, es) -> str:
+    """The products alias built by the tool from the definition in code; its index name."""
+    assert reindex("rebuild", "products").exit_code == 0
+    [index] = indexes.alias_targets(es, "products")
+    return index
+
+
+def test_an_unchanged_definition_prints_only_the_summary_and_exits_0(built, reindex):
+    run = reindex("diff", "products")
+
+    assert run.exit_code == 0, run.stderr
+    assert run.stdout.splitlines() == [f"products: no differences ({built})"]
+    assert run.stderr == ""
+
+
+def edit(path: str, value: Any) -> Callable[[dict[str, Any], dict[str, Any]], None]:
+    """A code change: set the dotted ``path`` of the mappings (or ``settings.``...) to ``value``; None deletes it."""
+
+    def change(settings: dict[str, Any], mappings: dict[str, Any]) -> None:
+        *parents, last = path.split(".")
+        target = settings if parents and parents[0] == "settings" else mappings
+        for key in parents[1:] if target is settings else parents:
+            target = target[key]
+        if value is None:
+            del target[last]
+        else:
+            target[last] = value
+
+    return change
+
+
+P, M, S, CH, IP, RB = "properties", "mappings", "settings", "changed", "in-place", "rebuild"
+CASES = [
+    # (what changed in code, the change, section, path, parameter, kind, consequence)
+    ("added field", edit(f"{P}.rating", {"type": "float"}), M, "rating", None, "added", IP),
+    (
+        "added multi-field",
+        edit(f"{P}.description.fields", {"raw": {"type": "keyword"}}),
+        "mappings",
+        "description.raw",
+        None,
+        "added",
+        "in-place",
+    ),
+    ("type change", edit(f"{P}.sku.type", "text"), M, "sku", "type", CH, RB),
+    ("analyzer change", edit(f"{P}.description.analyzer", "simple"), M, "description", "analyzer", CH, RB),
+    ("search analyzer", edit(f"{P}.name.search_analyzer", "standard"), M, "name", "search_analyzer", CH, IP),
+    ("removed field", edit(f"{P}.in_stock", None), M, "in_stock", None, "removed", RB),
+    ("changed dynamic", edit("dynamic", "false"), M, "", "dynamic", CH, IP),
+    ("changed _source", edit("_source", {"enabled": False}), M, "", "_source", CH, RB),
+    (
+        "changed analysis",
+        edit("settings.analysis.analyzer.folded.filter", ["lowercase"]),
+        "settings",
+        "analysis.analyzer.folded",
+        None,
+        "changed",
+        "rebuild",
+    ),
+    ("changed shards", edit("settings.number_of_shards", 2), S, "number_of_shards", None, CH, RB),
+    ("changed replicas", edit("settings.number_of_replicas", 1), S, "number_of_replicas", None, CH, IP),
+    ("nested field change", edit(f"{P}.sellers.{P}.country.type", "text"), M, "sellers.country", "type", CH, RB),
+    ("nested field added", edit(f"{P}.sellers.{P}.city", {"type": "keyword"}), M, "sellers.city", None, "added", IP),
+    ("object field removed", edit(f"{P}.category.{P}.id", None), M, "category.id", None, "removed", RB),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    "change, section, path, parameter, kind, consequence", [c[1:] for c in CASES], ids=[c[0] for c in CASES]
+)
+def test_each_kind_of_change_is_found_with_its_path_and_consequence(
+    built, es, change, section, path, parameter, kind, consequence
+):
+    [report] = drift(es, product_definition(change))
+
+    assert report.index == built
+    [difference] = report.differences
+    assert (difference.section, difference.path, difference.parameter) == (section, path, parameter)
+    assert (difference.kind, difference.consequence) == (kind, consequence)
+    assert difference.dynamic is False
+
+
+def test_the_report_groups_differences_and_sums_them_up(built, change_code, reindex):
+    change_code(edit(f"{P}.rating", {"type": "float"}))
+    change_code(edit(f"{P}.sku.type", "text"))
+    change_code(edit(f"{P}.sellers.{P}.country", None))
+
+    run = reindex("diff", "products")
+
+    assert run.exit_code == 1
+    lines = run.stdout.splitlines()
+    assert lines[0] == f"products ({built}):"
+    assert '  + rating: added {"type":"float"}  [in-place]' in lines
+    assert "  ~ sku [type]: keyword -> text  [rebuild]" in lines
+    assert any(line.startswith("  - sellers.country: removed from the definition") for line in lines)
+    assert lines[-1] == "products: 3 differences (1 in-place, 2 need rebuild)"
+    assert "\x1b[" not in run.stdout  # no colour off a terminal
+
+
+def test_colour_only_on_a_terminal(built, change_code, es_url):
+    change_code(edit(f"{P}.rating", {"type": "float"}))
+
+    run = CliRunner().invoke(cli, ["--es-url", es_url, "diff", "products"], color=True)
+
+    assert run.exit_code == 1
+    assert "\x1b[32m  + rating" in run.stdout
+
+
+def test_json_gives_the_same_as_data(built, change_code, reindex):
+    change_code(edit(f"{P}.name.fields.raw.ignore_above", 256))
+
+    run = reindex("diff", "products", "--json")
+
+    assert run.exit_code == 1
+    [report] = json.loads(run.stdout)
+    assert report["index"] == built and report["built"] is True
+    assert report["differences"] == [
+        {
+            "section": "mappings",
+            "path": "name.raw",
+            "parameter": "ignore_above",
+            "kind": "changed",
+            "declared": "256",
+            "live": None,
+            "consequence": "in-place",
+            "dynamic": False,
+        }
+    ]
+    assert (report["in_place"], report["need_rebuild"]) == (1, 0)
+
+
+def test_a_field_added_by_dynamic_mapping_is_flagged(db, reindex, es, settings):
+    settings.REINDEX = {**settings.REINDEX, "INDEXES": ["tests.definitions.TinyIndex"]}
+    assert reindex("rebuild", "tiny").exit_code == 0
+    es.index(index="tiny", id="x", document={"name": "widget", "colour": "red"}, refresh=True)
+
+    run = reindex("diff", "tiny", "--json")
+
+    assert run.exit_code == 1
+    [report] = json.loads(run.stdout)
+    [difference] = report["differences"]
+    assert (difference["path"], difference["kind"], difference["dynamic"]) == ("colour", "removed", True)
+    assert difference["live"]["type"] == "text"
+    assert "colour: not declared, from dynamic mapping" in reindex("diff", "tiny").stdout
+
+
+def test_an_alias_never_built_is_reported_not_built(db, reindex):
+    run = reindex("diff", "products")
+
+    assert run.exit_code == 1
+    assert run.stdout.splitlines() == ["products: not built"]
+    assert run.stderr == ""
+
+
+@pytest.mark.parametrize(
+    "args, url, message",
+    [
+        (("diff", "prodcuts"), None, "unknown index prodcuts"),
+        (("diff", "products"), "http://127.0.0.1:1", "cannot reach the search server"),
+    ],
+)
+def test_trouble_exits_2(db, reindex, es_url, args, url, message):
+    run = reindex(*args, url=url or es_url)
+
+    assert run.exit_code == 2
+    assert message in run.stderr
+    assert run.stdout == ""
+
+
+class TestStatusSaysWhetherTheLiveIndexMatchesTheCode:
+    def test_built_from_the_code(self, built, reindex):
+        run = reindex("status", "products")
+
+        assert "built from the definition in code" in run.stdout.splitlines()[0]
+        assert json.loads(reindex("status", "products", "--json").stdout)[0]["matches_code"] is True
+
+    def test_code_changed_since(self, built, change_code, reindex):
+        change_code(edit(f"{P}.rating", {"type": "float"}))
+
+        run = reindex("status", "products")
+
+        assert "built from a different definition (see reindex diff)" in run.stdout.splitlines()[0]
+        assert json.loads(reindex("status", "products", "--json").stdout)[0]["matches_code"] is False
+
+
+class TestRebuildDryRun:
+    def test_it_prints_the_plan_and_writes_nothing(self, catalog, reindex, es, change_code):
+        catalog(products=7)
+        assert reindex("rebuild", "products").exit_code == 0
+        [before] = indexes.alias_targets(es, "products")
+        change_code(edit(f"{P}.sku.type", "text"))
+
+        run = reindex("rebuild", "--dry-run", "products")
+
+        assert run.exit_code == 0, run.stderr
+        assert indexes.alias_targets(es, "products") == [before]
+        assert sorted(dict(es.indices.get(index="products-*"))) == [before]
+        out = run.stdout
+        assert "products: would create products-" in out and "from 7 rows" in out
+        assert "~ sku [type]: keyword -> text  [rebuild]" in out
+        assert f"would delete: {before}" in out
+
+    def test_before_the_first_build_it_creates_nothing(self, catalog, reindex, es):
+        catalog(products=3)
+
+        run = reindex("rebuild", "--dry-run", "--json")
+
+        assert run.exit_code == 0, run.stderr
+        plans = {p["alias"]: p for p in json.loads(run.stdout)}
+        assert plans["products"]["rows"] == 3 and plans["categories"]["rows"] == 5
+        assert plans["products"]["drift"] == [
+            {
+                "alias": "products",
+                "definition": "catalog.indexes.ProductIndex",
+                "built": False,
+                "index": None,
+                "differences": [],
+                "in_place": 0,
+                "need_rebuild": 0,
+            }
+        ]
+        assert plans["products"]["delete"] == []
+        assert dict(es.indices.get(index="*")) == {}
+
+    def test_keep_is_honoured_in_the_plan(self, built, reindex):
+        run = reindex("rebuild", "--dry-run", "--keep", "1", "--json", "products")
+
+        [plan] = json.loads(run.stdout)
+        assert (plan["keep"], plan["delete"]) == ([built], [])
+
+
+class TestMigrate:
+    def test_a_new_field_is_added_in_place(self, catalog, reindex, es, change_code):
+        catalog(products=4)
+        assert reindex("rebuild", "products").exit_code == 0
+        [index] = indexes.alias_targets(es, "products")
+        change_code(edit(f"{P}.rating", {"type": "float"}))
+
+        run = reindex("migrate", "products")
+
+        assert run.exit_code == 0, run.stderr
+        assert run.stdout.splitlines()[0] == f"products: applied 1 in-place changes to {index}"
+        assert indexes.alias_targets(es, "products") == [index]
+        live = es.indices.get_mapping(index=index)[index]["mappings"]
+        assert live["properties"]["rating"] == {"type": "float"}
+        assert es.count(index="products")["count"] == 4
+        assert reindex("diff", "products").exit_code == 0
+        assert json.loads(reindex("status", "products", "--json").stdout)[0]["matches_code"] is True
+
+    def test_dynamic_settings_are_applied_in_place(self, built, reindex, es, change_code):
+        change_code(edit("settings.number_of_replicas", 2))
+
+        assert reindex("migrate", "products").exit_code == 0
+
+        flat = es.indices.get_settings(index=built, flat_settings=True)[built]["settings"]
+        assert flat["index.number_of_replicas"] == "2"
+
+    def test_a_type_change_is_refused_and_nothing_is_written(self, built, reindex, es, change_code):
+        change_code(edit(f"{P}.rating", {"type": "float"}))
+        change_code(edit(f"{P}.sku.type", "text"))
+        before = es.indices.get_mapping(index=built)[built]["mappings"]
+
+        run = reindex("migrate", "products")
+
+        assert run.exit_code == 1
+        assert "sku [type]: keyword -> text  [rebuild]" in run.stderr
+        assert "products: 1 difference need a rebuild; nothing was applied" in run.stderr
+        assert es.indices.get_mapping(index=built)[built]["mappings"] == before
+
+    def test_dry_run_writes_nothing(self, built, reindex, es, change_code):
+        change_code(edit(f"{P}.rating", {"type": "float"}))
+        before = es.indices.get_mapping(index=built)[built]["mappings"]
+
+        run = reindex("migrate", "products", "--dry-run")
+
+        assert run.exit_code == 0
+        assert "products: would apply 1 in-place changes" in run.stdout
+        assert "rating: added" in run.stdout
+        assert es.indices.get_mapping(index=built)[built]["mappings"] == before
+
+    def test_an_alias_never_built_cannot_be_migrated(self, db, reindex):
+        run = reindex("migrate", "products")
+
+        assert run.exit_code == 2
+        assert "products: not built" in run.stderr
