@@ -140,6 +140,9 @@ def normalise_field(field: dict[str, Any]) -> dict[str, Any]:
         if (key, value) == ("type", "object") or FIELD_DEFAULTS.get(key) == value:
             continue
         out[key] = value
+    # The search analyzer defaults to the analyzer, and the server leaves it out then.
+    if out.get("search_analyzer") == out.get("analyzer", FIELD_DEFAULTS["analyzer"]):
+        out.pop("search_analyzer")
     return out
 
 
