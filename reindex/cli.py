@@ -219,7 +219,8 @@ def print_plans(state: State, definitions: Sequence[Any], keep: int, as_json: bo
     from reindex.plan import plan_rebuild
 
     client = state.client()
-    plans = [plan_rebuild(client, d, keep) for d in definitions]
+    with server_trouble():
+        plans = [plan_rebuild(client, d, keep) for d in definitions]
     if as_json:
         click.echo(json.dumps([p.as_dict() for p in plans], indent=2))
         return errors.EXIT_OK
@@ -387,9 +388,8 @@ def migrate_command(state: State, name: str, dry_run: bool, as_json: bool) -> in
     if as_json:
         click.echo(json.dumps([r.as_dict() for r in results], indent=2))
     elif not state.quiet:
-        verb = "would apply" if dry_run else "applied"
         for result in results:
-            click.echo(f"{result.alias}: {verb} {len(result.applied)} in-place changes to {result.index}")
+            click.echo(result.summary())
             for difference in result.applied:
                 click.echo(f"  {describe(difference)}")
     return errors.EXIT_OK

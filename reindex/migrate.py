@@ -40,6 +40,14 @@ class MigrateResult:
     applied: list[Difference] = field(default_factory=list)
     dry_run: bool = False
 
+    def summary(self) -> str:
+        """``products: applied 2 in-place changes to products-2026...``."""
+        n = len(self.applied)
+        if not n:
+            return f"{self.alias}: nothing to apply to {self.index}"
+        verb = "would apply" if self.dry_run else "applied"
+        return f"{self.alias}: {verb} {n} in-place change{'s' if n != 1 else ''} to {self.index}"
+
     def as_dict(self) -> dict[str, Any]:
         return {
             "alias": self.alias,

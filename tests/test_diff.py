@@ -278,12 +278,13 @@ class TestMigrate:
         run = reindex("migrate", "products")
 
         assert run.exit_code == 0, run.stderr
-        assert run.stdout.splitlines()[0] == f"products: applied 1 in-place changes to {index}"
+        assert run.stdout.splitlines()[0] == f"products: applied 1 in-place change to {index}"
         assert indexes.alias_targets(es, "products") == [index]
         live = es.indices.get_mapping(index=index)[index]["mappings"]
         assert live["properties"]["rating"] == {"type": "float"}
         assert es.count(index="products")["count"] == 4
         assert reindex("diff", "products").exit_code == 0
+        assert reindex("migrate", "products").stdout == f"products: nothing to apply to {index}\n"
         assert json.loads(reindex("status", "products", "--json").stdout)[0]["matches_code"] is True
 
     def test_dynamic_settings_are_applied_in_place(self, built, reindex, es, change_code):
@@ -313,7 +314,7 @@ class TestMigrate:
         run = reindex("migrate", "products", "--dry-run")
 
         assert run.exit_code == 0
-        assert "products: would apply 1 in-place changes" in run.stdout
+        assert "products: would apply 1 in-place change" in run.stdout
         assert "rating: added" in run.stdout
         assert es.indices.get_mapping(index=built)[built]["mappings"] == before
 
