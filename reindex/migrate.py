@@ -28,7 +28,8 @@ class NeedsRebuild(ReindexError):
     def __init__(self, alias: str, differences: list[Difference]) -> None:
         self.differences = differences
         n = len(differences)
-        super().__init__(f"{alias}: {n} difference{'s' if n != 1 else ''} need a rebuild; nothing was applied")
+        what = "1 difference needs" if n == 1 else f"{n} differences need"
+        super().__init__(f"{alias}: {what} a rebuild; nothing was applied")
 
 
 @dataclass

@@ -304,7 +304,7 @@ class TestMigrate:
 
         assert run.exit_code == 1
         assert "sku [type]: keyword -> text  [rebuild]" in run.stderr
-        assert "products: 1 difference need a rebuild; nothing was applied" in run.stderr
+        assert "products: 1 difference needs a rebuild; nothing was applied" in run.stderr
         assert es.indices.get_mapping(index=built)[built]["mappings"] == before
 
     def test_dry_run_writes_nothing(self, built, reindex, es, change_code):
