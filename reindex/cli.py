@@ -11,6 +11,7 @@ import json
 import sys
 import traceback
 from collections.abc import Callable, Iterator, Sequence
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -55,13 +56,29 @@ class State:
         if self._connection is None:
             from reindex.connection import Connection
 
-            self._connection = Connection(self.boot(), self.es_url)
+            config = self.boot()
+            self._connection = Connection(config, self.es_url)
+            if not config.get("VERIFY_CERTS", True):
+                click.echo("reindex: warning: TLS certificate verification is off (REINDEX['VERIFY_CERTS'])", err=True)
         return self._connection
 
     def client(self) -> Any:
         """The client, after checking the server answers (exit 2 if not)."""
         self.connection.check()
         return self.connection.client()
+
+    def override(self, key: str, value: Any) -> None:
+        """Set a ``REINDEX`` key from a command-line flag, before the client is built."""
+        assert self._connection is None, "flags that shape the client must be applied before it is built"
+        self.boot()[key] = value
+
+    def redact(self, text: str) -> str:
+        """``text`` without secrets (URL credentials only, before the connection is known)."""
+        if self._connection is not None:
+            return str(self.connection.redact(text))
+        from reindex.connection import redact
+
+        return redact(text, [])
 
     def say(self, message: str) -> None:
         """A diagnostic line on stderr, unless --quiet."""
@@ -98,9 +115,7 @@ class ReindexGroup(click.Group):
 
 def report_error(state: State | None, exc: BaseException) -> None:
     """``reindex: error: <one line>`` on stderr, secrets redacted; -v adds the traceback."""
-    message = str(exc)
-    if state is not None and state._connection is not None:
-        message = state.connection.redact(message)
+    message = state.redact(str(exc)) if state is not None else str(exc)
     click.echo(f"reindex: error: {message}", err=True)
     if state is not None and state.verbose:
         click.echo("".join(traceback.format_exception(exc)).rstrip(), err=True)
@@ -123,7 +138,10 @@ def cli(
     Example:
       reindex --settings mysite.settings rebuild products
     """
-    ctx.obj = State(settings=settings, pythonpath=pythonpath, es_url=es_url, verbose=verbose, quiet=quiet)
+    from reindex import diagnostics
+
+    ctx.obj = state = State(settings=settings, pythonpath=pythonpath, es_url=es_url, verbose=verbose, quiet=quiet)
+    diagnostics.configure(verbose, quiet, state.redact)
 
 
 @cli.command("list")
@@ -147,11 +165,46 @@ def list_command(state: State, as_json: bool) -> int:
     return errors.EXIT_OK
 
 
+def keep_option(f: Callable[..., Any]) -> Callable[..., Any]:
+    return click.option("--keep", type=click.IntRange(0), help="Previous indexes to keep for rollback (default 0).")(f)
+
+
+def retry_options(f: Callable[..., Any]) -> Callable[..., Any]:
+    f = click.option(
+        "--retry-backoff",
+        type=click.FloatRange(0, min_open=True),
+        metavar="SECONDS",
+        help="Wait before the first retry, doubling each time (default REINDEX['RETRY_BACKOFF'], 0.5).",
+    )(f)
+    return click.option(
+        "--max-retries",
+        type=click.IntRange(0),
+        help="Retries of a request the server answers 429/502/503/504 or drops (default REINDEX['MAX_RETRIES'], 8).",
+    )(f)
+
+
 @cli.command()
 @names_argument
 @click.option("--batch-size", type=click.IntRange(1), help="Rows per database query and documents per bulk request.")
 @click.option("--max-errors", type=click.IntRange(0), help="Rows that may fail before the run aborts (default 0).")
-@click.option("--keep", type=click.IntRange(0), help="Previous indexes to keep for rollback (default 0).")
+@keep_option
+@click.option(
+    "--min-ratio",
+    type=click.FloatRange(0, 1),
+    help="Refuse to swap when the new index holds fewer than this fraction of the live documents (default 0.5).",
+)
+@click.option("--force", is_flag=True, help="Swap even when --min-ratio refuses.")
+@click.option(
+    "--replace-existing-index",
+    is_flag=True,
+    help="When the alias name is a concrete index, remove it in the same atomic request that adds the alias.",
+)
+@click.option(
+    "--errors-file",
+    type=click.Path(dir_okay=False),
+    help="Write one JSON line per failed row: alias, id, reason, error_type.",
+)
+@retry_options
 @click.option("--no-progress", is_flag=True, help="No progress bar, even on a terminal.")
 @dry_run_option
 @json_option
@@ -159,12 +212,11 @@ def list_command(state: State, as_json: bool) -> int:
 def rebuild(
     state: State,
     names: Sequence[str],
-    batch_size: int | None,
-    max_errors: int | None,
-    keep: int | None,
+    errors_file: str | None,
     no_progress: bool,
     dry_run: bool,
     as_json: bool,
+    **flags: Any,
 ) -> int:
     """Rebuild aliases from the database into fresh indexes (all when no NAME).
 
@@ -172,42 +224,35 @@ def rebuild(
     in one atomic request and drops the old index. A failed run leaves the alias
     where it was. With --dry-run, print the plan (new index, rows, mapping diff,
     indexes to delete) and write nothing.
+    One run per alias at a time (a lock in the search server): a run that
+    finds the alias locked exits 3.
 
     \b
     Example:
       reindex --settings mysite.settings rebuild products --keep 1
+      reindex --settings mysite.settings rebuild products --errors-file failed.jsonl
     """
-    from reindex.rebuild import RebuildOptions
-    from reindex.rebuild import rebuild as run_rebuild
+    from reindex.failure_log import FailureLog
+    from reindex.interrupts import signals_raise_interrupted
 
     definitions = state.registry.select(names)
-    config = state.boot()
     if dry_run:
-        return print_plans(state, definitions, config["KEEP"] if keep is None else keep, as_json)
-    options = RebuildOptions(
-        batch_size=batch_size or config["BATCH_SIZE"],
-        max_errors=config["MAX_ERRORS"] if max_errors is None else max_errors,
-        keep=config["KEEP"] if keep is None else keep,
-    )
+        keep = flags.get("keep")
+        return print_plans(state, definitions, state.boot()["KEEP"] if keep is None else keep, as_json)
+    options = rebuild_options(state, flags)
     client = state.client()
     progress = None if (no_progress or state.quiet or as_json) else tqdm_progress
     reports, status = [], errors.EXIT_OK
-    for definition in definitions:
-        try:
-            result = run_rebuild(definition, client, options, progress)
-        except errors.RunFailed as exc:
-            status = max(status, exc.exit_status)
-            result = exc.result  # type: ignore[assignment]
-            click.echo(f"reindex: {state.connection.redact(str(exc))}", err=True)
-            if result is not None:
-                _print_failures(state, result)
-                state.say(f"{definition.alias}: alias left on {', '.join(_live(result)) or 'nothing'}")
-        else:
-            if not as_json and not state.quiet:
-                click.echo(format_rebuild(result))
-                _print_failures(state, result)
-        if result is not None:
-            reports.append(result.as_dict())
+    log = FailureLog(errors_file, state.connection.redact) if errors_file else None
+    with nullcontext() if log is None else log, signals_raise_interrupted():
+        for definition in definitions:
+            options.on_failure = None if log is None else log.for_alias(definition.alias)
+            report, run_status, stop = rebuild_one(state, definition, client, options, progress, as_json)
+            status = max(status, run_status)
+            if report is not None:
+                reports.append(report)
+            if stop:
+                break
     if as_json:
         click.echo(state.connection.redact(json.dumps(reports, indent=2)))
     return status
@@ -236,6 +281,68 @@ def print_plans(state: State, definitions: Sequence[Any], keep: int, as_json: bo
     return errors.EXIT_OK
 
 
+def rebuild_options(state: State, flags: dict[str, Any]) -> Any:
+    """RebuildOptions from the command's flags over ``REINDEX`` settings."""
+    from reindex.rebuild import RebuildOptions
+
+    config = state.boot()
+    given = {key: value for key, value in flags.items() if value is not None}
+    for flag, key in (("max_retries", "MAX_RETRIES"), ("retry_backoff", "RETRY_BACKOFF")):
+        if flag in given:
+            state.override(key, given[flag])
+    return RebuildOptions(
+        batch_size=given.get("batch_size") or config["BATCH_SIZE"],
+        max_errors=given.get("max_errors", config["MAX_ERRORS"]),
+        keep=given.get("keep", config["KEEP"]),
+        min_ratio=given.get("min_ratio", config["MIN_RATIO"]),
+        force=bool(given.get("force")),
+        replace_existing_index=bool(given.get("replace_existing_index")),
+        lock_ttl=float(config["LOCK_TTL"]),
+        lock_index=config["LOCK_INDEX"],
+        max_retries=int(config["MAX_RETRIES"]),
+        retry_backoff=float(config["RETRY_BACKOFF"]),
+        retry_backoff_max=float(config["RETRY_BACKOFF_MAX"]),
+    )
+
+
+def rebuild_one(
+    state: State, definition: Any, client: Any, options: Any, progress: Any, as_json: bool
+) -> tuple[dict[str, Any] | None, int, bool]:
+    """Rebuild one alias, print what happened; return its report, exit status and whether to stop."""
+    from reindex.interrupts import Interrupted
+    from reindex.locking import Locked
+    from reindex.rebuild import rebuild as run_rebuild
+
+    try:
+        result = run_rebuild(definition, client, options, progress)
+    except Locked as exc:
+        click.echo(f"reindex: {exc}", err=True)
+        skipped = {"alias": definition.alias, "definition": definition.path, "skipped": "locked", "error": str(exc)}
+        return skipped, exc.exit_status, False
+    except errors.RunFailed as exc:
+        result = exc.result  # type: ignore[assignment]
+        click.echo(f"reindex: {state.connection.redact(str(exc))}", err=True)
+        stop = isinstance(exc, Interrupted)
+        if result is None:
+            return None, exc.exit_status, stop
+        _print_notices(state, result)
+        _print_failures(state, result)
+        state.say(f"{definition.alias}: alias left on {', '.join(_live(result)) or 'nothing'}")
+        return result.as_dict(), exc.exit_status, stop
+    _print_notices(state, result)
+    if not as_json and not state.quiet:
+        click.echo(format_rebuild(result))
+        _print_failures(state, result)
+    return result.as_dict(), errors.EXIT_OK, False
+
+
+def _print_notices(state: State, result: Any) -> None:
+    if result.lock_taken_over_from:
+        state.say(f"{result.alias}: took over a stale lock held by {result.lock_taken_over_from}")
+    if result.abandoned_dropped:
+        state.say(f"{result.alias}: deleted abandoned partial indexes {', '.join(result.abandoned_dropped)}")
+
+
 def _live(result: Any) -> list[str]:
     return list(result.old_indexes) if not result.swapped else [result.new_index]
 
@@ -260,6 +367,10 @@ def format_rebuild(result: Any) -> str:
         line += f"; dropped {', '.join(result.dropped)}"
     if result.kept:
         line += f"; kept {', '.join(result.kept)}"
+    if result.replaced_index:
+        line += f"; replaced the concrete index {result.replaced_index}"
+    if result.duplicates:
+        line += f"; {result.duplicates} duplicate document ids (a later row replaced an earlier one)"
     return line
 
 
@@ -392,6 +503,64 @@ def migrate_command(state: State, name: str, dry_run: bool, as_json: bool) -> in
             click.echo(result.summary())
             for difference in result.applied:
                 click.echo(f"  {describe(difference)}")
+    return errors.EXIT_OK
+
+
+def alias_argument(f: Callable[..., Any]) -> Callable[..., Any]:
+    return click.argument("name", metavar="NAME")(f)
+
+
+@cli.command()
+@alias_argument
+@json_option
+@pass_state
+def rollback(state: State, name: str, as_json: bool) -> int:
+    """Move the alias back to the most recent previous index kept by --keep.
+
+    One atomic request; refuses (exit 1) when no previous index was kept.
+
+    \b
+    Example:
+      reindex --settings mysite.settings rollback products
+    """
+    from reindex.retention import rollback as run_rollback
+
+    definition = state.registry.get(name)
+    config = state.boot()
+    result = run_rollback(state.client(), definition.alias, float(config["LOCK_TTL"]), config["LOCK_INDEX"])
+    if as_json:
+        click.echo(json.dumps(result.as_dict(), indent=2))
+    elif not state.quiet:
+        was = ", ".join(result.from_indexes)
+        click.echo(f"{result.alias}: alias -> {result.to_index} ({result.count} documents; was {was})")
+    return errors.EXIT_OK
+
+
+@cli.command()
+@alias_argument
+@click.option("--keep", type=click.IntRange(0), required=True, help="Previous indexes to keep for rollback.")
+@json_option
+@pass_state
+def prune(state: State, name: str, keep: int, as_json: bool) -> int:
+    """Delete the alias's older indexes this tool built, but the KEEP most recent.
+
+    Also deletes partial indexes left by a killed run. Never touches the live
+    index or indexes without this tool's marker.
+
+    \b
+    Example:
+      reindex --settings mysite.settings prune products --keep 1
+    """
+    from reindex.retention import prune as run_prune
+
+    definition = state.registry.get(name)
+    config = state.boot()
+    result = run_prune(state.client(), definition.alias, keep, float(config["LOCK_TTL"]), config["LOCK_INDEX"])
+    if as_json:
+        click.echo(json.dumps(result.as_dict(), indent=2))
+    elif not state.quiet:
+        dropped, kept = ", ".join(result.dropped) or "nothing", ", ".join(result.kept) or "nothing"
+        click.echo(f"{result.alias}: dropped {dropped}; kept {kept}")
     return errors.EXIT_OK
 
 

@@ -23,6 +23,13 @@ DEFAULTS: dict[str, Any] = {
     "BATCH_SIZE": 1000,
     "KEEP": 0,
     "MAX_ERRORS": 0,
+    "MAX_RETRIES": 8,
+    "RETRY_BACKOFF": 0.5,
+    "RETRY_BACKOFF_MAX": 10.0,
+    "RETRY_ON_TIMEOUT": True,
+    "MIN_RATIO": 0.5,
+    "LOCK_TTL": 300,
+    "LOCK_INDEX": "reindex-locks",
 }
 
 ENV_URL = "REINDEX_ES_URL"

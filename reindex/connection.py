@@ -17,6 +17,7 @@ from elastic_transport import Transport
 
 from reindex.config import ENV_API_KEY, ENV_URL
 from reindex.errors import ConfigurationError, ConnectionFailed
+from reindex.retries import BackoffRetries, retry_options
 
 _COMPAT = re.compile(r"application/vnd\.elasticsearch\+([\w-]+)\s*;\s*compatible-with=\d+")
 
@@ -32,6 +33,10 @@ class PlainJsonTransport(Transport):
                 if value:
                     headers[key] = _COMPAT.sub(r"application/\1", value)
         return super().perform_request(method, target, headers=headers, **kwargs)
+
+
+class ReindexTransport(BackoffRetries, PlainJsonTransport):
+    """Plain JSON, and transient errors retried with backoff (see ``reindex.retries``)."""
 
 
 def split_credentials(url: str) -> tuple[str, tuple[str, str] | None]:
@@ -129,7 +134,9 @@ def client_options(config: dict[str, Any], url: str | None = None) -> tuple[dict
         options["verify_certs"] = False
         options.setdefault("ssl_show_warn", True)
     options.setdefault("request_timeout", config.get("TIMEOUT", 30))
-    options.setdefault("transport_class", PlainJsonTransport)
+    options.setdefault("transport_class", ReindexTransport)
+    for key, value in retry_options(config).items():
+        options.setdefault(key, value)
     _use_fast_serializer(options)
     return options, [s for s in secrets if s]
 

@@ -136,3 +136,35 @@ def delete_owned(client: Any, alias: str, names: list[str]) -> list[str]:
             continue
         deleted.append(name)
     return deleted
+
+
+def mark_live(client: Any, name: str) -> None:
+    """Record in ``name``'s ``_meta`` that it went live (it was created as building)."""
+    mappings = client.indices.get_mapping(index=name)[name]["mappings"]
+    meta = dict(mappings.get("_meta") or {})
+    now = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
+    meta[META_KEY] = {**(meta.get(META_KEY) or {}), "building": False, "went_live": now}
+    client.indices.put_mapping(index=name, meta=meta)
+
+
+def abandoned_indexes(client: Any, alias: str) -> list[str]:
+    """Owned indexes of ``alias`` that never went live and are not live now.
+
+    Only the holder of the alias's lock may delete them: without the lock one of them
+    could be a running build.
+    """
+    return [
+        i.name
+        for i in owned_indexes(client, alias, with_counts=False)
+        if i.owned and not i.live and i.meta.get("building") is True
+    ]
+
+
+def previous_indexes(client: Any, alias: str) -> list[IndexInfo]:
+    """Owned indexes of ``alias`` that went live once and are not live now, newest first."""
+    found = [
+        i
+        for i in owned_indexes(client, alias, with_counts=False)
+        if i.owned and not i.live and i.meta.get("building") is not True
+    ]
+    return sorted(found, key=lambda i: i.name, reverse=True)

@@ -18,11 +18,13 @@ from contextlib import nullcontext, suppress
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from reindex import indexes
+from reindex import indexes, interrupts
 from reindex.definitions import IndexDefinition
 from reindex.documents import Failure, build_actions, item_failure, iter_batches, keep_action
 from reindex.drift import definition_marker
 from reindex.errors import ConfigurationError, ReindexError, RunFailed
+from reindex.locking import DEFAULT_TTL, LOCK_INDEX, AliasLock
+from reindex.retries import RETRY_ON_STATUS
 
 #: Index settings applied while loading, then restored to the declared values.
 LOAD_SETTINGS = {"refresh_interval": "-1", "number_of_replicas": 0}
@@ -46,6 +48,19 @@ class RebuildOptions:
     max_errors: int = 0
     keep: int = 0
     max_chunk_bytes: int = 10 * 1024 * 1024
+    #: Refuse to swap when the new index holds fewer than this fraction of the live one.
+    min_ratio: float = 0.5
+    force: bool = False
+    replace_existing_index: bool = False
+    lock: bool = True
+    lock_ttl: float = DEFAULT_TTL
+    lock_index: str = LOCK_INDEX
+    #: Bulk retries of documents the server rejected with 429 (whole requests retry in the transport).
+    max_retries: int = 8
+    retry_backoff: float = 0.5
+    retry_backoff_max: float = 10.0
+    #: Called with every failed row (e.g. ``FailureLog.for_alias``); the result keeps only the first ones.
+    on_failure: Callable[[Failure], None] | None = None
 
 
 @dataclass
@@ -60,6 +75,11 @@ class RebuildResult:
     indexed: int = 0
     failed: int = 0
     failures: list[Failure] = field(default_factory=list)
+    duplicates: int = 0
+    live_count: int | None = None
+    replaced_index: str | None = None
+    abandoned_dropped: list[str] = field(default_factory=list)
+    lock_taken_over_from: str | None = None
     seconds: float = 0.0
     swapped: bool = False
     dropped: list[str] = field(default_factory=list)
@@ -81,6 +101,11 @@ class RebuildResult:
             "indexed": self.indexed,
             "failed": self.failed,
             "failures": [f.as_dict() for f in self.failures],
+            "duplicates": self.duplicates,
+            "live_count": self.live_count,
+            "replaced_index": self.replaced_index,
+            "abandoned_dropped": self.abandoned_dropped,
+            "lock_taken_over_from": self.lock_taken_over_from,
             "seconds": round(self.seconds, 3),
             "swapped": self.swapped,
             "dropped": self.dropped,
@@ -91,6 +116,10 @@ class RebuildResult:
 
 class TooManyErrors(RunFailed):
     """More rows failed than ``--max-errors`` allows."""
+
+
+class TooFewDocuments(RunFailed):
+    """The new index holds too few documents next to the live one (``--min-ratio``)."""
 
 
 def rebuild(
@@ -107,20 +136,11 @@ def rebuild(
     result = RebuildResult(alias=definition.alias, definition=definition.path)
     started = time.monotonic()
     try:
-        old = result.old_indexes = check_alias(client, definition.alias)
-        queryset = definition.get_queryset()
-        total = queryset.count()
-        result.new_index = create_new_index(client, definition)
-        try:
-            load(client, definition, queryset, result, options, progress, total)
-            finish_settings(client, definition, result.new_index)
-            verify(client, result)
-        except BaseException:
-            drop_new_index(client, result.new_index)
-            raise
-        indexes.swap_alias(client, definition.alias, result.new_index, old)
-        result.swapped = True
-        result.dropped, result.kept = clean_up(client, definition.alias, result.new_index, options.keep)
+        with hold_lock(client, definition.alias, options) as lock:
+            if lock is not None and lock.took_over is not None:
+                holder = lock.took_over
+                result.lock_taken_over_from = f"{holder.host}:{holder.pid}"
+            build_and_swap(definition, client, options, progress, result, lock)
     except RunFailed as exc:
         result.error = str(exc)
         exc.result = result
@@ -135,10 +155,63 @@ def rebuild(
     return result
 
 
-def check_alias(client: Any, alias: str) -> list[str]:
-    """The indexes the alias points at now; refuses when the name is a concrete index."""
+def hold_lock(client: Any, alias: str, options: RebuildOptions) -> Any:
+    """The alias's lock as a context manager (yielding None when locking is off)."""
+    if not options.lock:
+        return nullcontext(None)
+    return AliasLock(client, alias, ttl=options.lock_ttl, index=options.lock_index)
+
+
+def build_and_swap(
+    definition: IndexDefinition,
+    client: Any,
+    options: RebuildOptions,
+    progress: ProgressFactory | None,
+    result: RebuildResult,
+    lock: AliasLock | None,
+) -> None:
+    """The named steps: check, clear abandoned builds, create, load, verify, guard, swap, clean up."""
+    alias = definition.alias
+    old = result.old_indexes = check_alias(client, alias, options.replace_existing_index)
+    if not old and options.replace_existing_index and indexes.is_concrete_index(client, alias):
+        result.replaced_index = alias
+    if lock is not None:
+        result.abandoned_dropped = indexes.delete_owned(client, alias, indexes.abandoned_indexes(client, alias))
+    queryset = definition.get_queryset()
+    total = queryset.count()
+    result.new_index = create_new_index(client, definition)
+    try:
+        load(client, definition, queryset, result, options, progress, total)
+        finish_settings(client, definition, result.new_index)
+        verify(client, result)
+        check_ratio(client, result, options)
+        if lock is not None:
+            lock.check()
+        with interrupts.deferred():  # a signal now waits until the swap is recorded
+            replaced = [result.replaced_index] if result.replaced_index else []
+            indexes.swap_alias(client, alias, result.new_index, old, remove_index=replaced)
+            result.swapped = True
+            indexes.mark_live(client, result.new_index)
+    except BaseException:
+        if not result.swapped:
+            drop_new_index(client, result.new_index)
+        raise
+    result.dropped, result.kept = clean_up(client, alias, result.new_index, options.keep)
+
+
+def check_alias(client: Any, alias: str, replace_existing_index: bool = False) -> list[str]:
+    """The indexes the alias points at now; refuses when the name is a concrete index.
+
+    With ``replace_existing_index`` a concrete index is allowed (and [] returned): the
+    swap removes it in the same atomic request that adds the alias.
+    """
     if indexes.is_concrete_index(client, alias):
-        raise ConfigurationError(f"{alias!r} is a concrete index, not an alias; this tool will not replace it")
+        if replace_existing_index:
+            return []
+        raise ConfigurationError(
+            f"{alias!r} is a concrete index, not an alias (built earlier without aliases?); "
+            "pass --replace-existing-index to replace it with the alias in one atomic request"
+        )
     return indexes.alias_targets(client, alias)
 
 
@@ -149,7 +222,7 @@ def create_new_index(client: Any, definition: IndexDefinition) -> str:
     settings = {**definition.get_settings(), **LOAD_SETTINGS}
     mappings = definition.get_mappings()
     meta = dict(mappings.get("_meta") or {})
-    meta.update(indexes.owner_meta(definition.alias, definition.path, **definition_marker(definition)))
+    meta.update(indexes.owner_meta(definition.alias, definition.path, building=True, **definition_marker(definition)))
     mappings["_meta"] = meta
     for _ in range(5):
         name = indexes.new_index_name(definition.alias)
@@ -186,6 +259,8 @@ def load(
 
     def on_failure(failure: Failure) -> None:
         result.add_failure(failure)
+        if options.on_failure is not None:
+            options.on_failure(failure)
         if bar is not None:
             bar.update(1)
         if result.failed > options.max_errors:
@@ -205,8 +280,16 @@ def load(
             expand_action_callback=keep_action,  # type: ignore[arg-type]
             raise_on_error=False,
             raise_on_exception=True,
+            max_retries=options.max_retries,
+            initial_backoff=options.retry_backoff,
+            max_backoff=options.retry_backoff_max,
+            retry_on_status=RETRY_ON_STATUS,
         ):
-            if ok:
+            if ok and _replaced_a_document(item):
+                result.duplicates += 1
+                if options.on_failure is not None:
+                    options.on_failure(duplicate_failure(item))
+            elif ok:
                 result.indexed += 1
                 pending += 1
                 if bar is not None and pending >= 200:
@@ -216,6 +299,17 @@ def load(
                 on_failure(item_failure(item))
         if bar is not None and pending:
             bar.update(pending)
+
+
+def _replaced_a_document(item: dict[str, Any]) -> bool:
+    # In a fresh index an "updated" result means an earlier row of this run had the same id.
+    return next(iter(item.values())).get("result") == "updated"
+
+
+def duplicate_failure(item: dict[str, Any]) -> Failure:
+    """The report of a document id that more than one row produced."""
+    doc_id = next(iter(item.values())).get("_id")
+    return Failure(doc_id, f"duplicate document id {doc_id}: a later row replaced an earlier one", "duplicate_id")
 
 
 class _closing:
@@ -242,6 +336,20 @@ def verify(client: Any, result: RebuildResult) -> None:
     count = int(client.count(index=result.new_index)["count"])
     if count != result.indexed:
         raise RunFailed(f"{result.alias}: the new index holds {count} documents but {result.indexed} were indexed")
+
+
+def check_ratio(client: Any, result: RebuildResult, options: RebuildOptions) -> None:
+    """Refuse to swap when the new index holds fewer than ``min_ratio`` of the live documents."""
+    if not (result.old_indexes or result.replaced_index):
+        return
+    result.live_count = live = int(client.count(index=result.alias)["count"])
+    if options.force or result.indexed >= options.min_ratio * live:
+        return
+    raise TooFewDocuments(
+        f"{result.alias}: the new index holds {result.indexed} documents, fewer than {options.min_ratio:g} "
+        f"of the {live} in the live index; not swapping (an emptied table or a wrong database?). "
+        "Pass --force if this is intended"
+    )
 
 
 def clean_up(client: Any, alias: str, new_index: str, keep: int) -> tuple[list[str], list[str]]:

@@ -1,0 +1,87 @@
+"""Retrying transient server errors with exponential backoff, within a bound.
+
+429, 502, 503, 504, dropped connections and (by default) timeouts are retried up to
+``MAX_RETRIES`` times, waiting ``RETRY_BACKOFF * 2**(n-1)`` seconds (at most
+``RETRY_BACKOFF_MAX``) before retry ``n``. The client's own transport retries at once,
+without waiting, on statuses; a server that is restarting needs the wait.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any
+
+from elastic_transport import ConnectionError, ConnectionTimeout
+from elastic_transport.client_utils import DEFAULT
+
+from reindex.config import DEFAULTS
+
+RETRY_ON_STATUS = (429, 502, 503, 504)
+
+logger = logging.getLogger("reindex.retries")
+
+
+def backoff(retry: int, base: float, cap: float) -> float:
+    """Seconds to wait before retry number ``retry`` (1-based)."""
+    return min(cap, base * 2 ** (retry - 1))
+
+
+def retry_options(config: dict[str, Any]) -> dict[str, Any]:
+    """The client's keyword arguments for retries, from ``REINDEX`` settings."""
+    config = {**DEFAULTS, **config}
+    return {
+        "max_retries": int(config["MAX_RETRIES"]),
+        "retry_on_status": RETRY_ON_STATUS,
+        "retry_on_timeout": bool(config["RETRY_ON_TIMEOUT"]),
+        "retry_backoff_base": float(config["RETRY_BACKOFF"]),
+        "retry_backoff_cap": float(config["RETRY_BACKOFF_MAX"]),
+    }
+
+
+def worst_case_wait(max_retries: int, base: float, cap: float) -> float:
+    """How long a run keeps retrying one request before it gives up (request time aside)."""
+    return sum(backoff(n, base, cap) for n in range(1, max_retries + 1))
+
+
+class BackoffRetries:
+    """A transport mixin: retry transient failures itself, sleeping between attempts."""
+
+    max_retries: int
+    retry_on_status: Any
+    retry_on_timeout: bool
+    retry_backoff_base: float
+    retry_backoff_cap: float
+
+    def perform_request(self, method: str, target: str, **kwargs: Any) -> Any:
+        retries = _given(kwargs.pop("max_retries", DEFAULT), self.max_retries)
+        statuses = _given(kwargs.pop("retry_on_status", DEFAULT), self.retry_on_status)
+        on_timeout = _given(kwargs.pop("retry_on_timeout", DEFAULT), self.retry_on_timeout)
+        base = _given(kwargs.pop("retry_backoff_base", DEFAULT), self.retry_backoff_base) or 0.5
+        cap = _given(kwargs.pop("retry_backoff_cap", DEFAULT), self.retry_backoff_cap) or 10.0
+        retry = 0
+        while True:
+            try:
+                response = super().perform_request(  # type: ignore[misc]
+                    method, target, max_retries=0, retry_on_status=statuses, retry_on_timeout=on_timeout, **kwargs
+                )
+            except ConnectionTimeout:
+                if not on_timeout or retry >= retries:
+                    raise
+                what = "timed out"
+            except ConnectionError as exc:
+                if retry >= retries:
+                    raise
+                what = f"failed ({type(exc).__name__})"
+            else:
+                if response.meta.status not in statuses or retry >= retries:
+                    return response
+                what = f"answered {response.meta.status}"
+            retry += 1
+            delay = backoff(retry, base, cap)
+            logger.warning("%s %s %s; retry %d of %d in %.1fs", method, target, what, retry, retries, delay)
+            time.sleep(delay)
+
+
+def _given(value: Any, default: Any) -> Any:
+    return default if value is DEFAULT else value
