@@ -70,7 +70,7 @@ def prune(
         previous = [i.name for i in indexes.previous_indexes(client, alias)]
         kept, drop = previous[:keep], previous[keep:]
         drop += indexes.abandoned_indexes(client, alias)
-        return PruneResult(alias, indexes.delete_owned(client, alias, drop), kept)
+        return PruneResult(alias, sorted(indexes.delete_owned(client, alias, drop)), kept)
 
 
 def _live_indexes(client: Any, alias: str) -> list[str]:
