@@ -112,22 +112,28 @@ def client_options(config: dict[str, Any], url: str | None = None) -> tuple[dict
     if isinstance(hosts, str):
         hosts = [hosts]
     clean_hosts: list[str] = []
-    auth = config.get("BASIC_AUTH")
+    url_auth = None
     for host in hosts:
         clean, creds = split_credentials(host)
         clean_hosts.append(clean)
-        auth = creds or auth
+        url_auth = creds or url_auth
     if not clean_hosts:
         raise ConfigurationError("REINDEX['HOSTS'] is empty")
     options["hosts"] = clean_hosts
     secrets: list[str] = []
     api_key = os.environ.get(ENV_API_KEY) or config.get("API_KEY")
-    if api_key:
+    auth = config.get("BASIC_AUTH")
+    for secret in ([api_key] if isinstance(api_key, str) else list(api_key or ())) + list(auth or ())[1:]:
+        secrets.append(secret)
+    if api_key and auth and not url_auth:
+        raise ConfigurationError("REINDEX sets both API_KEY and BASIC_AUTH; keep one")
+    if url_auth:  # credentials given in the URL are the most specific: they win
+        options["basic_auth"] = tuple(url_auth)
+        secrets.append(url_auth[1])
+    elif api_key:
         options["api_key"] = api_key
-        secrets.extend([api_key] if isinstance(api_key, str) else list(api_key))
-    if auth:
+    elif auth:
         options["basic_auth"] = tuple(auth)
-        secrets.append(auth[1])
     if config.get("CA_CERTS"):
         options["ca_certs"] = config["CA_CERTS"]
     if not config.get("VERIFY_CERTS", True):

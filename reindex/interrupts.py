@@ -1,15 +1,18 @@
 """SIGTERM and SIGINT as an exception that unwinds through a run's clean-up.
 
-``timeout`` from cron, a deploy or Ctrl-C sends a signal; inside
-``signals_raise_interrupted()`` it becomes ``Interrupted``, so the rebuild deletes its
-partial index, releases its lock and leaves the alias as it was. ``deferred()`` holds a
-signal back while a step must not be cut in half (the alias swap and its bookkeeping).
+``timeout`` from cron, a deploy or Ctrl-C sends a signal. Inside
+``signals_raise_interrupted()`` the handler only records it; the run calls ``check()``
+at safe points (between batches, before retries, before the swap), which raises
+``Interrupted`` there, so the rebuild deletes its partial index, releases its lock and
+leaves the alias as it was. Raising from the handler itself would land inside the HTTP
+or database client, which may swallow it as a connection error and retry.
 """
 
 from __future__ import annotations
 
 import signal
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -28,8 +31,6 @@ class Interrupted(RunFailed):
 
 
 class _State:
-    installed = False
-    deferring = 0
     pending: int | None = None
     raised = False
 
@@ -37,41 +38,41 @@ class _State:
 _state = _State()
 
 
-def _handle(signum: int, frame: Any) -> None:
-    if _state.raised:  # already unwinding: let the clean-up finish
-        return
-    if _state.deferring:
+def _record(signum: int, frame: Any) -> None:
+    if _state.pending is None:
         _state.pending = signum
-        return
-    _state.raised = True
-    raise Interrupted(signum)
 
 
 @contextmanager
 def signals_raise_interrupted() -> Iterator[None]:
-    """Turn SIGTERM and SIGINT into ``Interrupted`` inside the block (main thread only)."""
+    """Record SIGTERM and SIGINT inside the block for ``check()`` (main thread only)."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
-    previous = {sig: signal.signal(sig, _handle) for sig in HANDLED}
-    _state.installed, _state.pending, _state.raised = True, None, False
+    previous = {sig: signal.signal(sig, _record) for sig in HANDLED}
+    _state.pending, _state.raised = None, False
     try:
         yield
+        check()  # a signal that came after the last safe point still fails the command
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
-        _state.installed = False
+        _state.pending, _state.raised = None, False
 
 
-@contextmanager
-def deferred() -> Iterator[None]:
-    """Hold signals back inside the block and raise ``Interrupted`` after it, if one came."""
-    _state.deferring += 1
-    try:
-        yield
-    finally:
-        _state.deferring -= 1
-    if not _state.deferring and _state.pending is not None and not _state.raised:
-        signum, _state.pending = _state.pending, None
+def check() -> None:
+    """Raise ``Interrupted`` once if a signal came; afterwards let the clean-up run."""
+    if _state.pending is not None and not _state.raised:
         _state.raised = True
-        raise Interrupted(signum)
+        raise Interrupted(_state.pending)
+
+
+def sleep(seconds: float) -> None:
+    """``time.sleep`` that wakes up to ``check()`` for a signal every tenth of a second."""
+    deadline = time.monotonic() + seconds
+    while True:
+        check()
+        left = deadline - time.monotonic()
+        if left <= 0:
+            return
+        time.sleep(min(0.1, left))

@@ -179,6 +179,7 @@ def build_and_swap(
         result.abandoned_dropped = indexes.delete_owned(client, alias, indexes.abandoned_indexes(client, alias))
     queryset = definition.get_queryset()
     total = queryset.count()
+    interrupts.check()
     result.new_index = create_new_index(client, definition)
     try:
         load(client, definition, queryset, result, options, progress, total)
@@ -187,11 +188,11 @@ def build_and_swap(
         check_ratio(client, result, options)
         if lock is not None:
             lock.check()
-        with interrupts.deferred():  # a signal now waits until the swap is recorded
-            replaced = [result.replaced_index] if result.replaced_index else []
-            indexes.swap_alias(client, alias, result.new_index, old, remove_index=replaced)
-            result.swapped = True
-            indexes.mark_live(client, result.new_index)
+        interrupts.check()  # the last safe point: after it the swap and its record go together
+        replaced = [result.replaced_index] if result.replaced_index else []
+        indexes.swap_alias(client, alias, result.new_index, old, remove_index=replaced)
+        result.swapped = True
+        indexes.mark_live(client, result.new_index)
     except BaseException:
         if not result.swapped:
             drop_new_index(client, result.new_index)
@@ -255,6 +256,7 @@ def load(
     bar = progress(total, definition.alias) if progress else None
 
     def on_read(n: int) -> None:
+        interrupts.check()
         result.rows_read += n
 
     def on_failure(failure: Failure) -> None:
@@ -285,6 +287,7 @@ def load(
             max_backoff=options.retry_backoff_max,
             retry_on_status=RETRY_ON_STATUS,
         ):
+            interrupts.check()
             if ok and _replaced_a_document(item):
                 result.duplicates += 1
                 if options.on_failure is not None:
@@ -334,6 +337,11 @@ def finish_settings(client: Any, definition: IndexDefinition, index: str) -> Non
 def verify(client: Any, result: RebuildResult) -> None:
     """The new index must hold exactly the documents that were accepted."""
     count = int(client.count(index=result.new_index)["count"])
+    if result.indexed < count <= result.indexed + result.duplicates:
+        # A bulk request resent after its response was lost reports "updated" for documents
+        # whose first write was never counted: those were not duplicates.
+        result.duplicates -= count - result.indexed
+        result.indexed = count
     if count != result.indexed:
         raise RunFailed(f"{result.alias}: the new index holds {count} documents but {result.indexed} were indexed")
 

@@ -9,12 +9,12 @@ without waiting, on statuses; a server that is restarting needs the wait.
 from __future__ import annotations
 
 import logging
-import time
 from typing import Any
 
 from elastic_transport import ConnectionError, ConnectionTimeout
 from elastic_transport.client_utils import DEFAULT
 
+from reindex import interrupts
 from reindex.config import DEFAULTS
 
 RETRY_ON_STATUS = (429, 502, 503, 504)
@@ -80,7 +80,7 @@ class BackoffRetries:
             retry += 1
             delay = backoff(retry, base, cap)
             logger.warning("%s %s %s; retry %d of %d in %.1fs", method, target, what, retry, retries, delay)
-            time.sleep(delay)
+            interrupts.sleep(delay)
 
 
 def _given(value: Any, default: Any) -> Any:

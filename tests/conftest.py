@@ -35,6 +35,7 @@ def es_url(request: pytest.FixtureRequest) -> Iterator[str]:
         for alias in TEST_ALIASES:
             client.options(ignore_status=404).indices.delete(index=f"{alias}*", expand_wildcards="all")
             client.options(ignore_status=404).indices.delete_alias(index="*", name=alias)
+        client.options(ignore_status=404).indices.delete(index=DEFAULTS["LOCK_INDEX"])
         yield real
         return
     clone = request.getfixturevalue("osmem_clone")

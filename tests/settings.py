@@ -47,4 +47,6 @@ REINDEX = {
     "HOSTS": ["http://127.0.0.1:9"],  # tests always pass --es-url or $REINDEX_ES_URL
     # Extra definitions (e.g. ones that fail on purpose) for subprocess runs.
     "INDEXES": [p for p in os.environ.get("REINDEX_TEST_INDEXES", "").split(",") if p],
+    # Fault tests shorten the lock's time to live so that a killed run's lock goes stale soon.
+    "LOCK_TTL": float(os.environ.get("REINDEX_TEST_LOCK_TTL", "300")),
 }

@@ -137,7 +137,7 @@ class TestFailedRows:
 
         catalog(products=30)
         rows = list(Product.objects.order_by("pk"))
-        for row, prefix in zip(rows[:3], ["POISON", "BADPRICE", "NOTADICT"]):
+        for row, prefix in zip(rows[:3], ["POISON", "BADPRICE", "NOTADICT"], strict=True):
             Product.objects.filter(pk=row.pk).update(name=f"{prefix} {row.name}")
         errors_file = tmp_path / "failed.jsonl"
 
@@ -258,6 +258,7 @@ class TestRollbackAndPrune:
 
     def test_prune_deletes_a_partial_index_left_by_a_killed_run(self, catalog, reindex, es):
         from catalog.indexes import ProductIndex
+
         from reindex.rebuild import create_new_index
 
         catalog(products=5)

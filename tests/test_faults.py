@@ -1,0 +1,200 @@
+"""Faults as cron meets them, with real processes: kills, signals, overlapping runs, a failing server.
+
+After each scenario: the alias points at an index holding every row of the table, no
+orphan index of the alias remains after the next run, and the lock is free.
+"""
+
+from __future__ import annotations
+
+import json
+import signal
+import time
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+
+from reindex import indexes
+from reindex.locking import read_holder
+from tests.faultproxy import FaultProxy
+
+ROWS = 300
+#: Products in small batches: a load that lasts a few seconds, long enough to interrupt.
+SLOW = ("products", "--batch-size", "10")
+SHORT_TTL = {"REINDEX_TEST_LOCK_TTL": "2"}
+
+
+def wait_for(condition: Callable[[], Any], what: str, process: Any = None, timeout: float = 30) -> Any:
+    """Poll ``condition`` until true; fail at once, with its output, if ``process`` ends first."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = condition()
+        if value:
+            return value
+        if process is not None and process.poll() is not None:
+            stdout, stderr = process.communicate()
+            raise AssertionError(f"the run ended ({process.returncode}) before {what}:\n{stdout}\n{stderr}")
+        time.sleep(0.05)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def building_index(es: Any, alias: str = "products") -> str | None:
+    """The index a run is loading (owned, not live), once it holds documents."""
+    for info in indexes.owned_indexes(es, alias):
+        if info.owned and not info.live and info.count:
+            return info.name
+    return None
+
+
+def assert_whole(es: Any, alias: str = "products") -> None:
+    """The alias serves every row of the table, nothing else of the alias is left, the lock is free."""
+    from catalog.models import Product
+
+    [live] = indexes.alias_targets(es, alias)
+    assert es.count(index=alias)["count"] == Product.objects.count() == ROWS
+    for product in Product.objects.order_by("?")[:5]:
+        assert es.get(index=alias, id=str(product.pk))["_source"]["name"] == product.name
+    assert sorted(dict(es.indices.get(index=f"{alias}-*"))) == [live]
+    assert read_holder(es, alias) is None
+
+
+def lock_free_or_stale(es: Any, alias: str = "products") -> bool:
+    holder = read_holder(es, alias)
+    return holder is None or holder.age() > 2.5
+
+
+@pytest.fixture
+def proxy(es_url: str) -> Iterator[FaultProxy]:
+    with FaultProxy(es_url) as running:
+        yield running
+
+
+@pytest.fixture
+def built(catalog, reindex_process, es) -> str:
+    """The table seeded and the alias built once: what search serves before the night's run."""
+    catalog(products=ROWS)
+    first = reindex_process("rebuild", "products")
+    assert first.returncode == 0, first.stderr
+    [live] = indexes.alias_targets(es, "products")
+    return live
+
+
+def test_kill_9_mid_load_then_the_next_run_recovers(built, reindex_process, es):
+    run = reindex_process("rebuild", *SLOW, wait=False, env=SHORT_TTL)
+    partial = wait_for(lambda: building_index(es), "the load to start", run)
+    run.kill()
+    run.wait(timeout=10)
+    assert indexes.alias_targets(es, "products") == [built]
+    assert read_holder(es, "products").pid == run.pid  # nobody could clean up
+
+    too_soon = reindex_process("rebuild", "products", env=SHORT_TTL)
+    assert too_soon.returncode == 3, too_soon.stderr
+    assert "locked by " in too_soon.stderr and f":{run.pid} since" in too_soon.stderr
+    wait_for(lambda: lock_free_or_stale(es), "the lock to go stale")
+    again = reindex_process("rebuild", "products", env=SHORT_TTL)
+
+    assert again.returncode == 0, again.stderr
+    assert "took over a stale lock held by " in again.stderr
+    assert f"deleted abandoned partial indexes {partial}" in again.stderr
+    assert_whole(es)
+
+
+def test_sigterm_mid_load_deletes_the_partial_index_and_releases_the_lock(built, reindex_process, es):
+    run = reindex_process("rebuild", *SLOW, wait=False)
+    wait_for(lambda: building_index(es), "the load to start", run)
+    run.send_signal(signal.SIGTERM)
+    _, stderr = run.communicate(timeout=30)
+
+    assert run.returncode == 1
+    assert "interrupted by SIGTERM" in stderr
+    assert f"alias left on {built}" in stderr
+    assert "Traceback" not in stderr
+    assert indexes.alias_targets(es, "products") == [built]
+    assert sorted(dict(es.indices.get(index="products-*"))) == [built]
+    assert read_holder(es, "products") is None
+    assert reindex_process("rebuild", "products").returncode == 0
+    assert_whole(es)
+
+
+def test_two_runs_started_together_one_builds_the_other_exits_3(built, reindex_process, es):
+    runs = [reindex_process("rebuild", *SLOW, wait=False) for _ in range(2)]
+    outputs = [run.communicate(timeout=120) for run in runs]
+
+    assert sorted(run.returncode for run in runs) == [0, 3], outputs
+    skipped = outputs[[run.returncode for run in runs].index(3)][1]
+    assert "products: skipped: locked by " in skipped
+    assert_whole(es)
+
+
+@pytest.mark.parametrize("fault", ["refuse", "429"])
+def test_a_server_failing_for_a_few_seconds_mid_load_is_ridden_out(built, reindex_process, es, proxy, fault):
+    run = reindex_process("--es-url", proxy.url, "rebuild", *SLOW, wait=False)
+    wait_for(lambda: building_index(es), "the load to start", run)
+    proxy.fail(fault, seconds=2)
+    stdout, stderr = run.communicate(timeout=120)
+
+    assert run.returncode == 0, stderr
+    assert proxy.faults_served > 0
+    assert "retry 1 of 8" in stderr  # the run said it was retrying
+    assert stdout.startswith(f"products: {ROWS} indexed, 0 failed")
+    assert_whole(es)
+
+
+def test_a_server_failing_past_the_retry_bound_aborts_before_the_swap(built, reindex_process, es, proxy):
+    bounded = ("--max-retries", "2", "--retry-backoff", "0.1")
+    run = reindex_process("--es-url", proxy.url, "rebuild", *SLOW, *bounded, "--json", wait=False, env=SHORT_TTL)
+    wait_for(lambda: building_index(es), "the load to start", run)
+    proxy.fail("refuse", seconds=6)
+    stdout, stderr = run.communicate(timeout=60)
+
+    assert run.returncode == 1, stderr
+    [report] = json.loads(stdout)
+    assert report["swapped"] is False and "ConnectionError" in report["error"]
+    assert indexes.alias_targets(es, "products") == [built]
+    assert es.count(index="products")["count"] == ROWS
+    wait_for(lambda: proxy.fault() is None, "the server to come back")
+    wait_for(lambda: lock_free_or_stale(es), "the lock to be free or stale")
+    again = reindex_process("--es-url", proxy.url, "rebuild", "products", env=SHORT_TTL)
+    assert again.returncode == 0, again.stderr
+    assert_whole(es)
+
+
+def test_an_emptied_table_keeps_search_whole(built, reindex_process, es):
+    from catalog.models import Product
+
+    saved = list(Product.objects.all())
+    Product.objects.all().delete()
+    refused = reindex_process("rebuild", "products")
+    Product.objects.bulk_create(saved)
+
+    assert refused.returncode == 1
+    assert f"fewer than 0.5 of the {ROWS} in the live index" in refused.stderr
+    assert indexes.alias_targets(es, "products") == [built]
+    assert es.count(index="products")["count"] == ROWS
+    assert reindex_process("rebuild", "products").returncode == 0
+    assert_whole(es)
+
+
+def test_secrets_never_appear_in_output_logs_report_or_errors(catalog, reindex_process, es, proxy, tmp_path):
+    password, api_key = "Pa55-w0rd-in-url", "QXBpS2V5LWluLXNldHRpbmdz"
+    (tmp_path / "secret_settings.py").write_text(
+        f"from tests.settings import *  # noqa\nREINDEX = {{**REINDEX, 'API_KEY': {api_key!r}}}\n"
+    )
+    catalog(products=ROWS)
+    url = proxy.url.replace("http://", f"http://elastic:{password}@")
+    base = ("--pythonpath", str(tmp_path), "--settings", "secret_settings", "-vv", "--es-url")
+    errors_file = tmp_path / "failed.jsonl"
+
+    run = reindex_process(*base, url, "rebuild", *SLOW, "--json", "--errors-file", str(errors_file), wait=False)
+    wait_for(lambda: building_index(es), "the load to start", run)
+    proxy.fail("503", seconds=1)
+    stdout, stderr = run.communicate(timeout=120)
+    unreachable = reindex_process(*base, f"http://elastic:{password}@127.0.0.1:1", "-v", "status")
+
+    assert run.returncode == 0, stderr
+    assert "retry 1 of 8" in stderr  # logs were on and said something
+    assert unreachable.returncode == 2
+    for text in (stdout, stderr, errors_file.read_text(), unreachable.stdout, unreachable.stderr):
+        assert password not in text
+        assert api_key not in text
+    assert "elastic:***@" in unreachable.stderr or "127.0.0.1:1" in unreachable.stderr
