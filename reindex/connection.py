@@ -17,7 +17,7 @@ from elastic_transport import Transport
 
 from reindex.config import ENV_API_KEY, ENV_URL
 from reindex.errors import ConfigurationError, ConnectionFailed
-from reindex.retries import BackoffRetries, retry_options
+from reindex.retries import BackoffRetries, retry_options, with_backoff
 
 _COMPAT = re.compile(r"application/vnd\.elasticsearch\+([\w-]+)\s*;\s*compatible-with=\d+")
 
@@ -140,7 +140,7 @@ def client_options(config: dict[str, Any], url: str | None = None) -> tuple[dict
         options["verify_certs"] = False
         options.setdefault("ssl_show_warn", True)
     options.setdefault("request_timeout", config.get("TIMEOUT", 30))
-    options.setdefault("transport_class", ReindexTransport)
+    options.setdefault("transport_class", with_backoff(ReindexTransport, config))
     for key, value in retry_options(config).items():
         options.setdefault(key, value)
     _use_fast_serializer(options)

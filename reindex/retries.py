@@ -34,9 +34,17 @@ def retry_options(config: dict[str, Any]) -> dict[str, Any]:
         "max_retries": int(config["MAX_RETRIES"]),
         "retry_on_status": RETRY_ON_STATUS,
         "retry_on_timeout": bool(config["RETRY_ON_TIMEOUT"]),
-        "retry_backoff_base": float(config["RETRY_BACKOFF"]),
-        "retry_backoff_cap": float(config["RETRY_BACKOFF_MAX"]),
     }
+
+
+def with_backoff(transport_class: type, config: dict[str, Any]) -> type:
+    """``transport_class`` waiting ``REINDEX["RETRY_BACKOFF"]``... between retries.
+
+    A subclass rather than client keywords: older 8.x clients have no backoff keywords.
+    """
+    config = {**DEFAULTS, **config}
+    attrs = {"backoff_base": float(config["RETRY_BACKOFF"]), "backoff_cap": float(config["RETRY_BACKOFF_MAX"])}
+    return type(transport_class.__name__, (transport_class,), attrs)
 
 
 def worst_case_wait(max_retries: int, base: float, cap: float) -> float:
@@ -50,15 +58,16 @@ class BackoffRetries:
     max_retries: int
     retry_on_status: Any
     retry_on_timeout: bool
-    retry_backoff_base: float
-    retry_backoff_cap: float
+    backoff_base: float = 0.5
+    backoff_cap: float = 10.0
 
     def perform_request(self, method: str, target: str, **kwargs: Any) -> Any:
         retries = _given(kwargs.pop("max_retries", DEFAULT), self.max_retries)
         statuses = _given(kwargs.pop("retry_on_status", DEFAULT), self.retry_on_status)
         on_timeout = _given(kwargs.pop("retry_on_timeout", DEFAULT), self.retry_on_timeout)
-        base = _given(kwargs.pop("retry_backoff_base", DEFAULT), self.retry_backoff_base) or 0.5
-        cap = _given(kwargs.pop("retry_backoff_cap", DEFAULT), self.retry_backoff_cap) or 10.0
+        for ignored in ("retry_backoff_base", "retry_backoff_cap"):  # newer clients' own (no-wait-on-status) backoff
+            kwargs.pop(ignored, None)
+        base, cap = self.backoff_base, self.backoff_cap
         retry = 0
         while True:
             try:

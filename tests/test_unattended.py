@@ -270,3 +270,22 @@ class TestRollbackAndPrune:
         assert partial in json.loads(run.stdout)["dropped"]
         assert names_of(es, "products") == [live_index(es, "products")]
         assert indexes.alias_targets(es, "products") != [partial]
+
+
+def test_turning_tls_verification_off_is_warned_about(db, reindex, settings):
+    settings.REINDEX = {**settings.REINDEX, "VERIFY_CERTS": False}
+
+    run = reindex("status", "products")
+
+    assert run.exit_code == 0, run.stderr
+    assert "reindex: warning: TLS certificate verification is off" in run.stderr
+
+
+def test_tls_verification_is_on_by_default(db, reindex):
+    from reindex.config import DEFAULTS
+    from reindex.connection import client_options
+
+    options, _ = client_options(DEFAULTS, "https://search.example:9200")
+
+    assert options.get("verify_certs", True) is True
+    assert "warning" not in reindex("status", "products").stderr
