@@ -44,3 +44,18 @@ class TinyIndex(IndexDefinition):
 
     def prepare(self, row: dict[str, Any]) -> dict[str, Any]:
         return {"name": row["name"]}
+
+
+class RejectedMappingIndex(IndexDefinition):
+    """A mapping no server accepts: the run must fail before it reads a row."""
+
+    alias = "tiny"
+    mappings = {"properties": {"name": {"type": "no_such_type"}}}
+
+    def get_queryset(self) -> Any:
+        from catalog.models import Product
+
+        return Product.objects.all()
+
+    def prepare(self, product: Any) -> dict[str, Any]:
+        raise AssertionError("no row may be read when the server rejects the mapping")

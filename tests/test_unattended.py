@@ -289,3 +289,16 @@ def test_tls_verification_is_on_by_default(db, reindex):
 
     assert options.get("verify_certs", True) is True
     assert "warning" not in reindex("status", "products").stderr
+
+
+def test_a_mapping_the_server_rejects_fails_before_any_row_is_read(catalog, reindex, es, settings):
+    settings.REINDEX = {**settings.REINDEX, "INDEXES": ["tests.definitions.RejectedMappingIndex"]}
+    catalog(products=5)
+
+    run = reindex("rebuild", "tiny")
+
+    assert run.exit_code == 2
+    assert "the server rejected the definition of tiny-" in run.stderr
+    assert "no_such_type" in run.stderr  # the server's own reason
+    assert dict(es.indices.get(index="tiny-*")) == {}
+    assert read_holder(es, "tiny") is None
