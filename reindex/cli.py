@@ -11,11 +11,13 @@ import json
 import sys
 import traceback
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import nullcontext
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
+
+if TYPE_CHECKING:
+    from reindex.rebuild import RebuildOptions
 
 from reindex import errors
 from reindex.errors import ReindexError
@@ -224,8 +226,9 @@ def rebuild(
     in one atomic request and drops the old index. A failed run leaves the alias
     where it was. With --dry-run, print the plan (new index, rows, mapping diff,
     indexes to delete) and write nothing.
-    One run per alias at a time (a lock in the search server): a run that
-    finds the alias locked exits 3.
+
+    One run per alias at a time (a lock in the search server): a run that finds
+    the alias locked exits 3. SIGTERM/SIGINT delete the partial index and exit 1.
 
     \b
     Example:
@@ -244,7 +247,7 @@ def rebuild(
     progress = None if (no_progress or state.quiet or as_json) else tqdm_progress
     reports, status = [], errors.EXIT_OK
     log = FailureLog(errors_file, state.connection.redact) if errors_file else None
-    with nullcontext() if log is None else log, signals_raise_interrupted():
+    with contextlib.nullcontext() if log is None else log, signals_raise_interrupted():
         for definition in definitions:
             options.on_failure = None if log is None else log.for_alias(definition.alias)
             report, run_status, stop = rebuild_one(state, definition, client, options, progress, as_json)
@@ -281,7 +284,7 @@ def print_plans(state: State, definitions: Sequence[Any], keep: int, as_json: bo
     return errors.EXIT_OK
 
 
-def rebuild_options(state: State, flags: dict[str, Any]) -> Any:
+def rebuild_options(state: State, flags: dict[str, Any]) -> RebuildOptions:
     """RebuildOptions from the command's flags over ``REINDEX`` settings."""
     from reindex.rebuild import RebuildOptions
 
@@ -306,7 +309,7 @@ def rebuild_options(state: State, flags: dict[str, Any]) -> Any:
 
 
 def rebuild_one(
-    state: State, definition: Any, client: Any, options: Any, progress: Any, as_json: bool
+    state: State, definition: Any, client: Any, options: RebuildOptions, progress: Any, as_json: bool
 ) -> tuple[dict[str, Any] | None, int, bool]:
     """Rebuild one alias, print what happened; return its report, exit status and whether to stop."""
     from reindex.interrupts import Interrupted
