@@ -15,16 +15,18 @@ every write to a held lock, is a compare-and-swap on the document's ``_seq_no`` 
 from __future__ import annotations
 
 import datetime
+import logging
 import os
 import socket
 import threading
 import time
 import uuid
-from contextlib import suppress
 from dataclasses import dataclass
 from typing import Any
 
 from reindex.errors import EXIT_LOCKED, ReindexError, RunFailed
+
+logger = logging.getLogger("reindex.locking")
 
 #: Index that holds one lock document per alias (no leading dot: reserved in Elasticsearch).
 LOCK_INDEX = "reindex-locks"
@@ -204,9 +206,18 @@ class AliasLock:
         with self._write:
             if self.lost or self._version is None:
                 return
-            with suppress(ConflictError, NotFoundError):  # taken over meanwhile: not ours to delete
+            try:
                 self.client.delete(
                     index=self.index, id=self.alias, if_seq_no=self._version[0], if_primary_term=self._version[1]
+                )
+            except (ConflictError, NotFoundError):  # taken over meanwhile: not ours to delete
+                pass
+            except Exception as exc:  # the run's own outcome matters more than this
+                logger.warning(
+                    "%s: could not release the lock (%s); it goes stale %gs after its last heartbeat",
+                    self.alias,
+                    type(exc).__name__,
+                    self.ttl,
                 )
             self._version = None
 

@@ -150,6 +150,8 @@ def test_a_server_failing_past_the_retry_bound_aborts_before_the_swap(built, rei
     assert run.returncode == 1, stderr
     [report] = json.loads(stdout)
     assert report["swapped"] is False and "ConnectionError" in report["error"]
+    assert "products: could not release the lock (ConnectionError); it goes stale 2s after" in stderr
+    assert "Traceback" not in stderr
     assert indexes.alias_targets(es, "products") == [built]
     assert es.count(index="products")["count"] == ROWS
     wait_for(lambda: proxy.fault() is None, "the server to come back")
