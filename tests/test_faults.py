@@ -99,14 +99,15 @@ def test_kill_9_mid_load_then_the_next_run_recovers(built, reindex_process, es):
     assert_whole(es)
 
 
-def test_sigterm_mid_load_deletes_the_partial_index_and_releases_the_lock(built, reindex_process, es):
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
+def test_a_signal_mid_load_deletes_the_partial_index_and_releases_the_lock(built, reindex_process, es, signum):
     run = reindex_process("rebuild", *SLOW, wait=False)
     wait_for(lambda: building_index(es), "the load to start", run)
-    run.send_signal(signal.SIGTERM)
+    run.send_signal(signum)
     _, stderr = run.communicate(timeout=30)
 
     assert run.returncode == 1
-    assert "interrupted by SIGTERM" in stderr
+    assert f"interrupted by {signal.Signals(signum).name}" in stderr
     assert f"alias left on {built}" in stderr
     assert "Traceback" not in stderr
     assert indexes.alias_targets(es, "products") == [built]

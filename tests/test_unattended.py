@@ -173,6 +173,21 @@ def test_duplicate_document_ids_are_reported(catalog, es):
     assert len(seen) == 3
 
 
+def test_a_resent_bulk_request_is_not_mistaken_for_duplicates(es):
+    """A bulk request resent after its answer was lost reports "updated" for documents never counted."""
+    from reindex.rebuild import RebuildResult, verify
+
+    es.indices.create(index="products-1")
+    for n in range(10):
+        es.index(index="products-1", id=str(n), document={"n": n})
+    es.indices.refresh(index="products-1")
+    result = RebuildResult(alias="products", definition="x", new_index="products-1", indexed=7, duplicates=5)
+
+    verify(es, result)
+
+    assert (result.indexed, result.duplicates) == (10, 2)
+
+
 class TestOwnership:
     def make_concrete(self, es: Any) -> None:
         es.indices.create(index="products", mappings={"properties": {"name": {"type": "text"}}})
