@@ -120,7 +120,7 @@ def report_error(state: State | None, exc: BaseException) -> None:
     message = state.redact(str(exc)) if state is not None else str(exc)
     click.echo(f"reindex: error: {message}", err=True)
     if state is not None and state.verbose:
-        click.echo("".join(traceback.format_exception(exc)).rstrip(), err=True)
+        click.echo(state.redact("".join(traceback.format_exception(exc))).rstrip(), err=True)
 
 
 @click.group(cls=ReindexGroup, context_settings={"help_option_names": ["-h", "--help"]})

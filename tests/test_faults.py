@@ -197,6 +197,7 @@ def test_secrets_never_appear_in_output_logs_report_or_errors(catalog, reindex_p
     assert run.returncode == 0, stderr
     assert "retry 1 of 8" in stderr  # logs were on and said something
     assert unreachable.returncode == 2
+    assert "Traceback" in unreachable.stderr  # -v: the traceback is shown, redacted too
     for text in (stdout, stderr, errors_file.read_text(), unreachable.stdout, unreachable.stderr):
         assert password not in text
         assert api_key not in text
