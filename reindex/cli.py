@@ -207,6 +207,11 @@ def retry_options(f: Callable[..., Any]) -> Callable[..., Any]:
     help="Write one JSON line per failed row: alias, id, reason, error_type.",
 )
 @retry_options
+@click.option(
+    "--workers",
+    type=click.IntRange(1),
+    help="Processes that build and send documents, each its own pk ranges (default 1).",
+)
 @click.option("--no-progress", is_flag=True, help="No progress bar, even on a terminal.")
 @dry_run_option
 @json_option
@@ -234,6 +239,7 @@ def rebuild(
     Example:
       reindex --settings mysite.settings rebuild products --keep 1
       reindex --settings mysite.settings rebuild products --errors-file failed.jsonl
+      reindex --settings mysite.settings rebuild products --workers 2
     """
     from reindex.failure_log import FailureLog
     from reindex.interrupts import signals_raise_interrupted
@@ -305,6 +311,8 @@ def rebuild_options(state: State, flags: dict[str, Any]) -> RebuildOptions:
         max_retries=int(config["MAX_RETRIES"]),
         retry_backoff=float(config["RETRY_BACKOFF"]),
         retry_backoff_max=float(config["RETRY_BACKOFF_MAX"]),
+        workers=given.get("workers") or config["WORKERS"],
+        es_url=state.es_url,
     )
 
 

@@ -30,6 +30,7 @@ DEFAULTS: dict[str, Any] = {
     "MIN_RATIO": 0.5,
     "LOCK_TTL": 300,
     "LOCK_INDEX": "reindex-locks",
+    "WORKERS": 1,
 }
 
 ENV_URL = "REINDEX_ES_URL"

@@ -12,19 +12,21 @@ the new index is deleted and the alias is left where it was::
 
 from __future__ import annotations
 
+import itertools
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from contextlib import nullcontext, suppress
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from reindex import indexes, interrupts
 from reindex.definitions import IndexDefinition
-from reindex.documents import Failure, build_actions, item_failure, iter_batches, keep_action
+from reindex.documents import Action, Failure, build_actions, item_failure, iter_batches
 from reindex.drift import definition_marker
 from reindex.errors import ConfigurationError, ReindexError, RunFailed
 from reindex.locking import DEFAULT_TTL, LOCK_INDEX, AliasLock
 from reindex.retries import RETRY_ON_STATUS
+from reindex.sending import BulkSender
 
 #: Index settings applied while loading, then restored to the declared values.
 LOAD_SETTINGS = {"refresh_interval": "-1", "number_of_replicas": 0}
@@ -61,6 +63,10 @@ class RebuildOptions:
     retry_backoff_max: float = 10.0
     #: Called with every failed row (e.g. ``FailureLog.for_alias``); the result keeps only the first ones.
     on_failure: Callable[[Failure], None] | None = None
+    #: Processes that build and send documents; 1 loads in this process.
+    workers: int = 1
+    #: Where workers connect (else ``settings.REINDEX``), like ``--es-url``.
+    es_url: str | None = None
 
 
 @dataclass
@@ -248,12 +254,32 @@ def load(
     progress: ProgressFactory | None,
     total: int,
 ) -> None:
-    """Stream every row into the new index through the bulk helper."""
-    from elasticsearch.helpers import streaming_bulk
+    """Stream every row into the new index, in this process or in ``options.workers`` processes."""
+    if options.workers > 1:
+        from reindex.parallel import load_parallel
 
+        load_parallel(definition, queryset, result, options, progress, total)
+        return
+    bar = progress(total, definition.alias) if progress else None
+    with nullcontext() if bar is None else _closing(bar):
+        stream_rows(client, definition, queryset, result, options, bar)
+
+
+def stream_rows(
+    client: Any,
+    definition: IndexDefinition,
+    queryset: Any,
+    result: RebuildResult,
+    options: RebuildOptions,
+    bar: Progress | None,
+    background: bool = True,
+) -> None:
+    """Read ``queryset`` in batches and send its documents to ``result.new_index`` through the bulk helper.
+
+    With ``background``, requests go out on a thread while the next batch is built.
+    """
     assert result.new_index is not None
     batch_size = options.batch_size or definition.batch_size or 1000
-    bar = progress(total, definition.alias) if progress else None
 
     def on_read(n: int) -> None:
         interrupts.check()
@@ -265,43 +291,53 @@ def load(
             options.on_failure(failure)
         if bar is not None:
             bar.update(1)
-        if result.failed > options.max_errors:
-            raise TooManyErrors(
-                f"{definition.alias}: {result.failed} rows failed, more than --max-errors "
-                f"{options.max_errors} (first: id {result.failures[0].id}: {result.failures[0].reason})"
-            )
+        check_failures(result, options.max_errors)
 
-    actions = build_actions(definition, result.new_index, iter_batches(queryset, batch_size), on_read, on_failure)
-    pending = 0
-    with nullcontext() if bar is None else _closing(bar):
-        for ok, item in streaming_bulk(
-            client,
-            actions,  # type: ignore[arg-type]
-            chunk_size=batch_size,
-            max_chunk_bytes=options.max_chunk_bytes,
-            expand_action_callback=keep_action,  # type: ignore[arg-type]
-            raise_on_error=False,
-            raise_on_exception=True,
-            max_retries=options.max_retries,
-            initial_backoff=options.retry_backoff,
-            max_backoff=options.retry_backoff_max,
-            retry_on_status=RETRY_ON_STATUS,
-        ):
-            interrupts.check()
+    def account(indexed: int, others: list[tuple[bool, dict[str, Any]]]) -> None:
+        interrupts.check()
+        result.indexed += indexed
+        if bar is not None and indexed:
+            bar.update(indexed)
+        for ok, item in others:
             if ok and _replaced_a_document(item):
                 result.duplicates += 1
                 if options.on_failure is not None:
                     options.on_failure(duplicate_failure(item))
             elif ok:
                 result.indexed += 1
-                pending += 1
-                if bar is not None and pending >= 200:
-                    bar.update(pending)
-                    pending = 0
             else:
                 on_failure(item_failure(item))
-        if bar is not None and pending:
-            bar.update(pending)
+
+    bulk_options = {
+        "chunk_size": batch_size,
+        "max_chunk_bytes": options.max_chunk_bytes,
+        "max_retries": options.max_retries,
+        "initial_backoff": options.retry_backoff,
+        "max_backoff": options.retry_backoff_max,
+        "retry_on_status": RETRY_ON_STATUS,
+    }
+    actions = build_actions(definition, result.new_index, iter_batches(queryset, batch_size), on_read, on_failure)
+    with BulkSender(client, bulk_options, background) as sender:
+        for batch in chunked(actions, batch_size):
+            sender.send(batch)
+            account(*sender.take())
+    account(*sender.take())
+
+
+def chunked(actions: Iterator[Action], size: int) -> Iterator[list[Action]]:
+    """Lists of ``size`` actions (the last may be shorter)."""
+    while batch := list(itertools.islice(actions, size)):
+        yield batch
+
+
+def check_failures(result: RebuildResult, max_errors: int) -> None:
+    """Raise TooManyErrors once more rows failed than ``max_errors`` allows."""
+    if result.failed > max_errors:
+        first = result.failures[0]
+        raise TooManyErrors(
+            f"{result.alias}: {result.failed} rows failed, more than --max-errors {max_errors} "
+            f"(first: id {first.id}: {first.reason})"
+        )
 
 
 def _replaced_a_document(item: dict[str, Any]) -> bool:

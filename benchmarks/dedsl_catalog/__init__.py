@@ -1,0 +1,1 @@
+"""The catalog's products as a django-elasticsearch-dsl Document: the peer in the benchmark."""

@@ -1,0 +1,51 @@
+"""The catalog's products written for a large table, the way the README recommends.
+
+Same documents as ``catalog.indexes.ProductIndex``, read through ``values()`` (no
+model instances) with each batch's sellers fetched in one query by ``load_batch``.
+Not in an ``indexes`` module, so the demo site does not register a second alias.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Sequence
+from typing import Any
+
+from catalog.indexes import ProductIndex
+from catalog.models import Product
+
+from reindex import IndexDefinition
+
+COLUMNS = ("pk", "name", "description", "price", "sku", "in_stock", "category_id", "category__name")
+
+
+class ProductRowsIndex(IndexDefinition):
+    """Products from ``values()`` rows plus one query per batch for their sellers."""
+
+    alias = "products"
+    settings = ProductIndex.settings
+    mappings = ProductIndex.mappings
+
+    def get_queryset(self) -> Any:
+        return Product.objects.values(*COLUMNS, "created_at", "updated_at")
+
+    def load_batch(self, rows: Sequence[dict[str, Any]]) -> None:
+        links = Product.sellers.through.objects.filter(
+            product_id__gte=rows[0]["pk"], product_id__lte=rows[-1]["pk"]
+        ).values_list("product_id", "seller_id", "seller__name", "seller__country")
+        self.sellers: dict[int, list[dict[str, Any]]] = defaultdict(list)
+        for product_id, seller_id, name, country in links:
+            self.sellers[product_id].append({"id": seller_id, "name": name, "country": country})
+
+    def prepare(self, row: dict[str, Any]) -> dict[str, Any]:
+        return {
+            "name": row["name"],
+            "description": row["description"],
+            "price": row["price"],
+            "sku": row["sku"],
+            "in_stock": row["in_stock"],
+            "category": {"id": row["category_id"], "name": row["category__name"]},
+            "sellers": self.sellers.get(row["pk"], []),
+            "created_at": row["created_at"],
+            "updated_at": row["updated_at"],
+        }

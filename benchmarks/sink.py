@@ -1,0 +1,181 @@
+"""A do-nothing bulk endpoint: accepts ``_bulk`` and the few index calls, stores no document.
+
+It lets a benchmark measure what the indexing client costs without the search
+server's cost. ``_bulk`` answers one well-formed item per action (status 201) and
+counts the documents per index, so ``_count`` and the rebuild's verification agree::
+
+    python benchmarks/sink.py          # prints its URL, serves until killed or stdin closes
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+import re
+import sys
+import threading
+from collections import Counter
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+#: A bulk action's header line, and the same with its ``_index`` captured (it may be absent).
+HEADER = re.compile(rb'^\{\s*"(?:index|create)"\s*:\s*\{', re.MULTILINE)
+HEADER_INDEX = re.compile(rb'^\{\s*"(?:index|create)"\s*:\s*\{[^\n}]*?"_index"\s*:\s*"([^"]+)"', re.MULTILINE)
+ITEM = b'{"index":{"status":201,"result":"created"}}'
+INFO = {"name": "sink", "cluster_name": "sink", "version": {"number": "9.0.0"}, "tagline": "You Know, for Search"}
+
+
+class State:
+    """Indexes, their mappings, aliases and the documents received per index."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.indexes: dict[str, dict[str, Any]] = {}  # name -> {"mappings": ..., "count": n}
+        self.aliases: dict[str, set[str]] = {}  # alias -> index names
+
+    def matching(self, pattern: str) -> list[str]:
+        regex = re.compile("|".join(re.escape(p).replace(r"\*", ".*") for p in pattern.split(",")) + "$")
+        names = [n for n in self.indexes if regex.match(n)]
+        for alias, targets in self.aliases.items():
+            if regex.match(alias):
+                names.extend(targets)
+        return sorted(set(names))
+
+
+class Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    disable_nagle_algorithm = True  # headers and body go in two writes
+    state: State
+
+    def log_message(self, format: str, *args: Any) -> None:  # quiet
+        return
+
+    def body(self) -> bytes:
+        data = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        if self.headers.get("Content-Encoding") == "gzip":
+            data = gzip.decompress(data)
+        return data
+
+    def reply(self, status: int, payload: Any = None, raw: bytes | None = None) -> None:
+        data = raw if raw is not None else (b"" if payload is None else json.dumps(payload).encode())
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("X-Elastic-Product", "Elasticsearch")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        if self.command != "HEAD":
+            self.wfile.write(data)
+
+    def parts(self) -> list[str]:
+        return [p for p in self.path.split("?", 1)[0].split("/") if p]
+
+    def do_HEAD(self) -> None:
+        parts, st = self.parts(), self.state
+        if parts[:1] == ["_alias"]:
+            found = parts[1] in st.aliases and bool(st.aliases[parts[1]])
+        else:
+            found = bool(parts) and (parts[0] in st.indexes or bool(st.aliases.get(parts[0])))
+        self.reply(200 if found else 404)
+
+    def do_GET(self) -> None:
+        parts, st = self.parts(), self.state
+        self.body()
+        if not parts:
+            return self.reply(200, INFO)
+        if parts == ["_alias"]:
+            return self.reply(
+                200, {i: {"aliases": {a: {} for a, t in st.aliases.items() if i in t}} for i in st.indexes}
+            )
+        if parts[0] == "_alias":
+            targets = sorted(st.aliases.get(parts[1], ()))
+            if not targets:
+                return self.reply(404, {"error": "alias missing", "status": 404})
+            return self.reply(200, {t: {"aliases": {parts[1]: {}}} for t in targets})
+        if parts[-1] == "_count":
+            return self.count(parts)
+        names = st.matching(parts[0])
+        if not names:
+            return self.reply(404, {"error": {"type": "index_not_found_exception"}, "status": 404})
+        return self.reply(
+            200, {n: {"aliases": {}, "mappings": st.indexes[n]["mappings"], "settings": {}} for n in names}
+        )
+
+    def do_PUT(self) -> None:
+        parts, st, data = self.parts(), self.state, self.body()
+        if parts and parts[-1] == "_bulk":
+            return self.bulk(parts, data)
+        if len(parts) == 1:
+            body = json.loads(data or b"{}")
+            with st.lock:
+                st.indexes[parts[0]] = {"mappings": body.get("mappings", {}), "count": 0}
+            return self.reply(200, {"acknowledged": True, "index": parts[0]})
+        return self.reply(200, {"acknowledged": True})
+
+    def do_POST(self) -> None:
+        parts, st, data = self.parts(), self.state, self.body()
+        if parts and parts[-1] == "_bulk":
+            return self.bulk(parts, data)
+        if parts and parts[-1] == "_count":
+            return self.count(parts)
+        if parts == ["_aliases"]:
+            with st.lock:
+                for action in json.loads(data)["actions"]:
+                    ((kind, spec),) = action.items()
+                    if kind == "add":
+                        st.aliases.setdefault(spec["alias"], set()).add(spec["index"])
+                    elif kind == "remove":
+                        st.aliases.get(spec["alias"], set()).discard(spec["index"])
+                    elif kind == "remove_index":
+                        st.indexes.pop(spec["index"], None)
+        return self.reply(200, {"acknowledged": True, "_shards": {"total": 1, "successful": 1, "failed": 0}})
+
+    def count(self, parts: list[str]) -> None:
+        with self.state.lock:
+            count = sum(self.state.indexes[n]["count"] for n in self.state.matching(parts[0]))
+        self.reply(200, {"count": count})
+
+    def bulk(self, parts: list[str], data: bytes) -> None:
+        """Count the actions per target index from the header lines alone (a regex, no JSON parsing)."""
+        total = len(HEADER.findall(data))
+        counts = Counter(t.decode() for t in HEADER_INDEX.findall(data))
+        if total > counts.total() and len(parts) == 2:  # POST /<index>/_bulk
+            counts[parts[0]] += total - counts.total()
+        with self.state.lock:
+            for index, count in counts.items():
+                self.state.indexes.setdefault(index, {"mappings": {}, "count": 0})["count"] += count
+        body = b",".join([ITEM] * total)
+        self.reply(200, raw=b'{"took":0,"errors":false,"items":[' + body + b"]}")
+
+    def do_DELETE(self) -> None:
+        parts, st = self.parts(), self.state
+        self.body()
+        with st.lock:
+            for name in st.matching(parts[0]) if parts else []:
+                st.indexes.pop(name, None)
+                for targets in st.aliases.values():
+                    targets.discard(name)
+        self.reply(200, {"acknowledged": True})
+
+
+def serve(port: int = 0) -> ThreadingHTTPServer:
+    """Start the sink on a background thread; ``server.server_address`` says where."""
+    handler = type("SinkHandler", (Handler,), {"state": State()})
+    server = ThreadingHTTPServer(("127.0.0.1", port), handler)
+    server.daemon_threads = True
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server
+
+
+def main() -> None:
+    server = serve(int(sys.argv[1]) if len(sys.argv) > 1 else 0)
+    print(f"http://127.0.0.1:{server.server_address[1]}", flush=True)
+    try:
+        while sys.stdin.read(1):
+            pass
+    except KeyboardInterrupt:
+        pass
+    server.shutdown()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,136 @@
+"""Loading with ``--workers N``: each worker process builds and sends its own primary-key ranges."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+
+from reindex import indexes
+from reindex.parallel import pk_ranges
+from reindex.rebuild import RebuildOptions, rebuild
+
+
+def sources(es: Any, alias: str) -> dict[str, dict[str, Any]]:
+    hits = es.search(index=alias, size=1000, sort=[{"_id": "asc"}])["hits"]["hits"]
+    return {hit["_id"]: hit["_source"] for hit in hits}
+
+
+def without_updated_at(docs: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    return {key: {k: v for k, v in doc.items() if k != "updated_at"} for key, doc in docs.items()}
+
+
+def test_two_workers_build_the_same_documents_as_one_process(catalog, reindex, es, transactional_db):
+    catalog(products=230)
+    assert reindex("rebuild", "products", "--batch-size", "20").exit_code == 0
+    alone = sources(es, "products")
+
+    run = reindex("rebuild", "products", "--workers", "2", "--batch-size", "20", "--json")
+
+    assert run.exit_code == 0, run.stderr
+    [report] = json.loads(run.stdout)
+    assert (report["rows_read"], report["indexed"], report["failed"]) == (230, 230, 0)
+    assert report["swapped"] is True
+    assert sources(es, "products") == alone
+
+
+class Recorder:
+    """A progress bar that remembers what it was told."""
+
+    def __init__(self, total: int, description: str) -> None:
+        self.total, self.description, self.updates, self.closed = total, description, [], False
+
+    def update(self, n: int) -> None:
+        self.updates.append(n)
+
+    def close(self) -> None:
+        self.closed = True
+
+
+def test_workers_progress_and_failures_are_merged_in_the_parent(catalog, es, es_url, transactional_db):
+    from catalog.models import Product
+
+    from tests.definitions import PoisonIndex
+
+    catalog(products=120)
+    bad = list(Product.objects.order_by("pk").values_list("pk", flat=True)[5::40])  # 3 rows across ranges
+    Product.objects.filter(pk__in=bad).update(name="POISON pill")
+    bars: list[Recorder] = []
+
+    def progress(total: int, description: str) -> Recorder:
+        bars.append(Recorder(total, description))
+        return bars[-1]
+
+    options = RebuildOptions(batch_size=10, workers=2, max_errors=3, es_url=es_url)
+    result = rebuild(PoisonIndex(), es, options, progress)
+
+    assert (result.rows_read, result.indexed, result.failed) == (120, 117, 3)
+    assert sorted(int(f.id) for f in result.failures) == sorted(bad)
+    [bar] = bars
+    assert (bar.total, sum(bar.updates), bar.closed) == (120, 120, True)
+    assert es.count(index="poison")["count"] == 117
+
+
+def test_too_many_failures_in_the_workers_fail_the_run_and_keep_the_alias(
+    catalog, reindex, es, settings, transactional_db
+):
+    from catalog.models import Product
+
+    settings.REINDEX = {**settings.REINDEX, "INDEXES": ["tests.definitions.PoisonIndex"]}
+    catalog(products=60)
+    assert reindex("rebuild", "poison").exit_code == 0
+    live = indexes.alias_targets(es, "poison")
+    Product.objects.filter(pk__in=Product.objects.order_by("pk").values("pk")[10:12]).update(name="POISON")
+
+    run = reindex("rebuild", "poison", "--workers", "2", "--max-errors", "1")
+
+    assert run.exit_code == 1
+    assert "more than --max-errors 1" in run.stderr
+    assert indexes.alias_targets(es, "poison") == live
+    assert sorted(dict(es.indices.get(index="poison-*"))) == live
+
+
+def test_a_cron_run_with_workers(catalog, reindex_process, es):
+    catalog(products=75)
+
+    done = reindex_process("rebuild", "products", "--workers", "2", "--batch-size", "10")
+
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith("products: 75 indexed, 0 failed of 75 rows")
+    assert es.count(index="products")["count"] == 75
+
+
+@pytest.mark.parametrize("parts", [1, 2, 3, 8, 50])
+def test_pk_ranges_split_sparse_keys_into_balanced_parts_covering_every_row_once(catalog, parts):
+    from catalog.models import Product
+
+    catalog(products=90)
+    Product.objects.filter(pk__in=Product.objects.order_by("pk").values("pk")[20:50]).delete()  # a gap
+    pks = list(Product.objects.order_by("pk").values_list("pk", flat=True))
+
+    ranges = pk_ranges(Product.objects.all(), len(pks), parts)
+
+    def inside(pk: int, after: Any, upto: Any) -> bool:
+        return (after is None or pk > after) and (upto is None or pk <= upto)
+
+    per_range = [[pk for pk in pks if inside(pk, *r)] for r in ranges]
+    assert sorted(pk for part in per_range for pk in part) == pks
+    assert len(ranges) <= parts
+    assert max(map(len, per_range)) == -(-len(pks) // parts)  # no range above its fair share
+
+
+@pytest.mark.parametrize("name", [":memory:", "file:memdb1?mode=memory&cache=shared"])
+def test_workers_refuse_an_in_memory_database(name, db):
+    from django.db import connections
+
+    from reindex.errors import ConfigurationError
+    from reindex.parallel import worker_setup
+
+    original = connections["default"].settings_dict["NAME"]
+    connections["default"].settings_dict["NAME"] = name
+    try:
+        with pytest.raises(ConfigurationError, match="in-memory"):
+            worker_setup(None)
+    finally:
+        connections["default"].settings_dict["NAME"] = original

@@ -1,0 +1,55 @@
+"""The database side of a rebuild: a constant number of queries per batch, and no query log kept."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from django.db import connection
+
+from reindex.documents import build_actions, iter_batches
+
+
+def documents_and_queries(definition: Any, batch_size: int) -> tuple[int, list[str]]:
+    """Build every document of ``definition`` in batches; the documents and every SQL statement run."""
+    statements: list[str] = []
+
+    def record(execute, sql, params, many, context):  # type: ignore[no-untyped-def]
+        statements.append(sql)
+        return execute(sql, params, many, context)
+
+    with connection.execute_wrapper(record):
+        batches = iter_batches(definition.get_queryset(), batch_size)
+        actions = list(build_actions(definition, "products-x", batches, lambda n: None, pytest.fail))
+    return len(actions), statements
+
+
+@pytest.mark.parametrize(
+    "definition_path",
+    ["catalog.indexes.ProductIndex", "benchmarks.definitions.ProductRowsIndex"],
+)
+def test_each_batch_costs_the_same_queries_whatever_its_rows_hold(catalog, definition_path):
+    """Products with a category (FK) and 1-4 sellers (M2M): one query for the rows, one for the sellers."""
+    from django.utils.module_loading import import_string
+
+    definition = import_string(definition_path)()
+    catalog(products=95, sellers=30)
+
+    one_docs, one_batch = documents_and_queries(definition, batch_size=100)  # 1 batch of 95
+    ten_docs, ten_batches = documents_and_queries(definition, batch_size=10)  # 9 batches of 10, one of 5
+
+    assert one_docs == ten_docs == 95
+    assert len(one_batch) == 2
+    assert len(ten_batches) == 10 * len(one_batch)
+    assert not any("OFFSET" in sql.upper() for sql in ten_batches)
+
+
+def test_debug_mode_does_not_keep_every_query_in_memory(catalog, settings):
+    from catalog.indexes import ProductIndex
+
+    settings.DEBUG = True
+    catalog(products=40)
+
+    documents_and_queries(ProductIndex(), batch_size=10)
+
+    assert len(connection.queries) <= 2  # reset after each batch, not 8 and growing
