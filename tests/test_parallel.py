@@ -13,12 +13,12 @@ from reindex.rebuild import RebuildOptions, rebuild
 
 
 def sources(es: Any, alias: str) -> dict[str, dict[str, Any]]:
+    """Documents by id; sellers sorted, as the M2M comes back in no particular order on PostgreSQL."""
     hits = es.search(index=alias, size=1000, sort=[{"_id": "asc"}])["hits"]["hits"]
-    return {hit["_id"]: hit["_source"] for hit in hits}
-
-
-def without_updated_at(docs: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
-    return {key: {k: v for k, v in doc.items() if k != "updated_at"} for key, doc in docs.items()}
+    docs = {hit["_id"]: hit["_source"] for hit in hits}
+    for doc in docs.values():
+        doc["sellers"] = sorted(doc["sellers"], key=lambda seller: seller["id"])
+    return docs
 
 
 def test_two_workers_build_the_same_documents_as_one_process(catalog, reindex, es, transactional_db):
