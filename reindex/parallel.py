@@ -15,6 +15,7 @@ from __future__ import annotations
 import math
 import multiprocessing
 import os
+import queue
 import threading
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
@@ -97,9 +98,10 @@ def load_parallel(
         for after, upto in pk_ranges(queryset, total, options.workers * RANGES_PER_WORKER)
     ]
     context = multiprocessing.get_context("spawn")
-    updates = context.SimpleQueue()
+    updates = context.Queue()
     bar = progress(total, definition.alias) if progress else None
-    relay = threading.Thread(target=_relay_progress, args=(updates, bar), daemon=True)
+    stop_relay = threading.Event()
+    relay = threading.Thread(target=_relay_progress, args=(updates, bar, stop_relay), daemon=True)
     relay.start()
     pool = context.Pool(min(options.workers, len(tasks)), initializer=_start_worker, initargs=(setup, updates))
     try:
@@ -115,8 +117,12 @@ def load_parallel(
         raise
     finally:
         pool.join()
-        updates.put(None)
+        # Not a sentinel on the queue: a terminated worker may have died holding its
+        # write lock, and a put() from here would then wait forever.
+        stop_relay.set()
         relay.join()
+        updates.close()
+        updates.cancel_join_thread()
         if bar is not None:
             bar.close()
 
@@ -145,8 +151,14 @@ def merge(result: RebuildResult, part: RebuildResult) -> None:
     result.failed = failed_before + part.failed  # failures beyond those reported count too
 
 
-def _relay_progress(updates: Any, bar: Any) -> None:
-    while (n := updates.get()) is not None:
+def _relay_progress(updates: Any, bar: Any, stop: threading.Event) -> None:
+    while True:
+        try:
+            n = updates.get(timeout=0.1)
+        except queue.Empty:
+            if stop.is_set():
+                return
+            continue
         if bar is not None:
             bar.update(n)
 
