@@ -407,7 +407,7 @@ def status(state: State, names: Sequence[str], as_json: bool) -> int:
 
     definitions = state.registry.select(names)
     client = state.client()
-    statuses = [alias_status(client, d) for d in definitions]
+    statuses = [alias_status(client, d, state.boot()["LOCK_INDEX"]) for d in definitions]
     if as_json:
         click.echo(json.dumps([s.as_dict() for s in statuses], indent=2))
         return errors.EXIT_OK
@@ -428,11 +428,18 @@ def format_status(st: Any) -> str:
     if st.concrete:
         return f"{st.alias}: a concrete index (not an alias) with {st.count} documents"
     if not st.built:
-        return f"{st.alias}: not built"
-    lines = [f"{st.alias}: live {', '.join(st.live)} ({st.count} documents){_CODE_MATCH[st.matches_code]}"]
+        lines = [f"{st.alias}: not built"]
+    else:
+        lines = [f"{st.alias}: live {', '.join(st.live)} ({st.count} documents){_CODE_MATCH[st.matches_code]}"]
     for info in st.indexes:
-        marks = "live" if info.live else "kept"
+        marks = "live" if info.live else "building" if info.meta.get("building") is True else "kept"
         lines.append(f"  {info.name}\t{marks}\tcreated {info.created or '?'}\t{info.count} documents")
+    if st.lock is not None:
+        holder = st.lock
+        lines.append(
+            f"  locked by {holder.host}:{holder.pid} since {holder.as_source()['started_at']}"
+            f" (heartbeat {holder.age():.0f}s ago)"
+        )
     return "\n".join(lines)
 
 

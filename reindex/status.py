@@ -8,6 +8,7 @@ from typing import Any
 from reindex import indexes
 from reindex.definitions import IndexDefinition
 from reindex.drift import FINGERPRINT_KEY, definition_fingerprint
+from reindex.locking import LOCK_INDEX, LockHolder, read_holder
 
 
 @dataclass
@@ -22,6 +23,8 @@ class AliasStatus:
     indexes: list[indexes.IndexInfo] = field(default_factory=list)
     #: Whether the live index was built from the definition now in code (None: unknown).
     matches_code: bool | None = None
+    #: The run holding the alias's lock now, if any.
+    lock: LockHolder | None = None
 
     @property
     def built(self) -> bool:
@@ -37,13 +40,14 @@ class AliasStatus:
             "concrete_index": self.concrete,
             "indexes": [i.as_dict() for i in self.indexes],
             "matches_code": self.matches_code,
+            "lock": None if self.lock is None else {**self.lock.as_source(), "token": None},
         }
 
 
-def alias_status(client: Any, definition: IndexDefinition) -> AliasStatus:
-    """Read the live index, its count and the owned indexes of ``definition``'s alias."""
+def alias_status(client: Any, definition: IndexDefinition, lock_index: str = LOCK_INDEX) -> AliasStatus:
+    """Read the live index, its count, the owned indexes and the lock of ``definition``'s alias."""
     alias = definition.alias
-    status = AliasStatus(alias=alias, definition=definition.path)
+    status = AliasStatus(alias=alias, definition=definition.path, lock=read_holder(client, alias, lock_index))
     if indexes.is_concrete_index(client, alias):
         status.concrete = True
         status.count = int(client.count(index=alias)["count"])

@@ -37,3 +37,5 @@ reindex status
 step "second rebuild: a new index, the alias moved, the old one dropped"
 reindex rebuild
 reindex status
+step "the live indexes match the definitions in code: diff exits 0"
+reindex diff

@@ -36,6 +36,18 @@ class TestOneRunPerAlias:
         assert names_of(es, "products") == [before]
         assert read_holder(es, "products").host == "web2"  # not ours to release
 
+    def test_status_says_who_holds_the_lock(self, catalog, reindex, es):
+        catalog(products=3)
+        assert reindex("rebuild", "products").exit_code == 0
+        assert "locked by" not in reindex("status", "products").stdout
+        hold_lock_as(es, "products", "web2", 4242, age=5)
+
+        run = reindex("status", "products")
+        [report] = json.loads(reindex("status", "products", "--json").stdout)
+
+        assert "  locked by web2:4242 since " in run.stdout
+        assert (report["lock"]["host"], report["lock"]["pid"], report["lock"]["token"]) == ("web2", 4242, None)
+
     def test_a_stale_lock_is_taken_over_and_said_so(self, catalog, reindex, es):
         catalog(products=10)
         hold_lock_as(es, "products", "web2", 4242, age=3600)
