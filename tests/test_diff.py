@@ -259,7 +259,7 @@ class TestRebuildDryRun:
             }
         ]
         assert plans["products"]["delete"] == []
-        assert dict(es.indices.get(index="*")) == {}
+        assert dict(es.indices.get(index="products*,categories*")) == {}
 
     def test_keep_is_honoured_in_the_plan(self, built, reindex):
         run = reindex("rebuild", "--dry-run", "--keep", "1", "--json", "products")
