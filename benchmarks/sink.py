@@ -32,6 +32,8 @@ class State:
         self.lock = threading.Lock()
         self.indexes: dict[str, dict[str, Any]] = {}  # name -> {"mappings": ..., "count": n}
         self.aliases: dict[str, set[str]] = {}  # alias -> index names
+        self.docs: dict[tuple[str, str], tuple[int, Any]] = {}  # the lock documents: (seq_no, source)
+        self.seq_no = 0
 
     def matching(self, pattern: str) -> list[str]:
         regex = re.compile("|".join(re.escape(p).replace(r"\*", ".*") for p in pattern.split(",")) + "$")
@@ -93,6 +95,8 @@ class Handler(BaseHTTPRequestHandler):
             return self.reply(200, {t: {"aliases": {parts[1]: {}}} for t in targets})
         if parts[-1] == "_count":
             return self.count(parts)
+        if len(parts) == 3 and parts[1] == "_doc":
+            return self.get_doc(parts[0], parts[2])
         names = st.matching(parts[0])
         if not names:
             return self.reply(404, {"error": {"type": "index_not_found_exception"}, "status": 404})
@@ -104,6 +108,8 @@ class Handler(BaseHTTPRequestHandler):
         parts, st, data = self.parts(), self.state, self.body()
         if parts and parts[-1] == "_bulk":
             return self.bulk(parts, data)
+        if len(parts) == 3 and parts[1] in ("_doc", "_create"):
+            return self.put_doc(parts[0], parts[2], data, create=parts[1] == "_create")
         if len(parts) == 1:
             body = json.loads(data or b"{}")
             with st.lock:
@@ -146,9 +152,44 @@ class Handler(BaseHTTPRequestHandler):
         body = b",".join([ITEM] * total)
         self.reply(200, raw=b'{"took":0,"errors":false,"items":[' + body + b"]}")
 
+    # -- single documents: just enough for the tool's lock (create, get, compare-and-swap)
+
+    def get_doc(self, index: str, doc_id: str) -> None:
+        found = self.state.docs.get((index, doc_id))
+        if found is None:
+            return self.reply(404, {"_index": index, "_id": doc_id, "found": False})
+        seq_no, source = found
+        self.reply(200, {"_index": index, "_id": doc_id, "found": True, **self.version(seq_no), "_source": source})
+
+    def put_doc(self, index: str, doc_id: str, data: bytes, create: bool) -> None:
+        st = self.state
+        with st.lock:
+            current = st.docs.get((index, doc_id))
+            if (create and current is not None) or not self.version_matches(current):
+                return self.reply(409, {"error": {"type": "version_conflict_engine_exception"}, "status": 409})
+            st.seq_no += 1
+            st.docs[(index, doc_id)] = (st.seq_no, json.loads(data))
+            seq_no = st.seq_no
+        self.reply(201, {"_index": index, "_id": doc_id, "result": "created", **self.version(seq_no)})
+
+    def version_matches(self, current: tuple[int, Any] | None) -> bool:
+        wanted = re.search(r"if_seq_no=(\d+)", self.path)
+        return wanted is None or (current is not None and current[0] == int(wanted.group(1)))
+
+    @staticmethod
+    def version(seq_no: int) -> dict[str, int]:
+        return {"_seq_no": seq_no, "_primary_term": 1, "_version": seq_no}
+
     def do_DELETE(self) -> None:
         parts, st = self.parts(), self.state
         self.body()
+        if len(parts) == 3 and parts[1] == "_doc":
+            with st.lock:
+                current = st.docs.get((parts[0], parts[2]))
+                if current is None or not self.version_matches(current):
+                    return self.reply(409 if current else 404, {"status": 409 if current else 404})
+                del st.docs[(parts[0], parts[2])]
+            return self.reply(200, {"result": "deleted"})
         with st.lock:
             for name in st.matching(parts[0]) if parts else []:
                 st.indexes.pop(name, None)
