@@ -141,3 +141,11 @@ def item_failure(item: dict[str, Any]) -> Failure:
     else:
         reason, kind = str(error), None
     return Failure(op.get("_id"), reason or f"status {op.get('status')}", kind)
+
+
+def replaced_a_document(item: dict[str, Any]) -> bool:
+    """True when a bulk result says the write replaced an existing document.
+
+    In a fresh index that means an earlier row of this run had the same id.
+    """
+    return next(iter(item.values())).get("result") == "updated"

@@ -15,13 +15,13 @@ from __future__ import annotations
 import itertools
 import time
 from collections.abc import Callable, Iterator
-from contextlib import nullcontext, suppress
+from contextlib import closing, nullcontext, suppress
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from reindex import indexes, interrupts
 from reindex.definitions import IndexDefinition
-from reindex.documents import Action, Failure, build_actions, item_failure, iter_batches
+from reindex.documents import Action, Failure, build_actions, item_failure, iter_batches, replaced_a_document
 from reindex.drift import definition_marker
 from reindex.errors import ConfigurationError, ReindexError, RunFailed
 from reindex.locking import DEFAULT_TTL, LOCK_INDEX, AliasLock
@@ -224,8 +224,6 @@ def check_alias(client: Any, alias: str, replace_existing_index: bool = False) -
 
 def create_new_index(client: Any, definition: IndexDefinition) -> str:
     """Create ``<alias>-<timestamp>`` with the declared settings, tuned for loading."""
-    from elasticsearch import BadRequestError
-
     settings = {**definition.get_settings(), **LOAD_SETTINGS}
     mappings = definition.get_mappings()
     meta = dict(mappings.get("_meta") or {})
@@ -239,8 +237,6 @@ def create_new_index(client: Any, definition: IndexDefinition) -> str:
         except ConfigurationError:
             if client.indices.exists(index=name):
                 continue  # another run took this very microsecond
-            raise
-        except BadRequestError:  # pragma: no cover - create_index maps these
             raise
     raise RunFailed(f"{definition.alias}: could not find a free index name")
 
@@ -261,7 +257,7 @@ def load(
         load_parallel(definition, queryset, result, options, progress, total)
         return
     bar = progress(total, definition.alias) if progress else None
-    with nullcontext() if bar is None else _closing(bar):
+    with nullcontext() if bar is None else closing(bar):
         stream_rows(client, definition, queryset, result, options, bar)
 
 
@@ -299,7 +295,7 @@ def stream_rows(
         if bar is not None and indexed:
             bar.update(indexed)
         for ok, item in others:
-            if ok and _replaced_a_document(item):
+            if ok and replaced_a_document(item):
                 result.duplicates += 1
                 if options.on_failure is not None:
                     options.on_failure(duplicate_failure(item))
@@ -340,26 +336,10 @@ def check_failures(result: RebuildResult, max_errors: int) -> None:
         )
 
 
-def _replaced_a_document(item: dict[str, Any]) -> bool:
-    # In a fresh index an "updated" result means an earlier row of this run had the same id.
-    return next(iter(item.values())).get("result") == "updated"
-
-
 def duplicate_failure(item: dict[str, Any]) -> Failure:
     """The report of a document id that more than one row produced."""
     doc_id = next(iter(item.values())).get("_id")
     return Failure(doc_id, f"duplicate document id {doc_id}: a later row replaced an earlier one", "duplicate_id")
-
-
-class _closing:
-    def __init__(self, bar: Progress) -> None:
-        self.bar = bar
-
-    def __enter__(self) -> Progress:
-        return self.bar
-
-    def __exit__(self, *exc: Any) -> None:
-        self.bar.close()
 
 
 def finish_settings(client: Any, definition: IndexDefinition, index: str) -> None:
@@ -398,12 +378,7 @@ def check_ratio(client: Any, result: RebuildResult, options: RebuildOptions) -> 
 
 def clean_up(client: Any, alias: str, new_index: str, keep: int) -> tuple[list[str], list[str]]:
     """Delete previous owned indexes of ``alias`` except the ``keep`` most recent."""
-    previous = [
-        i.name
-        for i in indexes.owned_indexes(client, alias, with_counts=False)
-        if i.owned and i.name < new_index and not i.live  # never a newer run's index
-    ]
-    previous.sort(reverse=True)
+    previous = [i.name for i in indexes.previous_indexes(client, alias) if i.name < new_index]  # not a newer run's
     kept, drop = previous[:keep], previous[keep:]
     return indexes.delete_owned(client, alias, drop), kept
 

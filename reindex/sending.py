@@ -21,7 +21,7 @@ import threading
 from collections.abc import Iterator, Sequence
 from typing import Any
 
-from reindex.documents import Action, keep_action
+from reindex.documents import Action, keep_action, replaced_a_document
 
 #: Batches waiting for the sender thread; more only holds more memory.
 QUEUE_DEPTH = 2
@@ -109,7 +109,7 @@ class BulkSender:
             **self._bulk_options,
         ):
             with self._lock:
-                if ok and next(iter(item.values())).get("result") != "updated":
+                if ok and not replaced_a_document(item):
                     self._indexed += 1
                 else:
                     self._others.append((ok, item))
