@@ -12,21 +12,15 @@ import atexit
 import multiprocessing.util
 import os
 
+from demo.databases import postgres
+
 SECRET_KEY = "benchmarks"
 USE_TZ = True
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 INSTALLED_APPS = ["django.contrib.contenttypes", "django.contrib.auth", "reindex", "catalog"]
 
 if os.environ.get("REINDEX_BENCH_DB", "sqlite") == "postgres":
-    DATABASES = {
-        "default": {
-            "ENGINE": "django.db.backends.postgresql",
-            "HOST": os.environ.get("PGHOST", "127.0.0.1"),
-            "PORT": os.environ.get("PGPORT", "5432"),
-            "USER": os.environ.get("PGUSER", "postgres"),
-            "NAME": os.environ.get("REINDEX_BENCH_PG_NAME", "reindex_bench"),
-        }
-    }
+    DATABASES = {"default": postgres(os.environ.get("REINDEX_BENCH_PG_NAME", "reindex_bench"))}
 else:
     DATABASES = {
         "default": {

@@ -10,6 +10,8 @@ from __future__ import annotations
 import os
 import tempfile
 
+from demo.databases import postgres
+
 SECRET_KEY = "tests"
 USE_TZ = True
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
@@ -23,14 +25,10 @@ INSTALLED_APPS = [
 _name_override = os.environ.get("REINDEX_TEST_DB_NAME")
 if os.environ.get("REINDEX_TEST_DB", "sqlite") == "postgres":
     DATABASES = {
-        "default": {
-            "ENGINE": "django.db.backends.postgresql",
-            "HOST": os.environ.get("PGHOST", "127.0.0.1"),
-            "PORT": os.environ.get("PGPORT", "5432"),
-            "USER": os.environ.get("PGUSER", "postgres"),
-            "NAME": _name_override or os.environ.get("PGDATABASE", "test"),
-            "TEST": {"NAME": os.environ.get("REINDEX_TEST_PG_TEST_NAME", "reindex_tests")},
-        }
+        "default": postgres(
+            _name_override or os.environ.get("PGDATABASE", "test"),
+            TEST={"NAME": os.environ.get("REINDEX_TEST_PG_TEST_NAME", "reindex_tests")},
+        )
     }
 else:
     _path = os.path.join(tempfile.gettempdir(), f"reindex-tests-{os.getpid()}.sqlite3")

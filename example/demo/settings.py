@@ -1,14 +1,16 @@
 """Settings for the demo site.
 
 SQLite by default, at ``$DEMO_SQLITE_PATH`` (else ``example/db.sqlite3``).
-``DEMO_DB=postgres`` selects PostgreSQL on 127.0.0.1:5432 as ``$PGUSER`` (else
-``postgres``), database ``$DEMO_PG_NAME`` (else ``test``).
+``DEMO_DB=postgres`` selects PostgreSQL on ``$PGHOST:$PGPORT`` (else 127.0.0.1:5432) as
+``$PGUSER`` (else ``postgres``), database ``$DEMO_PG_NAME`` (else ``test``).
 """
 
 from __future__ import annotations
 
 import os
 from pathlib import Path
+
+from demo.databases import postgres
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -28,15 +30,7 @@ INSTALLED_APPS = [
 ]
 
 if os.environ.get("DEMO_DB") == "postgres":
-    DATABASES = {
-        "default": {
-            "ENGINE": "django.db.backends.postgresql",
-            "HOST": "127.0.0.1",
-            "PORT": "5432",
-            "USER": os.environ.get("PGUSER", "postgres"),
-            "NAME": os.environ.get("DEMO_PG_NAME", "test"),
-        }
-    }
+    DATABASES = {"default": postgres(os.environ.get("DEMO_PG_NAME", "test"))}
 else:
     DATABASES = {
         "default": {
