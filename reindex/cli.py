@@ -284,7 +284,8 @@ def print_plans(state: State, definitions: Sequence[Any], keep: int, as_json: bo
         for report in plan.drift:
             for line in format_drift(report):
                 click.echo(f"  {line}")
-        click.echo(f"  would delete: {', '.join(plan.delete) or 'nothing'}")
+        deleted = [f"{n} (abandoned build)" if n in plan.abandoned else n for n in plan.delete]
+        click.echo(f"  would delete: {', '.join(deleted) or 'nothing'}")
         if plan.keep:
             click.echo(f"  would keep: {', '.join(plan.keep)}")
     return errors.EXIT_OK
@@ -312,6 +313,7 @@ def rebuild_options(state: State, flags: dict[str, Any]) -> RebuildOptions:
         retry_backoff=float(config["RETRY_BACKOFF"]),
         retry_backoff_max=float(config["RETRY_BACKOFF_MAX"]),
         workers=given.get("workers") or config["WORKERS"],
+        worker_start=config["WORKER_START"],
         es_url=state.es_url,
     )
 

@@ -29,6 +29,7 @@ class RebuildPlan:
     drift: list[IndexDrift] = field(default_factory=list)
     delete: list[str] = field(default_factory=list)
     keep: list[str] = field(default_factory=list)
+    abandoned: list[str] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -40,11 +41,15 @@ class RebuildPlan:
             "drift": [d.as_dict() for d in self.drift],
             "delete": self.delete,
             "keep": self.keep,
+            "abandoned": self.abandoned,
         }
 
 
-def plan_rebuild(client: Any, definition: IndexDefinition, keep: int = 0) -> RebuildPlan:
-    """The plan of ``rebuild(definition, client, RebuildOptions(keep=keep))``; writes nothing."""
+def plan_rebuild(client: Any, definition: IndexDefinition, keep: int = 0, lock: bool = True) -> RebuildPlan:
+    """The plan of ``rebuild(definition, client, RebuildOptions(keep=keep, lock=lock))``; writes nothing.
+
+    Builds abandoned by a killed run are only deleted by a run that holds the lock.
+    """
     from reindex.rebuild import check_alias
 
     live = check_alias(client, definition.alias)
@@ -56,8 +61,14 @@ def plan_rebuild(client: Any, definition: IndexDefinition, keep: int = 0) -> Reb
         live=live,
         drift=drift(client, definition),
     )
-    # After the swap every owned index of the alias is a previous one.
-    previous = [i.name for i in indexes.owned_indexes(client, definition.alias, with_counts=False) if i.owned]
-    previous.sort(reverse=True)
-    plan.keep, plan.delete = previous[:keep], previous[keep:]
+    # After the swap the live indexes are previous ones too; then, as in a real run,
+    # the ``keep`` newest previous indexes stay and abandoned builds go whatever ``keep``.
+    live_owned = [
+        i.name for i in indexes.owned_indexes(client, definition.alias, with_counts=False) if i.owned and i.live
+    ]
+    previous = sorted(live_owned + [i.name for i in indexes.previous_indexes(client, definition.alias)], reverse=True)
+    plan.keep = previous[:keep]
+    if lock:
+        plan.abandoned = indexes.abandoned_indexes(client, definition.alias)
+    plan.delete = previous[keep:] + plan.abandoned
     return plan

@@ -267,6 +267,24 @@ class TestRebuildDryRun:
         [plan] = json.loads(run.stdout)
         assert (plan["keep"], plan["delete"]) == ([built], [])
 
+    def test_the_plan_names_what_the_real_run_then_deletes_and_keeps(self, built, reindex, es):
+        assert reindex("rebuild", "--keep", "2", "products").exit_code == 0
+        assert reindex("rebuild", "--keep", "2", "products").exit_code == 0
+        abandoned = indexes.new_index_name("products")  # a build whose run was killed
+        meta = indexes.owner_meta("products", ProductIndex().path, building=True)
+        es.indices.create(index=abandoned, mappings={"_meta": meta})
+
+        dry = reindex("rebuild", "--dry-run", "--keep", "1", "products")
+        [plan] = json.loads(reindex("rebuild", "--dry-run", "--keep", "1", "--json", "products").stdout)
+        real = reindex("rebuild", "--keep", "1", "--json", "products")
+
+        assert real.exit_code == 0, real.stderr
+        [result] = json.loads(real.stdout)
+        assert plan["abandoned"] == result["abandoned_dropped"] == [abandoned]
+        assert sorted(plan["delete"]) == sorted(result["dropped"] + result["abandoned_dropped"])
+        assert plan["keep"] == result["kept"] and len(plan["keep"]) == 1
+        assert f"{abandoned} (abandoned build)" in dry.stdout
+
 
 class TestMigrate:
     def test_a_new_field_is_added_in_place(self, catalog, reindex, es, change_code):
