@@ -25,6 +25,27 @@ ITEM = b'{"index":{"status":201,"result":"created"}}'
 INFO = {"name": "sink", "cluster_name": "sink", "version": {"number": "9.0.0"}, "tagline": "You Know, for Search"}
 
 
+def count_actions(data: bytes) -> Counter[str | None]:
+    """Index and create actions per ``_index`` (None: not named) in a bulk body.
+
+    The sink must cost next to nothing, or on a small machine it takes CPU from the
+    client it measures: a body whose header lines are all compact and name one index
+    (what the client sends) is counted with ``bytes.count``, 40x cheaper than the
+    regexes that every other body falls back to.
+    """
+    first = HEADER_INDEX.match(data)
+    if first is not None:
+        headers = sum(data.count(b"\n" + h) + data.startswith(h) for h in (b'{"index":{', b'{"create":{'))
+        lines = data.count(b"\n") + (not data.endswith(b"\n"))
+        # A document cannot hold "_index" (a metadata field), nor a string the raw quotes.
+        same = data.count(b'"_index":"' + first.group(1) + b'"')
+        if lines == 2 * headers == 2 * same:  # every action is a header naming that index plus its document
+            return Counter({first.group(1).decode(): same})
+    counts: Counter[str | None] = Counter(t.decode() for t in HEADER_INDEX.findall(data))
+    counts[None] = len(HEADER.findall(data)) - counts.total()
+    return +counts
+
+
 class State:
     """Indexes, their mappings, aliases and the documents received per index."""
 
@@ -141,11 +162,12 @@ class Handler(BaseHTTPRequestHandler):
         self.reply(200, {"count": count})
 
     def bulk(self, parts: list[str], data: bytes) -> None:
-        """Count the actions per target index from the header lines alone (a regex, no JSON parsing)."""
-        total = len(HEADER.findall(data))
-        counts = Counter(t.decode() for t in HEADER_INDEX.findall(data))
-        if total > counts.total() and len(parts) == 2:  # POST /<index>/_bulk
-            counts[parts[0]] += total - counts.total()
+        """Count the actions per target index from the header lines alone (no JSON parsing)."""
+        counts = count_actions(data)
+        total = counts.total()
+        unnamed = counts.pop(None, 0)
+        if unnamed and len(parts) == 2:  # POST /<index>/_bulk
+            counts[parts[0]] += unnamed
         with self.state.lock:
             for index, count in counts.items():
                 self.state.indexes.setdefault(index, {"mappings": {}, "count": 0})["count"] += count

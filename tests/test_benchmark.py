@@ -34,3 +34,16 @@ def test_the_benchmark_runs_every_contender_against_the_do_nothing_endpoint():
     assert sorted(by_name) == ["ceiling", "raw", "reindex", "reindex-workers"]
     assert all(r["docs"] == 300 for r in by_name.values()), by_name
     assert by_name["reindex"]["queries"] > 0
+
+
+def test_the_do_nothing_endpoint_counts_actions_per_index_whatever_the_header_style():
+    from benchmarks.sink import count_actions
+
+    def body(*headers: bytes) -> bytes:
+        return b"".join(h + b'\n{"text":"a line\\n{\\"index\\":{}}"}\n' for h in headers)
+
+    compact = b'{"index":{"_index":"products-1","_id":"%d"}}'
+    assert count_actions(body(*(compact % i for i in range(3)))) == {"products-1": 3}
+    assert count_actions(body(compact % 1, b'{"create":{"_index":"other","_id":"2"}}')) == {"products-1": 1, "other": 1}
+    assert count_actions(body(b'{"index":{"_id":"1","_index":"raw"}}', b'{"create":{"_index":"raw"}}')) == {"raw": 2}
+    assert count_actions(body(b'{ "index" : { "_id" : "1" } }', compact % 2)) == {None: 1, "products-1": 1}
