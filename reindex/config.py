@@ -31,6 +31,7 @@ DEFAULTS: dict[str, Any] = {
     "LOCK_TTL": 300,
     "LOCK_INDEX": "reindex-locks",
     "WORKERS": 1,
+    "WORKER_START": None,
 }
 
 ENV_URL = "REINDEX_ES_URL"

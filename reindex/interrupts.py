@@ -50,14 +50,19 @@ def signals_raise_interrupted() -> Iterator[None]:
         yield
         return
     previous = {sig: signal.signal(sig, _record) for sig in HANDLED}
-    _state.pending, _state.raised = None, False
+    reset()
     try:
         yield
         check()  # a signal that came after the last safe point still fails the command
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
-        _state.pending, _state.raised = None, False
+        reset()
+
+
+def reset() -> None:
+    """Forget a recorded signal (a forked worker inherits its parent's record)."""
+    _state.pending, _state.raised = None, False
 
 
 def check() -> None:

@@ -67,6 +67,8 @@ class RebuildOptions:
     workers: int = 1
     #: Where workers connect (else ``settings.REINDEX``), like ``--es-url``.
     es_url: str | None = None
+    #: How worker processes start: "fork" or "spawn"; None: fork on Linux, spawn elsewhere.
+    worker_start: str | None = None
 
 
 @dataclass

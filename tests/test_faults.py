@@ -10,6 +10,7 @@ import json
 import signal
 import time
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -99,14 +100,38 @@ def test_kill_9_mid_load_then_the_next_run_recovers(built, reindex_process, es):
     assert_whole(es)
 
 
+def children(pid: int) -> set[int]:
+    """The live child processes of ``pid`` (Linux /proc)."""
+    found = set()
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == pid and fields[0] != "Z":
+            found.add(int(stat.parent.name))
+    return found
+
+
+def alive(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+@pytest.mark.parametrize("workers", ["1", "2"])
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
-def test_a_signal_mid_load_deletes_the_partial_index_and_releases_the_lock(built, reindex_process, es, signum):
-    run = reindex_process("rebuild", *SLOW, wait=False)
+def test_a_signal_mid_load_deletes_the_partial_index_and_releases_the_lock(built, reindex_process, es, signum, workers):
+    run = reindex_process("rebuild", *SLOW, "--workers", workers, wait=False)
     wait_for(lambda: building_index(es), "the load to start", run)
+    spawned = children(run.pid)
     run.send_signal(signum)
     _, stderr = run.communicate(timeout=30)
 
     assert run.returncode == 1
+    assert len(spawned) >= (2 if workers == "2" else 0)  # the load ran in both workers
+    assert not [pid for pid in spawned if alive(pid)], "worker processes outlived the run"
     assert f"interrupted by {signal.Signals(signum).name}" in stderr
     assert f"alias left on {built}" in stderr
     assert "Traceback" not in stderr

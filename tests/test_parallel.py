@@ -48,7 +48,8 @@ class Recorder:
         self.closed = True
 
 
-def test_workers_progress_and_failures_are_merged_in_the_parent(catalog, es, es_url, transactional_db):
+@pytest.mark.parametrize("start", ["fork", "spawn"])
+def test_workers_progress_and_failures_are_merged_in_the_parent(catalog, es, es_url, transactional_db, start):
     from catalog.models import Product
 
     from tests.definitions import PoisonIndex
@@ -62,7 +63,7 @@ def test_workers_progress_and_failures_are_merged_in_the_parent(catalog, es, es_
         bars.append(Recorder(total, description))
         return bars[-1]
 
-    options = RebuildOptions(batch_size=10, workers=2, max_errors=3, es_url=es_url)
+    options = RebuildOptions(batch_size=10, workers=2, max_errors=3, es_url=es_url, worker_start=start)
     result = rebuild(PoisonIndex(), es, options, progress)
 
     assert (result.rows_read, result.indexed, result.failed) == (120, 117, 3)
@@ -134,3 +135,27 @@ def test_workers_refuse_an_in_memory_database(name, db):
             worker_setup(None)
     finally:
         connections["default"].settings_dict["NAME"] = original
+
+
+def test_workers_refuse_to_load_inside_a_transaction(catalog, es, es_url, transactional_db):
+    from catalog.indexes import ProductIndex
+    from django.db import transaction
+
+    from reindex.errors import ConfigurationError
+
+    catalog(products=20)
+    with pytest.raises(ConfigurationError, match="inside a transaction on 'default'"), transaction.atomic():
+        rebuild(ProductIndex(), es, RebuildOptions(workers=2, es_url=es_url))
+
+    assert indexes.alias_targets(es, "products") == []
+    assert dict(es.indices.get(index="products-*")) == {}
+
+
+def test_an_unknown_worker_start_method_is_a_configuration_error(catalog, reindex, settings, transactional_db):
+    settings.REINDEX = {**settings.REINDEX, "WORKER_START": "teleport"}
+    catalog(products=5)
+
+    run = reindex("rebuild", "products", "--workers", "2")
+
+    assert run.exit_code == 2
+    assert "WORKER_START 'teleport' is not a start method here" in run.stderr
