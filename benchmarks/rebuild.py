@@ -61,6 +61,8 @@ def dataset_env(args: argparse.Namespace) -> dict[str, str]:
 def contender_env(args: argparse.Namespace, url: str, query_log: str, name: str) -> dict[str, str]:
     env = dataset_env(args)
     env.update(REINDEX_BENCH_QUERY_LOG=query_log, REINDEX_ES_URL=url)
+    if args.compress:
+        env["REINDEX_BENCH_COMPRESS"] = "1"
     if name == "django-elasticsearch-dsl":
         env["REINDEX_BENCH_DEDSL"] = "1"
     return env
@@ -128,6 +130,15 @@ def summarise(name: str, runs: list[dict[str, Any]]) -> dict[str, Any]:
     }
 
 
+def speedup(runs: dict[str, list[dict[str, Any]]], faster: str, slower: str) -> dict[str, float] | None:
+    """``faster``'s rate over ``slower``'s, round by round (runs of one round ran back to back)."""
+    pairs = list(zip(runs.get(faster, []), runs.get(slower, []), strict=False))  # a failed contender stops early
+    if not pairs:
+        return None
+    ratios = [(a["docs"] / a["seconds"]) / (b["docs"] / b["seconds"]) for a, b in pairs]
+    return {"median": statistics.median(ratios), "min": min(ratios), "max": max(ratios)}
+
+
 def table(rows: list[dict[str, Any]]) -> str:
     raw = next((r["docs_per_s"] for r in rows if r["contender"] == "raw"), None)
     lines = [
@@ -154,6 +165,7 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--batch-size", type=int, default=0, help="override the contenders' batch size")
     parser.add_argument("--max-chunk-bytes", type=int, default=0, help="override reindex's bytes per request")
+    parser.add_argument("--compress", action="store_true", help="gzip request bodies (the client's http_compress)")
     parser.add_argument(
         "--contenders", default="reindex,reindex-models,raw,ceiling", help=f"comma-separated: {CONTENDERS}"
     )
@@ -181,37 +193,54 @@ def main() -> None:
         raise SystemExit(f"seeding failed:\n{seeding.stderr[-3000:]}")
     print(f"dataset: {seeding.stdout.strip()}", file=sys.stderr)
     server, url = start_server(args.server)
-    results = []
+    runs: dict[str, list[dict[str, Any]]] = {name: [] for name in names}
+    failed: set[str] = set()
     try:
-        for name in names:
-            runs = []
-            for i in range(args.repeat):
+        # Round by round, so that a slow spell of a shared machine hits every contender alike.
+        for i in range(args.repeat):
+            for name in names:
+                if name in failed:
+                    continue
                 clear_server(url)
                 server_cpu = cpu_seconds(server.pid)
                 try:
-                    runs.append(run_contender(args, name, url))
+                    run = run_contender(args, name, url)
                 except (RuntimeError, subprocess.TimeoutExpired) as exc:
                     print(exc, file=sys.stderr)  # the other contenders still count
-                    break
-                runs[-1]["server_cpu"] = cpu_seconds(server.pid) - server_cpu
-                print(f"{name} run {i + 1}: {runs[-1]['docs'] / runs[-1]['seconds']:,.0f} docs/s", file=sys.stderr)
-            if runs:
-                results.append(summarise(name, runs))
+                    failed.add(name)
+                    continue
+                run["server_cpu"] = cpu_seconds(server.pid) - server_cpu
+                runs[name].append(run)
+                print(f"{name} run {i + 1}: {run['docs'] / run['seconds']:,.0f} docs/s", file=sys.stderr)
     finally:
         assert server.stdin is not None
         server.stdin.close()
         server.wait(timeout=30)
+    results = [summarise(name, runs[name]) for name in names if runs[name]]
+    workers_speedup = speedup(runs, "reindex-workers", "reindex")
     machine = f"{platform.python_implementation()} {platform.python_version()}, {os.cpu_count()} CPUs"
     if args.json:
         print(
             json.dumps(
-                {"rows": args.rows, "db": args.db, "server": args.server, "machine": machine, "results": results},
+                {
+                    "rows": args.rows,
+                    "db": args.db,
+                    "server": args.server,
+                    "machine": machine,
+                    "results": results,
+                    "workers_speedup": workers_speedup,
+                },
                 indent=2,
             )
         )
     else:
         print(f"{args.rows:,} rows, {args.db}, server {args.server}, {args.repeat} runs each; {machine}")
         print(table(results))
+        if workers_speedup:
+            print(
+                f"--workers {args.workers} over one process, round by round: {workers_speedup['median']:.2f}x"
+                f" ({workers_speedup['min']:.2f}-{workers_speedup['max']:.2f})"
+            )
 
 
 if __name__ == "__main__":

@@ -29,7 +29,11 @@ else:
         }
     }
 
-REINDEX = {"HOSTS": [os.environ.get("REINDEX_ES_URL", "http://127.0.0.1:9200")]}
+REINDEX = {
+    "HOSTS": [os.environ.get("REINDEX_ES_URL", "http://127.0.0.1:9200")],
+    # --compress: gzip every request body, as REINDEX["CLIENT_OPTIONS"] can ask of the client.
+    "CLIENT_OPTIONS": {"http_compress": True} if os.environ.get("REINDEX_BENCH_COMPRESS") else {},
+}
 
 if os.environ.get("REINDEX_BENCH_DEDSL"):
     from reindex.connection import PlainJsonTransport
@@ -46,28 +50,44 @@ if os.environ.get("REINDEX_BENCH_DEDSL"):
     ELASTICSEARCH_DSL_PARALLEL = False
 
 
+class _QueryCount:
+    """SQL queries run by this process, appended to the log file when it exits."""
+
+    def __init__(self) -> None:
+        self.queries = 0
+        self.written = False
+        atexit.register(self.dump)  # the benchmarked process
+        self.watch_worker()
+        multiprocessing.util.register_after_fork(self, _QueryCount.after_fork)
+
+    def counter(self, execute, sql, params, many, context):  # type: ignore[no-untyped-def]
+        self.queries += 1
+        return execute(sql, params, many, context)
+
+    def on_connect(self, sender, connection, **kwargs):  # type: ignore[no-untyped-def]
+        if self.counter not in connection.execute_wrappers:
+            connection.execute_wrappers.append(self.counter)
+
+    def watch_worker(self) -> None:
+        multiprocessing.util.Finalize(self, self.dump, exitpriority=100)  # pool workers skip atexit
+
+    def after_fork(self) -> None:
+        """A forked worker counts its own queries (it inherits the parent's count and loses its finalizers)."""
+        self.queries, self.written = 0, False
+        self.watch_worker()
+
+    def dump(self) -> None:
+        if self.written:
+            return  # atexit and the finalizer both run in the main process
+        self.written = True
+        with open(os.environ["REINDEX_BENCH_QUERY_LOG"], "a") as log:
+            log.write(f"{self.queries}\n")
+
+
 def _count_queries() -> None:
     from django.db.backends.signals import connection_created
 
-    queries = [0]
-
-    def counter(execute, sql, params, many, context):  # type: ignore[no-untyped-def]
-        queries[0] += 1
-        return execute(sql, params, many, context)
-
-    def on_connect(sender, connection, **kwargs):  # type: ignore[no-untyped-def]
-        if counter not in connection.execute_wrappers:
-            connection.execute_wrappers.append(counter)
-
-    def dump() -> None:
-        if not queries:
-            return  # already written (atexit and the finalizer both run in the main process)
-        with open(os.environ["REINDEX_BENCH_QUERY_LOG"], "a") as log:
-            log.write(f"{queries.pop()}\n")
-
-    connection_created.connect(on_connect, weak=False)
-    atexit.register(dump)  # the benchmarked process
-    multiprocessing.util.Finalize(None, dump, exitpriority=100)  # pool workers skip atexit
+    connection_created.connect(_QueryCount().on_connect, weak=False)
 
 
 if os.environ.get("REINDEX_BENCH_QUERY_LOG"):
