@@ -68,20 +68,40 @@ def contender_env(args: argparse.Namespace, url: str, query_log: str, name: str)
     return env
 
 
-def cpu_seconds(pid: int) -> float:
-    """User plus system CPU seconds used so far by a process and its descendants (Linux)."""
+def process_stats() -> dict[int, tuple[str, int, int, int]]:
+    """pid -> (command, parent pid, CPU ticks used, CPU ticks of its reaped children), from /proc."""
     stats = {}
     for stat in Path("/proc").glob("[0-9]*/stat"):
         try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
+            text = stat.read_text()
         except OSError:
             continue
-        stats[int(stat.parent.name)] = (int(fields[1]), int(fields[11]) + int(fields[12]))  # ppid, ticks
+        command = text[text.index("(") + 1 : text.rindex(")")]
+        fields = text.rsplit(")", 1)[1].split()
+        used, reaped = int(fields[11]) + int(fields[12]), int(fields[13]) + int(fields[14])
+        stats[int(stat.parent.name)] = (command, int(fields[1]), used, reaped)
+    return stats
+
+
+def cpu_seconds(pid: int) -> float:
+    """User plus system CPU seconds used so far by a process and its descendants (Linux)."""
     tree, ticks = {pid}, 0
-    for child, (parent, used) in sorted(stats.items()):
+    for child, (_, parent, used, _) in sorted(process_stats().items()):
         if child in tree or parent in tree:
             tree.add(child)
             ticks += used
+    return ticks / os.sysconf("SC_CLK_TCK")
+
+
+def postgres_cpu_seconds() -> float:
+    """CPU seconds used so far by the local PostgreSQL server: its live processes and the backends it reaped."""
+    stats = process_stats()
+    ticks = 0
+    for command, parent, used, reaped in stats.values():
+        if command.startswith("postgres"):
+            ticks += used
+            if not stats.get(parent, ("",))[0].startswith("postgres"):  # the postmaster
+                ticks += reaped
     return ticks / os.sysconf("SC_CLK_TCK")
 
 
@@ -123,6 +143,7 @@ def summarise(name: str, runs: list[dict[str, Any]]) -> dict[str, Any]:
         "docs_per_s_max": max(rates),
         "cpu_s_per_10k": statistics.median(10_000 * r["cpu"] / r["docs"] for r in runs),
         "server_cpu_s_per_10k": statistics.median(10_000 * r["server_cpu"] / r["docs"] for r in runs),
+        "db_cpu_s_per_10k": statistics.median(10_000 * r["db_cpu"] / r["docs"] for r in runs),
         "rss_mb": max(r["rss_mb"] for r in runs),
         "child_rss_mb": max(r["child_rss_mb"] for r in runs),
         "queries": statistics.median(r["queries"] for r in runs),
@@ -142,7 +163,7 @@ def speedup(runs: dict[str, list[dict[str, Any]]], faster: str, slower: str) -> 
 def table(rows: list[dict[str, Any]]) -> str:
     raw = next((r["docs_per_s"] for r in rows if r["contender"] == "raw"), None)
     lines = [
-        f"{'contender':<26}{'docs/s median (min-max)':>28}{'x raw':>7}{'CPU s/10k':>11}{'server':>8}"
+        f"{'contender':<26}{'docs/s median (min-max)':>28}{'x raw':>7}{'CPU s/10k':>11}{'server':>8}{'db':>6}"
         f"{'RSS MB':>8}{'child RSS':>10}{'SQL':>8}"
     ]
     for r in rows:
@@ -151,7 +172,7 @@ def table(rows: list[dict[str, Any]]) -> str:
         child = f"{r['child_rss_mb']:.0f}" if r["child_rss_mb"] else "-"
         lines.append(
             f"{r['contender']:<26}{spread:>28}{ratio:>7}{r['cpu_s_per_10k']:>11.2f}{r['server_cpu_s_per_10k']:>8.2f}"
-            f"{r['rss_mb']:>8.0f}{child:>10}{r['queries']:>8.0f}"
+            f"{r['db_cpu_s_per_10k']:>6.2f}{r['rss_mb']:>8.0f}{child:>10}{r['queries']:>8.0f}"
         )
     return "\n".join(lines)
 
@@ -203,6 +224,7 @@ def main() -> None:
                     continue
                 clear_server(url)
                 server_cpu = cpu_seconds(server.pid)
+                db_cpu = postgres_cpu_seconds() if args.db == "postgres" else 0.0
                 try:
                     run = run_contender(args, name, url)
                 except (RuntimeError, subprocess.TimeoutExpired) as exc:
@@ -210,6 +232,7 @@ def main() -> None:
                     failed.add(name)
                     continue
                 run["server_cpu"] = cpu_seconds(server.pid) - server_cpu
+                run["db_cpu"] = postgres_cpu_seconds() - db_cpu if args.db == "postgres" else 0.0
                 runs[name].append(run)
                 print(f"{name} run {i + 1}: {run['docs'] / run['seconds']:,.0f} docs/s", file=sys.stderr)
     finally:

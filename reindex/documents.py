@@ -53,8 +53,8 @@ def dumps(document: dict[str, Any]) -> bytes:
     return json.dumps(document, default=_default, allow_nan=False, separators=(",", ":")).encode()
 
 
-def iter_batches(queryset: Any, batch_size: int) -> Iterator[list[Any]]:
-    """Yield lists of at most ``batch_size`` rows in primary-key order.
+def iter_batches(queryset: Any, batch_size: int, after: Any = None) -> Iterator[list[Any]]:
+    """Yield lists of at most ``batch_size`` rows in primary-key order, from ``pk > after`` if given.
 
     Keyset pagination (``pk > last``), never OFFSET: every batch is one query (plus
     one per prefetch_related lookup), and the cost does not grow with the position.
@@ -64,7 +64,7 @@ def iter_batches(queryset: Any, batch_size: int) -> Iterator[list[Any]]:
     if queryset.query.is_sliced:
         raise ValueError("get_queryset() must not be sliced")
     ordered = queryset.order_by("pk")
-    last = None
+    last = after
     while True:
         page = ordered if last is None else ordered.filter(pk__gt=last)
         batch = list(page[:batch_size])

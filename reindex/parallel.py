@@ -60,13 +60,23 @@ class RangeTask:
 def pk_ranges(queryset: Any, total: int, parts: int) -> list[tuple[Any, Any]]:
     """Split the rows into at most ``parts`` ranges of about equal size, at primary-key quantiles.
 
-    One query per boundary; works for any orderable primary key, however sparse.
+    One query, numbering the rows in primary-key order with a window function (no
+    OFFSET); works for any orderable primary key, however sparse.
     """
+    from django.db.models import F, Window
+    from django.db.models.functions import RowNumber
+
     if parts <= 1 or total <= parts:
         return [(None, None)]
-    pks = queryset.order_by("pk").values_list("pk", flat=True)
     step = math.ceil(total / parts)
-    bounds = list(dict.fromkeys(pks[i] for i in range(step - 1, total - 1, step)))
+    bounds = list(
+        queryset.order_by()
+        .values_list("pk", flat=True)
+        .annotate(position=Window(RowNumber(), order_by=F("pk").asc()))
+        .annotate(phase=F("position") % step)
+        .filter(phase=0, position__lt=total)
+        .order_by("pk")
+    )
     return list(zip([None, *bounds], [*bounds, None], strict=True))
 
 
@@ -241,13 +251,14 @@ def _load_range(task: RangeTask) -> RebuildResult:
         definitions[task.definition] = import_string(task.definition)()
     definition = definitions[task.definition]
     queryset = definition.get_queryset()
-    if task.after is not None:
-        queryset = queryset.filter(pk__gt=task.after)
     if task.upto is not None:
         queryset = queryset.filter(pk__lte=task.upto)
     part = RebuildResult(alias=definition.alias, definition=definition.path, new_index=task.index)
+    progress = _worker["progress"]
     try:
-        stream_rows(_worker["client"], definition, queryset, part, task.options, _worker["progress"], background=False)
+        # The lower bound is where the keyset starts, not a second "pk >" condition,
+        # which PostgreSQL may misestimate into scanning the rest of the range per batch.
+        stream_rows(_worker["client"], definition, queryset, part, task.options, progress, False, task.after)
     except ReindexError:
         raise
     except Exception as exc:

@@ -271,10 +271,12 @@ def stream_rows(
     options: RebuildOptions,
     bar: Progress | None,
     background: bool = True,
+    after: Any = None,
 ) -> None:
     """Read ``queryset`` in batches and send its documents to ``result.new_index`` through the bulk helper.
 
     With ``background``, requests go out on a thread while the next batch is built.
+    ``after``: start the keyset past this primary key.
     """
     assert result.new_index is not None
     batch_size = options.batch_size or definition.batch_size or 1000
@@ -314,7 +316,9 @@ def stream_rows(
         "max_backoff": options.retry_backoff_max,
         "retry_on_status": RETRY_ON_STATUS,
     }
-    actions = build_actions(definition, result.new_index, iter_batches(queryset, batch_size), on_read, on_failure)
+    actions = build_actions(
+        definition, result.new_index, iter_batches(queryset, batch_size, after), on_read, on_failure
+    )
     with BulkSender(client, bulk_options, background) as sender:
         for batch in chunked(actions, batch_size):
             sender.send(batch)

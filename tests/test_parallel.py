@@ -105,12 +105,15 @@ def test_a_cron_run_with_workers(catalog, reindex_process, es):
 @pytest.mark.parametrize("parts", [1, 2, 3, 8, 50])
 def test_pk_ranges_split_sparse_keys_into_balanced_parts_covering_every_row_once(catalog, parts):
     from catalog.models import Product
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
 
     catalog(products=90)
     Product.objects.filter(pk__in=Product.objects.order_by("pk").values("pk")[20:50]).delete()  # a gap
     pks = list(Product.objects.order_by("pk").values_list("pk", flat=True))
 
-    ranges = pk_ranges(Product.objects.all(), len(pks), parts)
+    with CaptureQueriesContext(connection) as queries:
+        ranges = pk_ranges(Product.objects.all(), len(pks), parts)
 
     def inside(pk: int, after: Any, upto: Any) -> bool:
         return (after is None or pk > after) and (upto is None or pk <= upto)
@@ -119,6 +122,8 @@ def test_pk_ranges_split_sparse_keys_into_balanced_parts_covering_every_row_once
     assert sorted(pk for part in per_range for pk in part) == pks
     assert len(ranges) <= parts
     assert max(map(len, per_range)) == -(-len(pks) // parts)  # no range above its fair share
+    assert len(queries) == (1 if parts > 1 else 0)
+    assert not [q for q in queries if "OFFSET" in q["sql"].upper()]
 
 
 @pytest.mark.parametrize("name", [":memory:", "file:memdb1?mode=memory&cache=shared"])

@@ -53,3 +53,22 @@ def test_debug_mode_does_not_keep_every_query_in_memory(catalog, settings):
     documents_and_queries(ProductIndex(), batch_size=10)
 
     assert len(connection.queries) <= 2  # reset after each batch, not 8 and growing
+
+
+def test_a_worker_range_starts_its_keyset_past_the_lower_bound_with_one_condition(catalog):
+    """A range's lower bound is the keyset's first ``pk >``, not a second condition in every query."""
+    from catalog.models import Product
+
+    catalog(products=30)
+    pks = list(Product.objects.order_by("pk").values_list("pk", flat=True))
+    statements: list[str] = []
+
+    def record(execute, sql, params, many, context):  # type: ignore[no-untyped-def]
+        statements.append(sql)
+        return execute(sql, params, many, context)
+
+    with connection.execute_wrapper(record):
+        batches = list(iter_batches(Product.objects.filter(pk__lte=pks[24]), 4, after=pks[9]))
+
+    assert [row.pk for batch in batches for row in batch] == pks[10:25]
+    assert all(sql.count(">") == 1 for sql in statements), statements
