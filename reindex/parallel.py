@@ -5,7 +5,8 @@ hands them to a pool of processes and merges what comes back: rows read, documen
 indexed, failures, and the progress bar. Each worker reads the very databases the
 parent reads, over its own connections, and sends its bulk requests with its own
 client built from ``settings.REINDEX`` (``RebuildOptions.es_url`` first), so the
-parent neither serialises nor sends anything::
+parent neither serialises nor sends anything. A worker that dies fails the run (a
+``multiprocessing.Pool`` would wait forever for its range)::
 
     rebuild(ProductIndex(), client, RebuildOptions(workers=2))
 
@@ -23,7 +24,8 @@ import os
 import queue
 import signal
 import sys
-import threading
+import time
+from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
@@ -135,49 +137,80 @@ def load_parallel(
         RangeTask(definition.path, result.new_index, after, upto, per_worker)
         for after, upto in pk_ranges(queryset, total, options.workers * RANGES_PER_WORKER)
     ]
-    context = multiprocessing.get_context(method)
-    updates = context.Queue()
+    context: Any = multiprocessing.get_context(method)
     if method == "fork":
         connections.close_all()  # a forked child must not share the parent's database sockets
-    pool = context.Pool(min(options.workers, len(tasks)), initializer=_start_worker, initargs=(setup, updates))
+    todo, messages = context.Queue(), context.Queue()
+    workers = [
+        context.Process(target=_work, args=(setup, todo, messages), name=f"reindex-worker-{i + 1}", daemon=True)
+        for i in range(min(options.workers, len(tasks)))
+    ]
+    for worker in workers:
+        worker.start()
+    for task in [*tasks, *[None] * len(workers)]:  # a None tells a worker to exit
+        todo.put(task)
     bar = progress(total, definition.alias) if progress else None
-    stop_relay = threading.Event()
-    relay = threading.Thread(target=_relay_progress, args=(updates, bar, stop_relay), daemon=True)
-    relay.start()
     try:
-        for part in _results(pool.imap_unordered(_load_range, tasks)):
+        for part in _results(messages, workers, len(tasks), bar):
             merge(result, part)
             if options.on_failure is not None:
                 for failure in part.failures:
                     options.on_failure(failure)
             check_failures(result, options.max_errors)
-        pool.close()  # let workers exit normally
-    except BaseException:
-        pool.terminate()
-        raise
     finally:
-        pool.join()
-        # Not a sentinel on the queue: a terminated worker may have died holding its
-        # write lock, and a put() from here would then wait forever.
-        stop_relay.set()
-        relay.join()
-        updates.close()
-        updates.cancel_join_thread()
+        _stop(workers)
+        for channel in (todo, messages):
+            channel.close()
+            channel.cancel_join_thread()  # never wait on a pipe that a killed worker left
         if bar is not None:
             bar.close()
 
 
-def _results(parts: Any) -> Any:
-    """The ranges' results as they finish, checking for SIGTERM/SIGINT while waiting."""
+def _results(messages: Any, workers: list[Any], count: int, bar: Any) -> Iterator[RebuildResult]:
+    """The ``count`` ranges' results as they finish, updating ``bar`` on the way.
+
+    Raises what a worker raised, RunFailed when a worker dies (killed, out of memory),
+    and Interrupted on SIGTERM/SIGINT, which it checks while waiting.
+    """
     from reindex import interrupts
 
-    while True:
+    while count:
+        interrupts.check()
         try:
-            yield parts.next(timeout=0.5)
-        except multiprocessing.TimeoutError:
-            interrupts.check()
-        except StopIteration:
-            return
+            kind, payload = messages.get(timeout=0.2)
+        except queue.Empty:
+            for worker in workers:  # nothing came: is everyone still there?
+                if worker.exitcode not in (None, 0):
+                    raise RunFailed(f"worker {worker.pid} died ({_exit_reason(worker.exitcode)})") from None
+            continue
+        if kind == "progress":
+            if bar is not None:
+                bar.update(payload)
+        elif kind == "error":
+            raise payload
+        else:
+            count -= 1
+            yield payload
+
+
+def _exit_reason(code: int) -> str:
+    if code < 0:
+        return f"killed by {signal.Signals(-code).name}"
+    return f"exit status {code}"
+
+
+def _stop(workers: list[Any]) -> None:
+    """Wait for workers that are exiting; terminate, and at last kill, those that are not."""
+    deadline = time.monotonic() + 5
+    for worker in workers:
+        worker.join(timeout=max(0.0, deadline - time.monotonic()))
+    for worker in workers:
+        if worker.is_alive():
+            worker.terminate()
+            worker.join(timeout=5)
+        if worker.is_alive():
+            worker.kill()
+            worker.join()
 
 
 def merge(result: RebuildResult, part: RebuildResult) -> None:
@@ -191,18 +224,6 @@ def merge(result: RebuildResult, part: RebuildResult) -> None:
     result.failed = failed_before + part.failed  # failures beyond those reported count too
 
 
-def _relay_progress(updates: Any, bar: Any, stop: threading.Event) -> None:
-    while True:
-        try:
-            n = updates.get(timeout=0.1)
-        except queue.Empty:
-            if stop.is_set():
-                return
-            continue
-        if bar is not None:
-            bar.update(n)
-
-
 # -- in the worker processes ---------------------------------------------------------
 
 _worker: dict[str, Any] = {}
@@ -211,17 +232,29 @@ _worker: dict[str, Any] = {}
 class _QueueProgress:
     """A progress bar stand-in that forwards its updates to the parent."""
 
-    def __init__(self, updates: Any) -> None:
-        self.updates = updates
+    def __init__(self, messages: Any) -> None:
+        self.messages = messages
 
     def update(self, n: int) -> None:
-        self.updates.put(n)
+        self.messages.put(("progress", n))
 
     def close(self) -> None:
         return None
 
 
-def _start_worker(setup: WorkerSetup, updates: Any) -> None:
+def _work(setup: WorkerSetup, todo: Any, messages: Any) -> None:
+    """A worker: load ranges until told to stop; report each result, or the first error and exit."""
+    try:
+        _start_worker(setup, messages)
+        while (task := todo.get()) is not None:
+            messages.put(("result", _load_range(task)))
+    except ReindexError as exc:
+        messages.put(("error", exc))
+    except Exception as exc:
+        messages.put(("error", RunFailed(f"worker {os.getpid()}: {type(exc).__name__}: {exc}")))
+
+
+def _start_worker(setup: WorkerSetup, messages: Any) -> None:
     from django.db import connections
 
     from reindex import interrupts
@@ -237,7 +270,7 @@ def _start_worker(setup: WorkerSetup, updates: Any) -> None:
     for alias, name in setup.databases.items():
         connections[alias].settings_dict["NAME"] = name
     _worker["client"] = Connection(reindex_settings(), setup.es_url).client()
-    _worker["progress"] = _QueueProgress(updates)
+    _worker["progress"] = _QueueProgress(messages)
     _worker["definitions"] = {}
 
 
@@ -254,11 +287,10 @@ def _load_range(task: RangeTask) -> RebuildResult:
     if task.upto is not None:
         queryset = queryset.filter(pk__lte=task.upto)
     part = RebuildResult(alias=definition.alias, definition=definition.path, new_index=task.index)
-    progress = _worker["progress"]
     try:
         # The lower bound is where the keyset starts, not a second "pk >" condition,
         # which PostgreSQL may misestimate into scanning the rest of the range per batch.
-        stream_rows(_worker["client"], definition, queryset, part, task.options, progress, False, task.after)
+        stream_rows(_worker["client"], definition, queryset, part, task.options, _worker["progress"], False, task.after)
     except ReindexError:
         raise
     except Exception as exc:

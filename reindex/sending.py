@@ -115,9 +115,10 @@ class BulkSender:
                     self._others.append((ok, item))
 
     def _run(self) -> None:
+        # On failure the thread just ends: send() and _put_end() wait on the queue with
+        # timeouts and give up once the error is set or the thread is gone. (Waiting here
+        # for the end marker hung when the last request failed after taking it.)
         try:
             self._send_all(self._actions())
         except BaseException as exc:
             self._error = exc
-            while self._batches.get() is not None:  # never leave the caller blocked on a full queue
-                pass

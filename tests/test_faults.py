@@ -7,6 +7,7 @@ orphan index of the alias remains after the next run, and the lock is free.
 from __future__ import annotations
 
 import json
+import os
 import signal
 import time
 from collections.abc import Callable, Iterator
@@ -140,6 +141,21 @@ def test_a_signal_mid_load_deletes_the_partial_index_and_releases_the_lock(built
     assert read_holder(es, "products") is None
     assert reindex_process("rebuild", "products").returncode == 0
     assert_whole(es)
+
+
+def test_a_worker_killed_mid_load_fails_the_run_and_changes_nothing(built, reindex_process, es):
+    run = reindex_process("rebuild", *SLOW, "--workers", "2", wait=False)
+    wait_for(lambda: building_index(es), "the load to start", run)
+    victim, *others = sorted(children(run.pid))
+    os.kill(victim, signal.SIGKILL)  # as the kernel's out-of-memory killer would
+    _, stderr = run.communicate(timeout=60)
+
+    assert run.returncode == 1
+    assert f"worker {victim} died (killed by SIGKILL)" in stderr
+    assert indexes.alias_targets(es, "products") == [built]
+    assert sorted(dict(es.indices.get(index="products-*"))) == [built]
+    assert read_holder(es, "products") is None
+    assert not [pid for pid in others if alive(pid)]
 
 
 def test_two_runs_started_together_one_builds_the_other_exits_3(built, reindex_process, es):

@@ -49,3 +49,25 @@ def test_an_error_in_the_caller_stops_the_thread():
         raise KeyError("building failed")
 
     assert "reindex-bulk" not in [thread.name for thread in threading.enumerate()]
+
+
+def test_a_last_request_that_fails_after_the_end_raises_instead_of_hanging():
+    """One batch smaller than a request: it goes out only once the end is known, and then fails."""
+    client = Connection({**DEFAULTS, "HOSTS": ["http://127.0.0.1:1"]}).client().options(max_retries=0)
+    outcome: list[BaseException | None] = []
+
+    def run() -> None:
+        try:
+            with BulkSender(client, {"chunk_size": 100}) as sender:
+                sender.send(actions("tiny-1", range(3)))
+            outcome.append(None)
+        except BaseException as exc:
+            outcome.append(exc)
+
+    caller = threading.Thread(target=run, daemon=True)
+    caller.start()
+    caller.join(timeout=20)
+
+    assert not caller.is_alive(), "the run hung after its last request failed"
+    [error] = outcome
+    assert isinstance(error, TransportConnectionError)
