@@ -145,20 +145,22 @@ def load_parallel(
         context.Process(target=_work, args=(setup, todo, messages), name=f"reindex-worker-{i + 1}", daemon=True)
         for i in range(min(options.workers, len(tasks)))
     ]
-    for worker in workers:
-        worker.start()
-    for task in [*tasks, *[None] * len(workers)]:  # a None tells a worker to exit
-        todo.put(task)
     bar = progress(total, definition.alias) if progress else None
+    finished = False
     try:
+        for worker in workers:
+            worker.start()
+        for task in [*tasks, *[None] * len(workers)]:  # a None tells a worker to exit
+            todo.put(task)
         for part in _results(messages, workers, len(tasks), bar):
             merge(result, part)
             if options.on_failure is not None:
                 for failure in part.failures:
                     options.on_failure(failure)
             check_failures(result, options.max_errors)
+        finished = True
     finally:
-        _stop(workers)
+        _stop(workers, wait=finished)
         for channel in (todo, messages):
             channel.close()
             channel.cancel_join_thread()  # never wait on a pipe that a killed worker left
@@ -199,9 +201,10 @@ def _exit_reason(code: int) -> str:
     return f"exit status {code}"
 
 
-def _stop(workers: list[Any]) -> None:
-    """Wait for workers that are exiting; terminate, and at last kill, those that are not."""
-    deadline = time.monotonic() + 5
+def _stop(workers: list[Any], wait: bool) -> None:
+    """Terminate, and at last kill, the workers; with ``wait``, first give them 5 s to exit by themselves."""
+    workers = [worker for worker in workers if worker.pid is not None]  # started
+    deadline = time.monotonic() + (5 if wait else 0)
     for worker in workers:
         worker.join(timeout=max(0.0, deadline - time.monotonic()))
     for worker in workers:
