@@ -293,7 +293,7 @@ def _load_range(task: RangeTask) -> RebuildResult:
     try:
         # The lower bound is where the keyset starts, not a second "pk >" condition,
         # which PostgreSQL may misestimate into scanning the rest of the range per batch.
-        stream_rows(_worker["client"], definition, queryset, part, task.options, _worker["progress"], False, task.after)
+        stream_rows(_worker["client"], definition, queryset, part, task.options, _worker["progress"], after=task.after)
     except ReindexError:
         raise
     except Exception as exc:

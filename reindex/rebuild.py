@@ -270,12 +270,11 @@ def stream_rows(
     result: RebuildResult,
     options: RebuildOptions,
     bar: Progress | None,
-    background: bool = True,
     after: Any = None,
 ) -> None:
     """Read ``queryset`` in batches and send its documents to ``result.new_index`` through the bulk helper.
 
-    With ``background``, requests go out on a thread while the next batch is built.
+    Requests go out on a thread while the next batch is built.
     ``after``: start the keyset past this primary key.
     """
     assert result.new_index is not None
@@ -319,7 +318,7 @@ def stream_rows(
     actions = build_actions(
         definition, result.new_index, iter_batches(queryset, batch_size, after), on_read, on_failure
     )
-    with BulkSender(client, bulk_options, background) as sender:
+    with BulkSender(client, bulk_options) as sender:
         for batch in chunked(actions, batch_size):
             sender.send(batch)
             account(*sender.take())

@@ -2,10 +2,9 @@
 
 Reading rows and building documents is Python work that holds the GIL; waiting for
 the server is not. ``BulkSender`` runs the client's ``streaming_bulk`` on a thread
-fed batch by batch, so the next batch is built while the server indexes this one.
-(Worker processes send in the foreground: there the other workers keep the cores
-busy, and measured, the thread cost them more than it saved.) Rows are still read
-on the caller's thread, on its database connection::
+fed batch by batch, so the next batch is built while the server indexes this one
+(in each worker process too). Rows are still read on the caller's thread, on its
+database connection::
 
     with BulkSender(client, {"chunk_size": 2000, "max_chunk_bytes": 5 << 20}) as sender:
         for batch in batches:
@@ -30,9 +29,8 @@ QUEUE_DEPTH = 2
 class BulkSender:
     """A thread that sends the batches given to ``send()``; ``take()`` says how they fared."""
 
-    def __init__(self, client: Any, bulk_options: dict[str, Any], background: bool = True) -> None:
+    def __init__(self, client: Any, bulk_options: dict[str, Any]) -> None:
         self._client, self._bulk_options = client, bulk_options
-        self._background = background
         self._batches: queue.Queue[Sequence[Action] | None] = queue.Queue(maxsize=QUEUE_DEPTH)
         self._lock = threading.Lock()
         self._indexed = 0
@@ -40,17 +38,10 @@ class BulkSender:
         self._error: BaseException | None = None
         self._stopping = False
         self._thread = threading.Thread(target=self._run, name="reindex-bulk", daemon=True)
-        if background:
-            self._thread.start()
+        self._thread.start()
 
     def send(self, batch: Sequence[Action]) -> None:
-        """Queue one batch of actions; waits while the thread is ``QUEUE_DEPTH`` batches behind.
-
-        Without ``background`` the batch is sent before this returns.
-        """
-        if not self._background:
-            self._send_all(iter(batch))
-            return
+        """Queue one batch of actions; waits while the thread is ``QUEUE_DEPTH`` batches behind."""
         while True:
             self._raise_if_failed()
             try:
@@ -71,8 +62,6 @@ class BulkSender:
         return self
 
     def __exit__(self, exc_type: Any, *exc: Any) -> None:
-        if not self._background:
-            return
         if exc_type is not None:
             self._stopping = True  # the thread drops what is queued and ends
         self._put_end()
