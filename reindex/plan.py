@@ -45,10 +45,11 @@ class RebuildPlan:
         }
 
 
-def plan_rebuild(client: Any, definition: IndexDefinition, keep: int = 0, lock: bool = True) -> RebuildPlan:
-    """The plan of ``rebuild(definition, client, RebuildOptions(keep=keep, lock=lock))``; writes nothing.
+def plan_rebuild(client: Any, definition: IndexDefinition, keep: int = 0) -> RebuildPlan:
+    """The plan of ``rebuild(definition, client, RebuildOptions(keep=keep))``; writes nothing.
 
-    Builds abandoned by a killed run are only deleted by a run that holds the lock.
+    Like that run, which holds the alias's lock, it counts builds abandoned by a killed
+    run among the deletions.
     """
     from reindex.rebuild import check_alias
 
@@ -68,7 +69,6 @@ def plan_rebuild(client: Any, definition: IndexDefinition, keep: int = 0, lock: 
     ]
     previous = sorted(live_owned + [i.name for i in indexes.previous_indexes(client, definition.alias)], reverse=True)
     plan.keep = previous[:keep]
-    if lock:
-        plan.abandoned = indexes.abandoned_indexes(client, definition.alias)
+    plan.abandoned = indexes.abandoned_indexes(client, definition.alias)
     plan.delete = previous[keep:] + plan.abandoned
     return plan
