@@ -94,9 +94,9 @@ def start_method(wanted: str | None = None) -> str:
 def worker_setup(es_url: str | None, method: str = "spawn") -> WorkerSetup:
     """The settings module and database names the workers must use.
 
-    Refuses in-memory SQLite (another process cannot see it) and, for ``fork``, a
-    database transaction (the workers could not see its rows; closing the parent's
-    connections before forking would break it).
+    Refuses in-memory SQLite (another process cannot see it) and a database
+    transaction (the workers could not see its rows; closing the parent's
+    connections before forking would also break it).
     """
     from django.db import connections
 
@@ -178,12 +178,16 @@ def _results(messages: Any, workers: list[Any], count: int, bar: Any) -> Iterato
 
     while count:
         interrupts.check()
+        # Read before waiting: what a worker put before it exited is in the pipe by then.
+        all_gone = all(worker.exitcode is not None for worker in workers)
         try:
             kind, payload = messages.get(timeout=0.2)
         except queue.Empty:
             for worker in workers:  # nothing came: is everyone still there?
                 if worker.exitcode not in (None, 0):
                     raise RunFailed(f"worker {worker.pid} died ({_exit_reason(worker.exitcode)})") from None
+            if all_gone:
+                raise RunFailed(f"the workers exited with {count} of their ranges not loaded") from None
             continue
         if kind == "progress":
             if bar is not None:

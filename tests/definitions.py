@@ -26,6 +26,8 @@ class PoisonIndex(IndexDefinition):
             return {"name": product.name, "price": "not a number"}  # the server rejects it
         if product.name.startswith("NOTADICT"):
             return [product.name]  # type: ignore[return-value]
+        if product.name.startswith("EXIT"):
+            raise SystemExit(0)  # code that ends its process quietly
         if product.name.startswith("UNSERIALISABLE"):
             return {"name": product.name, "price": object()}
         return {"name": product.name, "price": product.price}

@@ -164,3 +164,19 @@ def test_an_unknown_worker_start_method_is_a_configuration_error(catalog, reinde
 
     assert run.exit_code == 2
     assert "WORKER_START 'teleport' is not a start method here" in run.stderr
+
+
+def test_a_worker_that_exits_quietly_mid_range_fails_the_run_instead_of_hanging(catalog, es, es_url, transactional_db):
+    from catalog.models import Product
+
+    from reindex.errors import RunFailed
+    from tests.definitions import PoisonIndex
+
+    catalog(products=40)
+    Product.objects.filter(pk=Product.objects.order_by("pk")[3].pk).update(name="EXIT now")
+
+    with pytest.raises(RunFailed, match=r"the workers exited with 1 of their ranges not loaded"):
+        rebuild(PoisonIndex(), es, RebuildOptions(batch_size=5, workers=2, es_url=es_url))
+
+    assert indexes.alias_targets(es, "poison") == []
+    assert dict(es.indices.get(index="poison-*")) == {}
