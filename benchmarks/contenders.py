@@ -43,10 +43,10 @@ def setup() -> None:
 
 
 def client(url: str) -> Any:
-    from reindex.config import reindex_settings
+    from reindex.config import Config
     from reindex.connection import Connection
 
-    return Connection(reindex_settings(), url).client()
+    return Connection(Config.load(es_url=url)).client()
 
 
 def create_database() -> None:
@@ -107,10 +107,12 @@ def reindex_models(es: Any, args: argparse.Namespace) -> int:
 def run_rebuild(es: Any, args: argparse.Namespace, path: str, **options: Any) -> int:
     from django.utils.module_loading import import_string
 
-    from reindex.rebuild import RebuildOptions, rebuild
+    from reindex.config import Config
+    from reindex.rebuilding import rebuild
 
     definition = import_string(path)()
-    return rebuild(definition, es, RebuildOptions(**options, **rebuild_options(args))).indexed
+    config = Config.load(es_url=args.url, **options, **rebuild_options(args))
+    return rebuild(definition, es, config).indexed
 
 
 def rebuild_options(args: argparse.Namespace) -> dict[str, Any]:

@@ -13,7 +13,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from reindex.config import DEFAULTS
+from reindex.config import Config
 from reindex.connection import Connection
 from reindex.drift import live_definition
 from reindex.mappings import compare_mappings, compare_settings, field_paths, fingerprint
@@ -55,7 +55,7 @@ def main() -> None:
     args = parser.parse_args()
     server = OsmemServer.start(japanese=False)
     try:
-        client = Connection({**DEFAULTS, "HOSTS": [server.url]}).client()
+        client = Connection(Config(hosts=(server.url,))).client()
         settings = {"number_of_shards": 1, "refresh_interval": "30s", "mapping.total_fields.limit": 100_000}
         mappings = large_mapping(args.fields)
         client.indices.create(index="bench", settings=settings, mappings=mappings)

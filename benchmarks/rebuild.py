@@ -125,10 +125,10 @@ def run_contender(args: argparse.Namespace, name: str, url: str) -> dict[str, An
 def clear_server(url: str) -> None:
     """Drop what the previous run left, so that osmem-server's memory does not pile up."""
     sys.path.insert(0, str(ROOT))
-    from reindex.config import DEFAULTS
+    from reindex.config import Config
     from reindex.connection import Connection
 
-    es = Connection({**DEFAULTS, "HOSTS": [url]}).client()
+    es = Connection(Config(hosts=(url,))).client()
     for pattern in ("products*", "bench-*"):
         es.options(ignore_status=404).indices.delete(index=pattern, expand_wildcards="all")
 

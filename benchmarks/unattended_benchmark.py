@@ -25,7 +25,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # this checkout, and its tests' proxy
 
-from reindex.config import DEFAULTS
+from reindex.config import Config
 from reindex.connection import Connection
 from reindex.locking import AliasLock
 from reindex.retries import worst_case_wait
@@ -78,12 +78,12 @@ def main() -> None:
     logging.getLogger("reindex.retries").propagate = False
     server = OsmemServer.start(japanese=False)
     try:
-        direct = Connection({**DEFAULTS, "HOSTS": [server.url]}).client()
+        direct = Connection(Config(hosts=(server.url,))).client()
         print(f"lock acquire + release: {lock_round_trip(direct) * 1000:.1f} ms (best of 20)")
-        bound = worst_case_wait(DEFAULTS["MAX_RETRIES"], DEFAULTS["RETRY_BACKOFF"], DEFAULTS["RETRY_BACKOFF_MAX"])
-        print(f"defaults ride out outages up to {bound:.1f} s per request ({DEFAULTS['MAX_RETRIES']} retries)")
+        bound = worst_case_wait(Config.max_retries, Config.retry_backoff, Config.retry_backoff_max)
+        print(f"defaults ride out outages up to {bound:.1f} s per request ({Config.max_retries} retries)")
         with FaultProxy(server.url) as proxy:
-            client = Connection({**DEFAULTS, "HOSTS": [proxy.url]}).client()
+            client = Connection(Config(hosts=(proxy.url,))).client()
             for fault in ("refuse", "429"):
                 for seconds in [float(s) for s in args.outages.split(",")]:
                     took, retries = ride_out(client, proxy, fault, seconds, args.docs)

@@ -1,22 +1,73 @@
-"""reindex: zero-downtime rebuilds of Django models into an Elasticsearch alias."""
+"""reindex: zero-downtime rebuilds of Django models into Elasticsearch aliases.
+
+The public API (see docs/api.md)::
+
+    import reindex
+
+    [result] = reindex.rebuild("products", keep=1)
+    for status in reindex.status():
+        print(status.alias, status.live, status.count)
+"""
 
 from __future__ import annotations
 
+from reindex.api import (
+    connect,
+    definitions,
+    diff,
+    load_config,
+    migrate,
+    plan,
+    prune,
+    rebuild,
+    rebuild_each,
+    rollback,
+    status,
+)
+from reindex.config import Config
 from reindex.definitions import IndexDefinition
 from reindex.errors import (
     ConfigurationError,
     ConnectionFailed,
+    Interrupted,
+    Locked,
+    LockLost,
+    NeedsRebuild,
+    NoPreviousIndex,
     ReindexError,
     RunFailed,
+    ServerError,
+    TooFewDocuments,
+    TooManyErrors,
     UnknownIndexError,
 )
 
 __all__ = [
+    "Config",
     "ConfigurationError",
     "ConnectionFailed",
     "IndexDefinition",
+    "Interrupted",
+    "LockLost",
+    "Locked",
+    "NeedsRebuild",
+    "NoPreviousIndex",
     "ReindexError",
     "RunFailed",
+    "ServerError",
+    "TooFewDocuments",
+    "TooManyErrors",
     "UnknownIndexError",
+    "connect",
+    "definitions",
+    "diff",
+    "load_config",
+    "migrate",
+    "plan",
+    "prune",
+    "rebuild",
+    "rebuild_each",
+    "rollback",
+    "status",
 ]
 __version__ = "0.1.0"

@@ -1,23 +1,19 @@
-"""The ``reindex`` command line: parse options, boot Django, call the core, print.
+"""The ``reindex`` command line: parse options, boot Django, call the public API, print.
 
 Exit statuses: 0 success; 1 a run failed and the alias was left alone; 2 usage or
-configuration error; 3 skipped because another run holds the lock.
+configuration error; 3 skipped because another run holds the lock. When a command
+runs for several aliases, the most severe wins: 2, then 1, then 3.
 """
 
 from __future__ import annotations
 
-import contextlib
-import json
 import sys
 import traceback
-from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
 
 import click
-
-if TYPE_CHECKING:
-    from reindex.rebuild import RebuildOptions
 
 from reindex import errors
 from reindex.errors import ReindexError
@@ -25,67 +21,42 @@ from reindex.errors import ReindexError
 
 @dataclass
 class State:
-    """What the global options said; Django and the client are set up on first use."""
+    """What the global options said; Django and the configuration are set up on first use."""
 
     settings: str | None = None
     pythonpath: str | None = None
     es_url: str | None = None
     verbose: int = 0
     quiet: bool = False
-    _config: dict[str, Any] | None = None
-    _registry: Any = None
-    _connection: Any = None
-    _extra: dict[str, Any] = field(default_factory=dict)
+    _config: Any = None
 
-    def boot(self) -> dict[str, Any]:
+    @property
+    def config(self) -> Any:
+        """The configuration of this invocation (boots Django the first time)."""
         if self._config is None:
-            from reindex.config import reindex_settings, setup_django
+            from reindex.boot import setup_django
+            from reindex.config import Config
 
             setup_django(self.settings, self.pythonpath)
-            self._config = reindex_settings()
+            self._config = Config.load(es_url=self.es_url)
         return self._config
 
-    @property
-    def registry(self) -> Any:
-        if self._registry is None:
-            from reindex.definitions import discover
-
-            self._registry = discover(self.boot())
-        return self._registry
-
-    @property
-    def connection(self) -> Any:
-        if self._connection is None:
-            from reindex.connection import Connection
-
-            config = self.boot()
-            self._connection = Connection(config, self.es_url)
-            if not config.get("VERIFY_CERTS", True):
-                click.echo("reindex: warning: TLS certificate verification is off (REINDEX['VERIFY_CERTS'])", err=True)
-        return self._connection
-
-    def client(self) -> Any:
-        """The client, after checking the server answers (exit 2 if not)."""
-        self.connection.check()
-        return self.connection.client()
-
-    def override(self, key: str, value: Any) -> None:
-        """Set a ``REINDEX`` key from a command-line flag, before the client is built."""
-        assert self._connection is None, "flags that shape the client must be applied before it is built"
-        self.boot()[key] = value
-
     def redact(self, text: str) -> str:
-        """``text`` without secrets (URL credentials only, before the connection is known)."""
-        if self._connection is not None:
-            return str(self.connection.redact(text))
-        from reindex.connection import redact
+        """``text`` without secrets (URL credentials only, before the configuration is known)."""
+        from reindex.connection import Connection, redact
 
+        if self._config is not None:
+            return Connection(self._config).redact(text)
         return redact(text, [])
 
     def say(self, message: str) -> None:
         """A diagnostic line on stderr, unless --quiet."""
         if not self.quiet:
-            click.echo(message, err=True)
+            click.echo(self.redact(message), err=True)
+
+    def out(self, text: str) -> None:
+        """A result line on stdout."""
+        click.echo(self.redact(text))
 
 
 pass_state = click.make_pass_decorator(State)
@@ -103,15 +74,28 @@ def names_argument(f: Callable[..., Any]) -> Callable[..., Any]:
     return click.argument("names", nargs=-1, metavar="[NAME]...")(f)
 
 
+def alias_argument(f: Callable[..., Any]) -> Callable[..., Any]:
+    return click.argument("name", metavar="NAME")(f)
+
+
 class ReindexGroup(click.Group):
-    """Maps ReindexError to a one-line message and its exit status."""
+    """Maps ReindexError, and any error answer of the server, to one line and its exit status."""
 
     def invoke(self, ctx: click.Context) -> Any:
+        from elasticsearch import ApiError, TransportError
+
+        from reindex.connection import describe_server_error
+
         try:
             status = super().invoke(ctx)
         except ReindexError as exc:
             report_error(ctx.find_object(State), exc)
             ctx.exit(exc.exit_status)
+        except (ApiError, TransportError) as exc:  # a command that did not expect it
+            error = errors.ServerError(describe_server_error(exc))
+            error.__cause__ = exc
+            report_error(ctx.find_object(State), error)
+            ctx.exit(error.exit_status)
         ctx.exit(int(status or 0))
 
 
@@ -156,14 +140,18 @@ def list_command(state: State, as_json: bool) -> int:
     Example:
       reindex --settings mysite.settings list
     """
-    rows = [{"alias": d.alias, "definition": d.path, "models": d.source_models()} for d in state.registry]
+    import json
+
+    from reindex import api, reporting
+
+    rows = reporting.definition_rows(api.definitions(config=state.config))
     if as_json:
-        click.echo(json.dumps(rows, indent=2))
+        state.out(json.dumps(rows, indent=2))
     elif not rows:
         state.say("no index definitions found (add an indexes module to an app, or REINDEX['INDEXES'])")
     else:
         for row in rows:
-            click.echo(f"{row['alias']}\t{', '.join(row['models'])}\t{row['definition']}")
+            state.out(reporting.format_definition_row(row))
     return errors.EXIT_OK
 
 
@@ -219,11 +207,13 @@ def retry_options(f: Callable[..., Any]) -> Callable[..., Any]:
 def rebuild(
     state: State,
     names: Sequence[str],
+    force: bool,
+    replace_existing_index: bool,
     errors_file: str | None,
     no_progress: bool,
     dry_run: bool,
     as_json: bool,
-    **flags: Any,
+    **overrides: Any,
 ) -> int:
     """Rebuild aliases from the database into fresh indexes (all when no NAME).
 
@@ -241,150 +231,57 @@ def rebuild(
       reindex --settings mysite.settings rebuild products --errors-file failed.jsonl
       reindex --settings mysite.settings rebuild products --workers 2
     """
-    from reindex.failure_log import FailureLog
-    from reindex.interrupts import signals_raise_interrupted
+    from reindex import api, reporting
 
-    definitions = state.registry.select(names)
     if dry_run:
-        keep = flags.get("keep")
-        return print_plans(state, definitions, state.boot()["KEEP"] if keep is None else keep, as_json)
-    options = rebuild_options(state, flags)
-    client = state.client()
-    progress = None if (no_progress or state.quiet or as_json) else tqdm_progress
-    reports, status = [], errors.EXIT_OK
-    log = FailureLog(errors_file, state.connection.redact) if errors_file else None
-    with contextlib.nullcontext() if log is None else log, signals_raise_interrupted():
-        for definition in definitions:
-            options.on_failure = None if log is None else log.for_alias(definition.alias)
-            report, run_status, stop = rebuild_one(state, definition, client, options, progress, as_json)
-            status = max(status, run_status)
-            if report is not None:
-                reports.append(report)
-            if stop:
-                break
-    if as_json:
-        click.echo(state.connection.redact(json.dumps(reports, indent=2)))
-    return status
-
-
-def print_plans(state: State, definitions: Sequence[Any], keep: int, as_json: bool) -> int:
-    """``rebuild --dry-run``: the plan of each rebuild, nothing written."""
-    from reindex.drift import format_drift
-    from reindex.plan import plan_rebuild
-
-    client = state.client()
-    with server_trouble():
-        plans = [plan_rebuild(client, d, keep) for d in definitions]
-    if as_json:
-        click.echo(json.dumps([p.as_dict() for p in plans], indent=2))
+        plans = api.plan(*names, config=state.config, keep=overrides.get("keep"))
+        if as_json:
+            state.out(reporting.as_json(plans))
+        else:
+            for plan in plans:
+                for line in reporting.format_plan(plan):
+                    state.out(line)
         return errors.EXIT_OK
-    for plan in plans:
-        click.echo(f"{plan.alias}: would create {plan.new_index} from {plan.rows} rows")
-        click.echo(f"  alias now on: {', '.join(plan.live) or 'nothing (not built)'}")
-        for report in plan.drift:
-            for line in format_drift(report):
-                click.echo(f"  {line}")
-        deleted = [f"{n} (abandoned build)" if n in plan.abandoned else n for n in plan.delete]
-        click.echo(f"  would delete: {', '.join(deleted) or 'nothing'}")
-        if plan.keep:
-            click.echo(f"  would keep: {', '.join(plan.keep)}")
-    return errors.EXIT_OK
-
-
-def rebuild_options(state: State, flags: dict[str, Any]) -> RebuildOptions:
-    """RebuildOptions from the command's flags over ``REINDEX`` settings."""
-    from reindex.rebuild import RebuildOptions
-
-    config = state.boot()
-    given = {key: value for key, value in flags.items() if value is not None}
-    for flag, key in (("max_retries", "MAX_RETRIES"), ("retry_backoff", "RETRY_BACKOFF")):
-        if flag in given:
-            state.override(key, given[flag])
-    return RebuildOptions(
-        batch_size=given.get("batch_size") or config["BATCH_SIZE"],
-        max_errors=given.get("max_errors", config["MAX_ERRORS"]),
-        keep=given.get("keep", config["KEEP"]),
-        min_ratio=given.get("min_ratio", config["MIN_RATIO"]),
-        force=bool(given.get("force")),
-        replace_existing_index=bool(given.get("replace_existing_index")),
-        lock_ttl=float(config["LOCK_TTL"]),
-        lock_index=config["LOCK_INDEX"],
-        max_retries=int(config["MAX_RETRIES"]),
-        retry_backoff=float(config["RETRY_BACKOFF"]),
-        retry_backoff_max=float(config["RETRY_BACKOFF_MAX"]),
-        workers=given.get("workers") or config["WORKERS"],
-        worker_start=config["WORKER_START"],
-        es_url=state.es_url,
+    progress = None if (no_progress or state.quiet or as_json) else tqdm_progress
+    runs = api.rebuild_each(
+        *names,
+        config=state.config,
+        force=force,
+        replace_existing_index=replace_existing_index,
+        errors_file=errors_file,
+        progress=progress,
+        handle_signals=True,
+        **overrides,
     )
+    results = []
+    for result in runs:
+        print_rebuild(state, result, as_json)
+        results.append(result)
+    if as_json:
+        state.out(reporting.as_json(results))
+    return errors.worst_status(r.exit_status for r in results)
 
 
-def rebuild_one(
-    state: State, definition: Any, client: Any, options: RebuildOptions, progress: Any, as_json: bool
-) -> tuple[dict[str, Any] | None, int, bool]:
-    """Rebuild one alias, print what happened; return its report, exit status and whether to stop."""
-    from reindex.interrupts import Interrupted
-    from reindex.locking import Locked
-    from reindex.rebuild import rebuild as run_rebuild
+def print_rebuild(state: State, result: Any, as_json: bool) -> None:
+    """What one alias's rebuild says: the summary on stdout, notices and failures on stderr."""
+    from reindex import reporting
 
-    try:
-        result = run_rebuild(definition, client, options, progress)
-    except Locked as exc:
-        click.echo(f"reindex: {exc}", err=True)
-        skipped = {"alias": definition.alias, "definition": definition.path, "skipped": "locked", "error": str(exc)}
-        return skipped, exc.exit_status, False
-    except errors.RunFailed as exc:
-        result = exc.result  # type: ignore[assignment]
-        click.echo(f"reindex: {state.connection.redact(str(exc))}", err=True)
-        stop = isinstance(exc, Interrupted)
-        if result is None:
-            return None, exc.exit_status, stop
-        _print_notices(state, result)
-        _print_failures(state, result)
-        state.say(f"{definition.alias}: alias left on {', '.join(_live(result)) or 'nothing'}")
-        return result.as_dict(), exc.exit_status, stop
-    _print_notices(state, result)
-    if not as_json and not state.quiet:
-        click.echo(format_rebuild(result))
-        _print_failures(state, result)
-    return result.as_dict(), errors.EXIT_OK, False
-
-
-def _print_notices(state: State, result: Any) -> None:
-    if result.lock_taken_over_from:
-        state.say(f"{result.alias}: took over a stale lock held by {result.lock_taken_over_from}")
-    if result.abandoned_dropped:
-        state.say(f"{result.alias}: deleted abandoned partial indexes {', '.join(result.abandoned_dropped)}")
-
-
-def _live(result: Any) -> list[str]:
-    return list(result.old_indexes) if not result.swapped else [result.new_index]
-
-
-def _print_failures(state: State, result: Any) -> None:
-    shown = result.failures if state.verbose else result.failures[:10]
-    for failure in shown:
-        click.echo(f"  failed row {failure.id}: {failure.reason}", err=True)
-    if result.failed > len(shown):
-        click.echo(f"  ... and {result.failed - len(shown)} more failed rows", err=True)
-
-
-def format_rebuild(result: Any) -> str:
-    """One human line for a finished rebuild."""
-    line = (
-        f"{result.alias}: {result.indexed} indexed, {result.failed} failed of {result.rows_read} rows "
-        f"in {result.seconds:.1f}s; alias -> {result.new_index}"
-    )
-    if result.old_indexes:
-        line += f" (was {', '.join(result.old_indexes)})"
-    if result.dropped:
-        line += f"; dropped {', '.join(result.dropped)}"
-    if result.kept:
-        line += f"; kept {', '.join(result.kept)}"
-    if result.replaced_index:
-        line += f"; replaced the concrete index {result.replaced_index}"
-    if result.duplicates:
-        line += f"; {result.duplicates} duplicate document ids (a later row replaced an earlier one)"
-    return line
+    if result.skipped:
+        click.echo(f"reindex: {result.error}", err=True)
+        return
+    for line in reporting.rebuild_notices(result):
+        state.say(line)
+    if result.exception is not None:
+        report_error(state, result.exception)
+        if result.new_index is None and not result.rows_read:
+            return
+        for line in reporting.format_failures(result, bool(state.verbose)):
+            click.echo(state.redact(line), err=True)
+        state.say(reporting.alias_left(result))
+    elif not as_json and not state.quiet:
+        state.out(reporting.format_rebuild(result))
+        for line in reporting.format_failures(result, bool(state.verbose)):
+            click.echo(state.redact(line), err=True)
 
 
 def tqdm_progress(total: int, description: str) -> Any:
@@ -405,44 +302,16 @@ def status(state: State, names: Sequence[str], as_json: bool) -> int:
     Example:
       reindex --settings mysite.settings status products --json
     """
-    from reindex.status import alias_status
+    from reindex import api, reporting
 
-    definitions = state.registry.select(names)
-    client = state.client()
-    statuses = [alias_status(client, d, state.boot()["LOCK_INDEX"]) for d in definitions]
+    statuses = api.status(*names, config=state.config)
     if as_json:
-        click.echo(json.dumps([s.as_dict() for s in statuses], indent=2))
+        state.out(reporting.as_json(statuses))
         return errors.EXIT_OK
     for st in statuses:
-        click.echo(format_status(st))
+        for line in reporting.format_status(st):
+            state.out(line)
     return errors.EXIT_OK
-
-
-_CODE_MATCH = {
-    True: "; built from the definition in code",
-    False: "; built from a different definition (see reindex diff)",
-    None: "; no fingerprint of its definition recorded",
-}
-
-
-def format_status(st: Any) -> str:
-    """Human lines for one alias status."""
-    if st.concrete:
-        return f"{st.alias}: a concrete index (not an alias) with {st.count} documents"
-    if not st.built:
-        lines = [f"{st.alias}: not built"]
-    else:
-        lines = [f"{st.alias}: live {', '.join(st.live)} ({st.count} documents){_CODE_MATCH[st.matches_code]}"]
-    for info in st.indexes:
-        marks = "live" if info.live else "building" if info.meta.get("building") is True else "kept"
-        lines.append(f"  {info.name}\t{marks}\tcreated {info.created or '?'}\t{info.count} documents")
-    if st.lock is not None:
-        holder = st.lock
-        lines.append(
-            f"  locked by {holder.host}:{holder.pid} since {holder.as_source()['started_at']}"
-            f" (heartbeat {holder.age():.0f}s ago)"
-        )
-    return "\n".join(lines)
 
 
 @cli.command("diff")
@@ -461,35 +330,21 @@ def diff_command(state: State, names: Sequence[str], as_json: bool) -> int:
     Example:
       reindex --settings mysite.settings diff products --json
     """
-    from reindex.drift import drift, format_drift
+    from reindex import api, reporting
 
-    definitions = state.registry.select(names)
-    client = state.client()
-    with server_trouble():
-        reports = [report for d in definitions for report in drift(client, d)]
+    reports = api.diff(*names, config=state.config)
     if as_json:
-        click.echo(json.dumps([r.as_dict() for r in reports], indent=2))
+        state.out(reporting.as_json(reports))
     elif not state.quiet:
         for report in reports:
-            for line in format_drift(report):
-                click.echo(line)
+            for line in reporting.format_drift(report):
+                state.out(line)
     different = any(r.differences or not r.built for r in reports)
     return errors.EXIT_DIFFERENCES if different else errors.EXIT_OK
 
 
-@contextlib.contextmanager
-def server_trouble() -> Iterator[None]:
-    """Turn an unexpected answer of the server into a ConfigurationError (exit 2)."""
-    from elasticsearch import ApiError, TransportError
-
-    try:
-        yield
-    except (ApiError, TransportError) as exc:
-        raise errors.ConfigurationError(f"the search server failed: {exc}") from exc
-
-
 @cli.command("migrate")
-@click.argument("name")
+@alias_argument
 @dry_run_option
 @json_option
 @pass_state
@@ -504,30 +359,21 @@ def migrate_command(state: State, name: str, dry_run: bool, as_json: bool) -> in
     Example:
       reindex --settings mysite.settings migrate products --dry-run
     """
-    from reindex.drift import describe
-    from reindex.migrate import NeedsRebuild, migrate
+    from reindex import api, reporting
 
-    [definition] = state.registry.select([name])
-    client = state.client()
     try:
-        with server_trouble():
-            results = migrate(client, definition, dry_run=dry_run)
-    except NeedsRebuild as exc:
+        results = api.migrate(name, dry_run=dry_run, config=state.config)
+    except errors.NeedsRebuild as exc:
         for difference in exc.differences:
-            click.echo(f"  {describe(difference)}", err=True)
+            click.echo(f"  {reporting.describe(difference)}", err=True)
         raise
     if as_json:
-        click.echo(json.dumps([r.as_dict() for r in results], indent=2))
+        state.out(reporting.as_json(results))
     elif not state.quiet:
         for result in results:
-            click.echo(result.summary())
-            for difference in result.applied:
-                click.echo(f"  {describe(difference)}")
+            for line in reporting.format_migrate(result):
+                state.out(line)
     return errors.EXIT_OK
-
-
-def alias_argument(f: Callable[..., Any]) -> Callable[..., Any]:
-    return click.argument("name", metavar="NAME")(f)
 
 
 @cli.command()
@@ -543,16 +389,13 @@ def rollback(state: State, name: str, as_json: bool) -> int:
     Example:
       reindex --settings mysite.settings rollback products
     """
-    from reindex.retention import rollback as run_rollback
+    from reindex import api, reporting
 
-    definition = state.registry.get(name)
-    config = state.boot()
-    result = run_rollback(state.client(), definition.alias, float(config["LOCK_TTL"]), config["LOCK_INDEX"])
+    result = api.rollback(name, config=state.config)
     if as_json:
-        click.echo(json.dumps(result.as_dict(), indent=2))
+        state.out(reporting.as_json(result))
     elif not state.quiet:
-        was = ", ".join(result.from_indexes)
-        click.echo(f"{result.alias}: alias -> {result.to_index} ({result.count} documents; was {was})")
+        state.out(reporting.format_rollback(result))
     return errors.EXIT_OK
 
 
@@ -571,16 +414,13 @@ def prune(state: State, name: str, keep: int, as_json: bool) -> int:
     Example:
       reindex --settings mysite.settings prune products --keep 1
     """
-    from reindex.retention import prune as run_prune
+    from reindex import api, reporting
 
-    definition = state.registry.get(name)
-    config = state.boot()
-    result = run_prune(state.client(), definition.alias, keep, float(config["LOCK_TTL"]), config["LOCK_INDEX"])
+    result = api.prune(name, keep, config=state.config)
     if as_json:
-        click.echo(json.dumps(result.as_dict(), indent=2))
+        state.out(reporting.as_json(result))
     elif not state.quiet:
-        dropped, kept = ", ".join(result.dropped) or "nothing", ", ".join(result.kept) or "nothing"
-        click.echo(f"{result.alias}: dropped {dropped}; kept {kept}")
+        state.out(reporting.format_prune(result))
     return errors.EXIT_OK
 
 

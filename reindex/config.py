@@ -1,85 +1,199 @@
-"""Reading the ``REINDEX`` settings dict and booting Django."""
+"""The configuration of every run, resolved once: defaults, settings, environment, overrides.
+
+Each value comes from the first of these that gives it, last first:
+
+1. explicit overrides (command-line flags, keyword arguments of the Python API);
+2. the environment: ``REINDEX_ES_URL`` (the server) and ``REINDEX_ES_API_KEY``;
+3. ``settings.REINDEX`` (keys in capitals: ``"BATCH_SIZE"``);
+4. the defaults of ``Config``'s fields, the only place defaults are written.
+
+::
+
+    config = Config.load(batch_size=500, es_url="http://search:9200")  # in a Django process
+    config = Config.from_sources({"HOSTS": ["http://search:9200"]})  # no Django needed
+
+A ``Config`` is immutable and picklable: worker processes receive the very object
+their parent resolved.
+"""
 
 from __future__ import annotations
 
+import dataclasses
+import multiprocessing
 import os
-import sys
-import traceback
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
 from reindex.errors import ConfigurationError
 
-#: Defaults for every key of ``settings.REINDEX``; see the README's configuration reference.
-DEFAULTS: dict[str, Any] = {
-    "HOSTS": ["http://localhost:9200"],
-    "API_KEY": None,
-    "BASIC_AUTH": None,
-    "CA_CERTS": None,
-    "VERIFY_CERTS": True,
-    "TIMEOUT": 30,
-    "CLIENT_OPTIONS": {},
-    "INDEXES": [],
-    "AUTODISCOVER": True,
-    "BATCH_SIZE": 1000,
-    "KEEP": 0,
-    "MAX_ERRORS": 0,
-    "MAX_RETRIES": 8,
-    "RETRY_BACKOFF": 0.5,
-    "RETRY_BACKOFF_MAX": 10.0,
-    "RETRY_ON_TIMEOUT": True,
-    "MIN_RATIO": 0.5,
-    "LOCK_TTL": 300,
-    "LOCK_INDEX": "reindex-locks",
-    "WORKERS": 1,
-    "WORKER_START": None,
-}
-
 ENV_URL = "REINDEX_ES_URL"
 ENV_API_KEY = "REINDEX_ES_API_KEY"
 
-
-def reindex_settings() -> dict[str, Any]:
-    """``settings.REINDEX`` merged over the defaults."""
-    from django.conf import settings
-
-    given = getattr(settings, "REINDEX", {}) or {}
-    if not isinstance(given, dict):
-        raise ConfigurationError("settings.REINDEX must be a dict")
-    unknown = sorted(set(given) - set(DEFAULTS))
-    if unknown:
-        raise ConfigurationError(f"settings.REINDEX has unknown keys: {', '.join(unknown)}")
-    merged = dict(DEFAULTS)
-    merged.update(given)
-    return merged
+#: Keys of ``settings.REINDEX`` that are not run options: where definitions come from.
+DISCOVERY_KEYS = ("INDEXES", "AUTODISCOVER")
 
 
-def setup_django(settings_module: str | None = None, pythonpath: str | None = None) -> None:
-    """Import the site's settings and run ``django.setup()``, once.
+@dataclass(frozen=True)
+class Config:
+    """Everything a run needs: how to connect, how to retry, how to lock, how to load."""
 
-    Raises ConfigurationError with one line saying what went wrong.
-    """
-    import django
-    from django.apps import apps
-    from django.conf import settings
+    # -- the connection -----------------------------------------------------------
+    hosts: tuple[str, ...] = ("http://localhost:9200",)
+    api_key: str | tuple[str, str] | None = None
+    basic_auth: tuple[str, str] | None = None
+    ca_certs: str | None = None
+    verify_certs: bool = True
+    #: Seconds per request.
+    timeout: float = 30.0
+    #: Any other keyword for ``elasticsearch.Elasticsearch(...)``.
+    client_options: Mapping[str, Any] = field(default_factory=dict)
+    # -- retries of transient errors (429/502/503/504, dropped connections, timeouts) --
+    max_retries: int = 8
+    retry_backoff: float = 0.5
+    retry_backoff_max: float = 10.0
+    retry_on_timeout: bool = True
+    # -- the lock of an alias -----------------------------------------------------
+    lock_ttl: float = 300.0
+    lock_index: str = "reindex-locks"
+    # -- loading --------------------------------------------------------------------
+    #: Rows per database query and documents per bulk request (a definition's own
+    #: ``batch_size`` wins over this default, an explicit override over both).
+    batch_size: int = 1000
+    max_chunk_bytes: int = 10 * 1024 * 1024
+    workers: int = 1
+    #: How workers start: None = "fork" on Linux, "spawn" elsewhere.
+    worker_start: str | None = None
+    max_errors: int = 0
+    keep: int = 0
+    min_ratio: float = 0.5
+    # -- where definitions come from -------------------------------------------------
+    indexes: tuple[str, ...] = ()
+    autodiscover: bool = True
+    #: Names of the fields given as explicit overrides.
+    explicit: frozenset[str] = frozenset()
 
-    if pythonpath:
-        sys.path.insert(0, os.path.abspath(pythonpath))
-    if settings_module:
-        os.environ["DJANGO_SETTINGS_MODULE"] = settings_module
-    if apps.ready:
-        return
-    if not settings.configured and not os.environ.get("DJANGO_SETTINGS_MODULE"):
-        raise ConfigurationError("no Django settings: pass --settings or set DJANGO_SETTINGS_MODULE")
-    module = os.environ.get("DJANGO_SETTINGS_MODULE", "")
+    @classmethod
+    def load(cls, **overrides: Any) -> Config:
+        """The configuration from Django's ``settings.REINDEX``, the environment and ``overrides``."""
+        from django.conf import settings
+
+        given = getattr(settings, "REINDEX", None) or {}
+        if not isinstance(given, Mapping):
+            raise ConfigurationError("settings.REINDEX must be a dict")
+        return cls.from_sources(given, os.environ, overrides)
+
+    @classmethod
+    def from_sources(
+        cls,
+        settings: Mapping[str, Any] | None = None,
+        environ: Mapping[str, str] | None = None,
+        overrides: Mapping[str, Any] | None = None,
+    ) -> Config:
+        """Resolve a configuration from a ``REINDEX`` dict, an environment and overrides.
+
+        ``overrides`` take the field names (``batch_size``), plus ``es_url`` for one host;
+        a value of None is no override. Raises ConfigurationError naming a wrong key or value.
+        """
+        values: dict[str, Any] = {}
+        for key, value in (settings or {}).items():
+            name = key.lower() if isinstance(key, str) else key
+            if name not in SETTING_FIELDS or key != name.upper():
+                raise ConfigurationError(f"settings.REINDEX has an unknown key {key!r} (known: {_known_settings()})")
+            values[name] = _checked(name, value, f"REINDEX[{key!r}]")
+        environ = os.environ if environ is None else environ
+        if environ.get(ENV_URL):
+            values["hosts"] = (environ[ENV_URL],)
+        if environ.get(ENV_API_KEY):
+            values["api_key"] = environ[ENV_API_KEY]
+        explicit = set()
+        for name, value in (overrides or {}).items():
+            if value is None:
+                continue
+            if name == "es_url":
+                name, value = "hosts", (value,)
+            elif name not in SETTING_FIELDS:
+                known = ", ".join(sorted({"es_url", *SETTING_FIELDS}))
+                raise ConfigurationError(f"unknown option {name!r} (known: {known})")
+            values[name] = _checked(name, value, name)
+            explicit.add(name)
+        return cls(**values, explicit=frozenset(explicit))
+
+    def replace(self, **overrides: Any) -> Config:
+        """A copy with ``overrides`` applied as explicit ones (None: unchanged)."""
+        changed = Config.from_sources({}, {}, overrides)
+        given = {name: getattr(changed, name) for name in changed.explicit}
+        return dataclasses.replace(self, **given, explicit=self.explicit | changed.explicit)
+
+    def batch_size_for(self, definition: Any) -> int:
+        """Rows per batch for ``definition``: an override, else its own ``batch_size``, else the default."""
+        own = getattr(definition, "batch_size", None)
+        if "batch_size" in self.explicit or not own:
+            return self.batch_size
+        return int(_checked("batch_size", own, f"{type(definition).__name__}.batch_size"))
+
+
+def _positive_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 1
+
+
+def _count(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
+
+
+def _number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and value >= 0
+
+
+def _start_method(value: Any) -> bool:
+    return value is None or value in multiprocessing.get_all_start_methods()
+
+
+#: The checks of each field's value: (test, what it must be).
+_CHECKS: dict[str, tuple[Any, str]] = {
+    "hosts": (lambda v: bool(v) and all(isinstance(h, str) and h for h in v), "a non-empty list of URLs"),
+    "api_key": (lambda v: v is None or isinstance(v, str) or len(v) == 2, "a string or an (id, key) pair"),
+    "basic_auth": (lambda v: v is None or len(v) == 2, "a (user, password) pair"),
+    "ca_certs": (lambda v: v is None or isinstance(v, str), "a file path"),
+    "verify_certs": (lambda v: isinstance(v, bool), "True or False"),
+    "timeout": (lambda v: _number(v) and v > 0, "a number of seconds above 0"),
+    "client_options": (lambda v: isinstance(v, Mapping), "a dict"),
+    "max_retries": (_count, "a whole number >= 0"),
+    "retry_backoff": (lambda v: _number(v) and v > 0, "a number of seconds above 0"),
+    "retry_backoff_max": (lambda v: _number(v) and v > 0, "a number of seconds above 0"),
+    "retry_on_timeout": (lambda v: isinstance(v, bool), "True or False"),
+    "lock_ttl": (lambda v: _number(v) and v > 0, "a number of seconds above 0"),
+    "lock_index": (lambda v: isinstance(v, str) and v and v == v.lower() and v[0] not in "-_+.", "an index name"),
+    "batch_size": (_positive_int, "a whole number >= 1"),
+    "max_chunk_bytes": (_positive_int, "a whole number of bytes >= 1"),
+    "workers": (_positive_int, "a whole number >= 1"),
+    "worker_start": (_start_method, f"None or one of {', '.join(multiprocessing.get_all_start_methods())}"),
+    "max_errors": (_count, "a whole number >= 0"),
+    "keep": (_count, "a whole number >= 0"),
+    "min_ratio": (lambda v: _number(v) and v <= 1, "a number from 0 to 1"),
+    "indexes": (lambda v: not isinstance(v, str) and all(isinstance(p, str) for p in v), "a list of dotted paths"),
+    "autodiscover": (lambda v: isinstance(v, bool), "True or False"),
+}
+SETTING_FIELDS = frozenset(_CHECKS)
+SECRET_FIELDS = frozenset({"api_key", "basic_auth", "client_options"})
+assert {f.name for f in dataclasses.fields(Config)} - {"explicit"} == SETTING_FIELDS
+
+
+def _checked(name: str, value: Any, where: str) -> Any:
+    if name == "hosts" and isinstance(value, str):
+        value = [value]
+    test, must_be = _CHECKS[name]
     try:
-        django.setup()
-    except ModuleNotFoundError as exc:
-        if exc.name and module.startswith(exc.name):
-            raise ConfigurationError(f"cannot import settings module {module!r}") from exc
-        raise ConfigurationError(f"cannot set up Django: {_last_line(exc)}") from exc
-    except Exception as exc:
-        raise ConfigurationError(f"cannot set up Django with {module!r}: {_last_line(exc)}") from exc
+        ok = bool(test(value))
+    except TypeError:
+        ok = False
+    if not ok:
+        shown = type(value).__name__ if name in SECRET_FIELDS else f"{value!r:.60}"
+        raise ConfigurationError(f"{where} must be {must_be}, not {shown}")
+    if name in ("hosts", "indexes", "basic_auth") or (name == "api_key" and not isinstance(value, str)):
+        value = None if value is None else tuple(value)
+    return value
 
 
-def _last_line(exc: BaseException) -> str:
-    return traceback.format_exception_only(type(exc), exc)[-1].strip()
+def _known_settings() -> str:
+    return ", ".join(sorted(name.upper() for name in SETTING_FIELDS))

@@ -7,17 +7,20 @@ version talks to Elasticsearch 8 and 9 and to OpenSearch-compatible servers.
 
 from __future__ import annotations
 
-import os
+import logging
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from typing import Any
 from urllib.parse import unquote, urlsplit, urlunsplit
 
 from elastic_transport import Transport
 
-from reindex.config import ENV_API_KEY, ENV_URL
-from reindex.errors import ConfigurationError, ConnectionFailed
+from reindex.config import Config
+from reindex.errors import ConfigurationError, ConnectionFailed, ServerError
 from reindex.retries import BackoffRetries, retry_options, with_backoff
+
+logger = logging.getLogger("reindex.connection")
 
 _COMPAT = re.compile(r"application/vnd\.elasticsearch\+([\w-]+)\s*;\s*compatible-with=\d+")
 
@@ -55,11 +58,16 @@ def split_credentials(url: str) -> tuple[str, tuple[str, str] | None]:
 class Connection:
     """How to reach the cluster: the client's keyword arguments plus the secrets to hide.
 
-    Nothing connects until ``client()`` is called.
+    Nothing connects until ``client()`` or ``check()`` is called::
+
+        connection = Connection(Config.load())
+        connection.check()  # ConnectionFailed (one line) if the server cannot answer
+        client = connection.client()
     """
 
-    def __init__(self, config: dict[str, Any], url: str | None = None) -> None:
-        self.options, self.secrets = client_options(config, url)
+    def __init__(self, config: Config) -> None:
+        self.config = config
+        self.options, self.secrets = client_options(config)
         self.hosts: list[str] = list(self.options["hosts"])
         self._client: Any = None
 
@@ -68,6 +76,8 @@ class Connection:
         if self._client is None:
             from elasticsearch import Elasticsearch
 
+            if not self.config.verify_certs:
+                logger.warning("warning: TLS certificate verification is off (REINDEX['VERIFY_CERTS'])")
             self._client = Elasticsearch(**self.options)
         return self._client
 
@@ -92,6 +102,37 @@ class Connection:
                 self.redact(f"search server at {where} answered {exc.meta.status}: {exc.message}")
             ) from None
 
+    @contextmanager
+    def server_errors(self) -> Iterator[None]:
+        """Turn an error answer of the server, or a transport failure, into a ServerError (exit 2)."""
+        from elasticsearch import ApiError, TransportError
+
+        try:
+            yield
+        except (ApiError, TransportError) as exc:
+            raise ServerError(self.redact(describe_server_error(exc))) from exc
+
+
+def describe_server_error(exc: BaseException) -> str:
+    """One line for an error of the client: what the server answered, or why it could not."""
+    from elasticsearch import ApiError
+
+    if isinstance(exc, ApiError):
+        return f"the search server answered {exc.meta.status}: {error_reason(exc)}"
+    return f"the search server failed: {type(exc).__name__}: {_reason(exc)}"
+
+
+def error_reason(exc: Any) -> str:
+    """The ``reason`` the server gave in an error answer, else the client's message."""
+    info = getattr(exc, "info", None) or getattr(exc, "body", None)
+    if isinstance(info, dict):
+        error = info.get("error")
+        if isinstance(error, dict):
+            return str(error.get("reason") or error.get("type"))
+        if isinstance(error, str):
+            return error
+    return str(getattr(exc, "message", exc))
+
 
 def _reason(exc: BaseException) -> str:
     message = str(getattr(exc, "message", "") or exc)
@@ -100,31 +141,18 @@ def _reason(exc: BaseException) -> str:
     return tail or message
 
 
-def client_options(config: dict[str, Any], url: str | None = None) -> tuple[dict[str, Any], list[str]]:
-    """The client's keyword arguments from ``REINDEX`` settings, ``url`` and the environment.
-
-    Precedence for the address: ``url`` (``--es-url``), then ``$REINDEX_ES_URL``, then
-    ``HOSTS``. Returns the options and the list of secret strings to redact.
-    """
-    options: dict[str, Any] = dict(config.get("CLIENT_OPTIONS") or {})
-    url = url or os.environ.get(ENV_URL) or None
-    hosts: Iterable[str] = [url] if url else config["HOSTS"]
-    if isinstance(hosts, str):
-        hosts = [hosts]
+def client_options(config: Config) -> tuple[dict[str, Any], list[str]]:
+    """The client's keyword arguments, and the list of secret strings to redact."""
+    options: dict[str, Any] = dict(config.client_options)
     clean_hosts: list[str] = []
     url_auth = None
-    for host in hosts:
+    for host in config.hosts:
         clean, creds = split_credentials(host)
         clean_hosts.append(clean)
         url_auth = creds or url_auth
-    if not clean_hosts:
-        raise ConfigurationError("REINDEX['HOSTS'] is empty")
     options["hosts"] = clean_hosts
-    secrets: list[str] = []
-    api_key = os.environ.get(ENV_API_KEY) or config.get("API_KEY")
-    auth = config.get("BASIC_AUTH")
-    for secret in ([api_key] if isinstance(api_key, str) else list(api_key or ())) + list(auth or ())[1:]:
-        secrets.append(secret)
+    api_key, auth = config.api_key, config.basic_auth
+    secrets = ([api_key] if isinstance(api_key, str) else list(api_key or ())) + list(auth or ())[1:]
     if api_key and auth and not url_auth:
         raise ConfigurationError("REINDEX sets both API_KEY and BASIC_AUTH; keep one")
     if url_auth:  # credentials given in the URL are the most specific: they win
@@ -134,12 +162,12 @@ def client_options(config: dict[str, Any], url: str | None = None) -> tuple[dict
         options["api_key"] = api_key
     elif auth:
         options["basic_auth"] = tuple(auth)
-    if config.get("CA_CERTS"):
-        options["ca_certs"] = config["CA_CERTS"]
-    if not config.get("VERIFY_CERTS", True):
+    if config.ca_certs:
+        options["ca_certs"] = config.ca_certs
+    if not config.verify_certs:
         options["verify_certs"] = False
         options.setdefault("ssl_show_warn", True)
-    options.setdefault("request_timeout", config.get("TIMEOUT", 30))
+    options.setdefault("request_timeout", config.timeout)
     options.setdefault("transport_class", with_backoff(ReindexTransport, config))
     for key, value in retry_options(config).items():
         options.setdefault(key, value)

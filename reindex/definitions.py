@@ -30,6 +30,7 @@ import traceback
 from collections.abc import Iterable, Sequence
 from typing import Any
 
+from reindex.config import Config
 from reindex.errors import ConfigurationError, UnknownIndexError
 
 _INVALID_NAME_CHARS = re.compile(r'[\\/*?"<>| ,#:A-Z]')
@@ -75,7 +76,8 @@ class IndexDefinition:
     alias: str = ""
     settings: Any = None
     mappings: Any = None
-    #: Rows read per database query and documents per bulk request (CLI may override).
+    #: Rows read per database query and documents per bulk request for this alias: wins
+    #: over ``REINDEX["BATCH_SIZE"]``, loses to ``--batch-size`` / ``batch_size=``.
     batch_size: int | None = None
 
     # -- what the subclass provides -------------------------------------------------
@@ -177,14 +179,39 @@ class Registry:
         except KeyError:
             raise UnknownIndexError([name], self.names) from None
 
-    def select(self, names: Sequence[str] = ()) -> list[IndexDefinition]:
-        """The definitions named, in the order given; all of them when none is named."""
-        if not names:
+    def select(self, targets: Sequence[Target] = ()) -> list[IndexDefinition]:
+        """The definitions named, in the order given; all of them when none is named.
+
+        A target is an alias, an ``IndexDefinition`` subclass or an instance; a class or
+        instance need not be registered.
+        """
+        if not targets:
             return list(self)
-        unknown = [n for n in names if n not in self._by_alias]
+        unknown = [t for t in targets if isinstance(t, str) and t not in self._by_alias]
         if unknown:
             raise UnknownIndexError(unknown, self.names)
-        return [self._by_alias[n] for n in dict.fromkeys(names)]
+        chosen: dict[str, IndexDefinition] = {}
+        for target in targets:
+            definition = self._definition(target)
+            chosen.setdefault(definition.alias, definition)
+        return list(chosen.values())
+
+    def _definition(self, target: Target) -> IndexDefinition:
+        if isinstance(target, str):
+            return self._by_alias[target]
+        if inspect.isclass(target) and issubclass(target, IndexDefinition):
+            registered = self._by_alias.get(target.alias)
+            if registered is not None and type(registered) is target:
+                return registered
+            target = target()
+        if not isinstance(target, IndexDefinition):
+            raise ConfigurationError(f"not an index definition: {target!r:.80}")
+        check_index_name(target.alias)
+        return target
+
+
+#: What names a definition: its alias, its class, or an instance.
+Target = str | type[IndexDefinition] | IndexDefinition
 
 
 def _import(module_name: str) -> Any:
@@ -223,18 +250,16 @@ def _load_path(path: str) -> IndexDefinition:
     return obj
 
 
-def discover(config: dict[str, Any] | None = None) -> Registry:
+def discover(config: Config | None = None) -> Registry:
     """Find the site's definitions: each installed app's ``indexes`` module, then
     ``REINDEX["INDEXES"]``. Set ``REINDEX["AUTODISCOVER"] = False`` to use only the list.
     """
     from django.apps import apps
     from django.utils.module_loading import module_has_submodule
 
-    from reindex.config import reindex_settings
-
-    config = reindex_settings() if config is None else config
+    config = Config.load() if config is None else config
     registry = Registry()
-    if config.get("AUTODISCOVER", True):
+    if config.autodiscover:
         for app in apps.get_app_configs():
             if not module_has_submodule(app.module, "indexes"):
                 continue
@@ -247,6 +272,6 @@ def discover(config: dict[str, Any] | None = None) -> Registry:
                 raise ConfigurationError(f"cannot import {app.name}.indexes: {line}") from exc
             for definition in _definitions_in(module):
                 registry.add(definition)
-    for path in config.get("INDEXES", ()):
+    for path in config.indexes:
         registry.add(_load_path(path))
     return registry

@@ -4,24 +4,18 @@
 index behind the alias (none built: one report with ``built == False``)::
 
     for report in drift(client, ProductIndex()):
-        print(report.summary())
+        print(report.index, len(report.in_place), len(report.needs_rebuild))
 """
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from typing import Any
 
-import click
-
 from reindex import indexes
 from reindex.definitions import IndexDefinition
-from reindex.mappings import ADDED, REMOVED, Difference, compare_mappings, compare_settings, field_paths, fingerprint
-
-#: The marker keys that record what an index was built from.
-FINGERPRINT_KEY = "fingerprint"
-FIELDS_KEY = "fields"
+from reindex.mappings import Difference, compare_mappings, compare_settings, field_paths, fingerprint
+from reindex.ownership import read_marker
 
 
 def definition_fingerprint(definition: IndexDefinition) -> str:
@@ -30,8 +24,8 @@ def definition_fingerprint(definition: IndexDefinition) -> str:
 
 
 def definition_marker(definition: IndexDefinition) -> dict[str, Any]:
-    """What an index records in its ``_meta`` marker about the definition it was built from."""
-    return {FINGERPRINT_KEY: definition_fingerprint(definition), FIELDS_KEY: field_paths(definition.get_mappings())}
+    """What an index's marker records about the definition it was built from: ``fingerprint``, ``fields``."""
+    return {"fingerprint": definition_fingerprint(definition), "fields": field_paths(definition.get_mappings())}
 
 
 @dataclass
@@ -54,16 +48,6 @@ class IndexDrift:
     @property
     def needs_rebuild(self) -> list[Difference]:
         return [d for d in self.differences if not d.in_place]
-
-    def summary(self) -> str:
-        """``products: 3 differences (1 in-place, 2 need rebuild)``."""
-        if not self.built:
-            return f"{self.alias}: not built"
-        n = len(self.differences)
-        if not n:
-            return f"{self.alias}: no differences ({self.index})"
-        noun = "difference" if n == 1 else "differences"
-        return f"{self.alias}: {n} {noun} ({len(self.in_place)} in-place, {len(self.needs_rebuild)} need rebuild)"
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -89,8 +73,7 @@ def drift(client: Any, definition: IndexDefinition) -> list[IndexDrift]:
 def index_drift(client: Any, definition: IndexDefinition, index: str) -> IndexDrift:
     """Compare ``definition`` with the concrete index ``index``."""
     mappings, settings = live_definition(client, index)
-    marker = (mappings.get("_meta") or {}).get(indexes.META_KEY) or {}
-    known = marker.get(FIELDS_KEY)
+    known = read_marker(mappings).fields
     differences = compare_mappings(definition.get_mappings(), mappings, known)
     differences += compare_settings(definition.get_settings(), settings)
     return IndexDrift(definition.alias, definition.path, index, differences)
@@ -101,44 +84,3 @@ def live_definition(client: Any, index: str) -> tuple[dict[str, Any], dict[str, 
     body = dict(client.indices.get(index=index, flat_settings=True))
     found = body.get(index) or next(iter(body.values()))
     return dict(found.get("mappings") or {}), dict(found.get("settings") or {})
-
-
-# -- text ----------------------------------------------------------------------------
-
-_MARKS = {ADDED: ("+", "green"), REMOVED: ("-", "red")}
-
-
-def describe(difference: Difference) -> str:
-    """One line for one difference, without colour."""
-    d = difference
-    if d.kind == ADDED:
-        text = f"{d.where}: added {_show(d.declared)}"
-    elif d.kind == REMOVED:
-        origin = "not declared, from dynamic mapping" if d.dynamic else "removed from the definition"
-        text = f"{d.where}: {origin} (live {_show(d.live)})"
-    else:
-        text = f"{d.where}: {_show(d.live)} -> {_show(d.declared)}"
-    return f"{text}  [{d.consequence}]"
-
-
-def _show(value: Any) -> str:
-    if value is None:
-        return "(none)"
-    if isinstance(value, str):
-        return value
-    return json.dumps(value, sort_keys=True, separators=(",", ":"))
-
-
-def format_drift(report: IndexDrift) -> list[str]:
-    """The lines for one report: a header, one marked line per difference, the summary.
-
-    Lines carry click styles; ``click.echo`` drops them off a terminal.
-    """
-    if not report.differences:
-        return [report.summary()]
-    lines = [click.style(f"{report.alias} ({report.index}):", bold=True)]
-    for d in report.differences:
-        mark, colour = _MARKS.get(d.kind, ("~", "yellow"))
-        lines.append(click.style(f"  {mark} {describe(d)}", fg=colour))
-    lines.append(report.summary())
-    return lines

@@ -1,12 +1,38 @@
-"""Exceptions raised by reindex, and the exit statuses the CLI maps them to."""
+"""Every exception reindex raises on purpose, and the exit status the CLI maps each to.
+
+All derive from ``ReindexError``, whose ``str()`` is a one-line message and whose
+``exit_status`` is what the command exits with::
+
+    try:
+        reindex.rebuild("products")
+    except reindex.Locked:
+        pass  # another host is rebuilding it right now
+    except reindex.ReindexError as exc:
+        log.error("search rebuild failed (%s): %s", exc.exit_status, exc)
+"""
 
 from __future__ import annotations
+
+import datetime
+import signal
+from collections.abc import Iterable
+from typing import Any
 
 EXIT_OK = 0
 EXIT_FAILED = 1
 EXIT_DIFFERENCES = 1  # reindex diff, like diff(1)
 EXIT_CONFIG = 2
 EXIT_LOCKED = 3
+
+#: When one command ran for several aliases: the status that wins, most severe first.
+#: A failure is never hidden behind a skip.
+STATUS_PRECEDENCE = (EXIT_CONFIG, EXIT_FAILED, EXIT_LOCKED, EXIT_OK)
+
+
+def worst_status(statuses: Iterable[int]) -> int:
+    """The exit status of a command that ran several times: the most severe by ``STATUS_PRECEDENCE``."""
+    found = set(statuses)
+    return next((status for status in STATUS_PRECEDENCE if status in found), EXIT_OK)
 
 
 class ReindexError(Exception):
@@ -15,14 +41,17 @@ class ReindexError(Exception):
     exit_status = EXIT_FAILED
 
 
+# -- exit 2: nothing was tried --------------------------------------------------------
+
+
 class ConfigurationError(ReindexError):
-    """Settings, definitions or command-line arguments are wrong; nothing was changed."""
+    """Settings, definitions or arguments are wrong; nothing was changed."""
 
     exit_status = EXIT_CONFIG
 
 
 class UnknownIndexError(ConfigurationError):
-    """A name given on the command line matches no registered definition."""
+    """A name matches no registered definition."""
 
     def __init__(self, names: list[str], known: list[str]) -> None:
         self.names = names
@@ -32,15 +61,75 @@ class UnknownIndexError(ConfigurationError):
 
 
 class ConnectionFailed(ConfigurationError):
-    """The search server could not be reached at all."""
+    """The search server could not be reached at all, or refused the credentials."""
+
+
+class ServerError(ConfigurationError):
+    """The search server answered a request with an error the command could not handle."""
+
+
+# -- exit 1: a run failed and left the alias as it was ----------------------------------
 
 
 class RunFailed(ReindexError):
-    """A rebuild failed before the swap; the alias was left where it was.
+    """A run failed before the swap; the alias was left where it was.
 
     ``result`` holds the counters of the run up to the failure, when there are any.
     """
 
-    def __init__(self, message: str, result: object | None = None) -> None:
+    def __init__(self, message: str, result: Any = None) -> None:
         super().__init__(message)
         self.result = result
+
+
+class TooManyErrors(RunFailed):
+    """More rows failed than ``max_errors`` allows."""
+
+
+class TooFewDocuments(RunFailed):
+    """The new index holds too few documents next to the live one (``min_ratio``)."""
+
+
+class LockLost(RunFailed):
+    """Another run took the lock over while this one was building; this run did not swap."""
+
+
+class Interrupted(RunFailed):
+    """The run was stopped by SIGTERM or SIGINT; the alias was left as it was."""
+
+    def __init__(self, signum: int) -> None:
+        self.signum = signum
+        super().__init__(f"interrupted by {signal.Signals(signum).name}")
+
+
+class NoPreviousIndex(ReindexError):
+    """There is no kept index to roll back to; nothing was changed."""
+
+
+class NeedsRebuild(ReindexError):
+    """Some differences cannot be applied in place; ``differences`` lists them. Nothing was applied."""
+
+    def __init__(self, alias: str, differences: list[Any]) -> None:
+        self.alias = alias
+        self.differences = differences
+        n = len(differences)
+        what = "1 difference needs" if n == 1 else f"{n} differences need"
+        super().__init__(f"{alias}: {what} a rebuild; nothing was applied")
+
+
+# -- exit 3: skipped ---------------------------------------------------------------------
+
+
+class Locked(ReindexError):
+    """Another run holds the lock of this alias; nothing was changed.
+
+    ``holder`` is the ``LockHolder`` read from the lock.
+    """
+
+    exit_status = EXIT_LOCKED
+
+    def __init__(self, alias: str, holder: Any) -> None:
+        self.alias = alias
+        self.holder = holder
+        since = datetime.datetime.fromtimestamp(holder.started, datetime.timezone.utc).isoformat(timespec="seconds")
+        super().__init__(f"{alias}: skipped: locked by {holder.host}:{holder.pid} since {since}")

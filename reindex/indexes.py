@@ -1,11 +1,10 @@
-"""Indexes and aliases on the server: naming, creating, owning, swapping, dropping.
+"""Indexes and aliases on the server: naming, creating, listing, swapping, dropping.
 
-Every index this tool creates carries a marker in its mapping's ``_meta``::
+Only indexes carrying this tool's marker for the alias (``reindex.ownership``) are
+ever deleted::
 
-    {"reindex": {"owner": "reindex", "alias": "products",
-                 "definition": "shop.indexes.ProductIndex", "created": "..."}}
-
-and only indexes with that marker are ever deleted.
+    for info in owned_indexes(client, "products"):
+        print(info.name, info.live, info.building, info.count)
 """
 
 from __future__ import annotations
@@ -14,10 +13,9 @@ import datetime
 from dataclasses import dataclass
 from typing import Any
 
+from reindex.connection import error_reason
 from reindex.errors import ConfigurationError
-
-OWNER = "reindex"
-META_KEY = "reindex"
+from reindex.ownership import Marker, read_marker, went_live_meta
 
 
 def new_index_name(alias: str, now: datetime.datetime | None = None) -> str:
@@ -26,28 +24,31 @@ def new_index_name(alias: str, now: datetime.datetime | None = None) -> str:
     return f"{alias}-{now:%Y%m%d%H%M%S%f}"
 
 
-def owner_meta(alias: str, definition_path: str, **extra: Any) -> dict[str, Any]:
-    """The ``_meta`` marker that says this tool built an index, and from what."""
-    now = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
-    return {META_KEY: {"owner": OWNER, "alias": alias, "definition": definition_path, "created": now, **extra}}
-
-
 @dataclass
 class IndexInfo:
-    """One index behind (or once behind) an alias."""
+    """One index named after an alias, with what its marker says."""
 
     name: str
     owned: bool
     live: bool
-    created: str | None
     count: int | None
-    meta: dict[str, Any]
+    marker: Marker
+
+    @property
+    def created(self) -> str | None:
+        return self.marker.created
+
+    @property
+    def building(self) -> bool:
+        """Created by a run and never went live: loading now, or abandoned by a killed run."""
+        return self.owned and not self.live and self.marker.building
 
     def as_dict(self) -> dict[str, Any]:
         return {
             "name": self.name,
             "owned": self.owned,
             "live": self.live,
+            "building": self.building,
             "created": self.created,
             "count": self.count,
         }
@@ -82,15 +83,14 @@ def owned_indexes(client: Any, alias: str, with_counts: bool = True) -> list[Ind
     live = set(alias_targets(client, alias))
     infos = []
     for name, body in found.items():
-        meta = (body.get("mappings") or {}).get("_meta", {}).get(META_KEY) or {}
-        owned = meta.get("owner") == OWNER and meta.get("alias") == alias
+        marker = read_marker(body.get("mappings"))
         count = None
         if with_counts:
             try:
                 count = int(client.count(index=name)["count"])
             except NotFoundError:
                 continue
-        infos.append(IndexInfo(name, owned, name in live, meta.get("created"), count, meta))
+        infos.append(IndexInfo(name, marker.owned_for(alias), name in live, count, marker))
     return sorted(infos, key=lambda i: i.name)
 
 
@@ -101,16 +101,7 @@ def create_index(client: Any, name: str, settings: dict[str, Any], mappings: dic
     try:
         client.indices.create(index=name, settings=settings, mappings=mappings)
     except BadRequestError as exc:
-        raise ConfigurationError(f"the server rejected the definition of {name}: {_error_reason(exc)}") from None
-
-
-def _error_reason(exc: Any) -> str:
-    info = getattr(exc, "info", None) or getattr(exc, "body", None)
-    if isinstance(info, dict):
-        error = info.get("error")
-        if isinstance(error, dict):
-            return str(error.get("reason") or error.get("type"))
-    return str(getattr(exc, "message", exc))
+        raise ConfigurationError(f"the server rejected the definition of {name}: {error_reason(exc)}") from None
 
 
 def swap_alias(client: Any, alias: str, new_index: str, old_indexes: list[str], remove_index: list[str] = ()) -> None:  # type: ignore[assignment]
@@ -141,10 +132,7 @@ def delete_owned(client: Any, alias: str, names: list[str]) -> list[str]:
 def mark_live(client: Any, name: str) -> None:
     """Record in ``name``'s ``_meta`` that it went live (it was created as building)."""
     mappings = client.indices.get_mapping(index=name)[name]["mappings"]
-    meta = dict(mappings.get("_meta") or {})
-    now = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
-    meta[META_KEY] = {**(meta.get(META_KEY) or {}), "building": False, "went_live": now}
-    client.indices.put_mapping(index=name, meta=meta)
+    client.indices.put_mapping(index=name, meta=went_live_meta(mappings.get("_meta")))
 
 
 def abandoned_indexes(client: Any, alias: str) -> list[str]:
@@ -153,18 +141,10 @@ def abandoned_indexes(client: Any, alias: str) -> list[str]:
     Only the holder of the alias's lock may delete them: without the lock one of them
     could be a running build.
     """
-    return [
-        i.name
-        for i in owned_indexes(client, alias, with_counts=False)
-        if i.owned and not i.live and i.meta.get("building") is True
-    ]
+    return [i.name for i in owned_indexes(client, alias, with_counts=False) if i.building]
 
 
 def previous_indexes(client: Any, alias: str) -> list[IndexInfo]:
     """Owned indexes of ``alias`` that went live once and are not live now, newest first."""
-    found = [
-        i
-        for i in owned_indexes(client, alias, with_counts=False)
-        if i.owned and not i.live and i.meta.get("building") is not True
-    ]
+    found = [i for i in owned_indexes(client, alias, with_counts=False) if i.owned and not i.live and not i.building]
     return sorted(found, key=lambda i: i.name, reverse=True)

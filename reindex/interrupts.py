@@ -17,17 +17,9 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from reindex.errors import RunFailed
+from reindex.errors import Interrupted
 
 HANDLED = (signal.SIGTERM, signal.SIGINT)
-
-
-class Interrupted(RunFailed):
-    """The run was stopped by a signal; the alias was left as it was."""
-
-    def __init__(self, signum: int) -> None:
-        self.signum = signum
-        super().__init__(f"interrupted by {signal.Signals(signum).name}")
 
 
 class _State:

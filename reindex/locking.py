@@ -24,29 +24,13 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
-from reindex.errors import EXIT_LOCKED, ReindexError, RunFailed
+from reindex.config import Config
+from reindex.errors import Locked, LockLost
 
 logger = logging.getLogger("reindex.locking")
 
 #: Index that holds one lock document per alias (no leading dot: reserved in Elasticsearch).
-LOCK_INDEX = "reindex-locks"
-#: Seconds without a heartbeat after which a lock is stale.
-DEFAULT_TTL = 300.0
-
-
-class Locked(ReindexError):
-    """Another run holds the lock of this alias; nothing was changed."""
-
-    exit_status = EXIT_LOCKED
-
-    def __init__(self, alias: str, holder: LockHolder) -> None:
-        self.alias = alias
-        self.holder = holder
-        super().__init__(f"{alias}: skipped: locked by {holder.host}:{holder.pid} since {_iso(holder.started)}")
-
-
-class LockLost(RunFailed):
-    """Another run took the lock over while this one was building; this run must not swap."""
+LOCK_INDEX = Config.lock_index
 
 
 @dataclass
@@ -95,7 +79,7 @@ def _iso(epoch: float) -> str:
 class AliasLock:
     """The lock of one alias; a context manager that acquires, heartbeats and releases."""
 
-    def __init__(self, client: Any, alias: str, ttl: float = DEFAULT_TTL, index: str = LOCK_INDEX) -> None:
+    def __init__(self, client: Any, alias: str, ttl: float = Config.lock_ttl, index: str = LOCK_INDEX) -> None:
         self.client = client
         self.alias = alias
         self.ttl = ttl

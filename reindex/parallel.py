@@ -1,14 +1,15 @@
 """Loading with worker processes: each builds, serialises and sends its own primary-key ranges.
 
 The parent splits the rows at primary-key quantiles into a few ranges per worker,
-hands them to a pool of processes and merges what comes back: rows read, documents
+hands them to worker processes and merges what comes back: rows read, documents
 indexed, failures, and the progress bar. Each worker reads the very databases the
 parent reads, over its own connections, and sends its bulk requests with its own
-client built from ``settings.REINDEX`` (``RebuildOptions.es_url`` first), so the
-parent neither serialises nor sends anything. A worker that dies fails the run (a
-``multiprocessing.Pool`` would wait forever for its range)::
+client, built from the very ``Config`` the parent resolved (so every flag and
+override reaches it); the parent neither serialises nor sends anything. A worker
+that dies fails the run (a ``multiprocessing.Pool`` would wait forever for its range)::
 
-    rebuild(ProductIndex(), client, RebuildOptions(workers=2))
+    counts = LoadCounts()
+    load_parallel(ProductIndex(), queryset, "products-2026...", counts, Config(workers=2), None, total)
 
 Workers are forked on Linux: they inherit the booted Django and start in
 milliseconds, where a spawned worker spends about half a CPU second importing and
@@ -26,14 +27,15 @@ import signal
 import sys
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from reindex.config import Config
 from reindex.errors import ConfigurationError, ReindexError, RunFailed
+from reindex.loading import FailureCallback, LoadCounts, ProgressFactory, check_failures, stream_rows
 
 if TYPE_CHECKING:
     from reindex.definitions import IndexDefinition
-    from reindex.rebuild import ProgressFactory, RebuildOptions, RebuildResult
 
 #: Ranges per worker: enough that a worker with a slow range does not hold up the end.
 RANGES_PER_WORKER = 4
@@ -45,7 +47,7 @@ class WorkerSetup:
 
     settings_module: str
     databases: dict[str, str]  # alias -> NAME, as the parent's connections see them
-    es_url: str | None
+    config: Config
 
 
 @dataclass(frozen=True)
@@ -56,7 +58,6 @@ class RangeTask:
     index: str
     after: Any
     upto: Any
-    options: RebuildOptions
 
 
 def pk_ranges(queryset: Any, total: int, parts: int) -> list[tuple[Any, Any]]:
@@ -84,14 +85,10 @@ def pk_ranges(queryset: Any, total: int, parts: int) -> list[tuple[Any, Any]]:
 
 def start_method(wanted: str | None = None) -> str:
     """``wanted``, else ``fork`` on Linux and ``spawn`` elsewhere (where fork is unsafe or missing)."""
-    method = wanted or ("fork" if sys.platform.startswith("linux") else "spawn")
-    if method not in multiprocessing.get_all_start_methods():
-        choices = ", ".join(multiprocessing.get_all_start_methods())
-        raise ConfigurationError(f"WORKER_START {method!r} is not a start method here (one of {choices})")
-    return method
+    return wanted or ("fork" if sys.platform.startswith("linux") else "spawn")
 
 
-def worker_setup(es_url: str | None, method: str = "spawn") -> WorkerSetup:
+def worker_setup(config: Config, method: str = "spawn") -> WorkerSetup:
     """The settings module and database names the workers must use.
 
     Refuses in-memory SQLite (another process cannot see it) and a database
@@ -113,29 +110,27 @@ def worker_setup(es_url: str | None, method: str = "spawn") -> WorkerSetup:
                 f"--workers cannot load inside a transaction on {alias!r}: workers would not see its rows"
             )
         names[alias] = name
-    return WorkerSetup(module or "", names, es_url)
+    return WorkerSetup(module or "", names, config)
 
 
 def load_parallel(
     definition: IndexDefinition,
     queryset: Any,
-    result: RebuildResult,
-    options: RebuildOptions,
+    index: str,
+    counts: LoadCounts,
+    config: Config,
     progress: ProgressFactory | None,
     total: int,
+    on_failure: FailureCallback | None = None,
 ) -> None:
-    """Load ``result.new_index`` with ``options.workers`` processes and merge what they report."""
+    """Load ``index`` with ``config.workers`` processes and merge what they report into ``counts``."""
     from django.db import connections
 
-    from reindex.rebuild import check_failures
-
-    assert result.new_index is not None
-    method = start_method(options.worker_start)
-    setup = worker_setup(options.es_url, method)
-    per_worker = replace(options, workers=1, on_failure=None)  # failures come back with the results
+    method = start_method(config.worker_start)
+    setup = worker_setup(config, method)
     tasks = [
-        RangeTask(definition.path, result.new_index, after, upto, per_worker)
-        for after, upto in pk_ranges(queryset, total, options.workers * RANGES_PER_WORKER)
+        RangeTask(definition.path, index, after, upto)
+        for after, upto in pk_ranges(queryset, total, config.workers * RANGES_PER_WORKER)
     ]
     context: Any = multiprocessing.get_context(method)
     if method == "fork":
@@ -143,7 +138,7 @@ def load_parallel(
     todo, messages = context.Queue(), context.Queue()
     workers = [
         context.Process(target=_work, args=(setup, todo, messages), name=f"reindex-worker-{i + 1}", daemon=True)
-        for i in range(min(options.workers, len(tasks)))
+        for i in range(min(config.workers, len(tasks)))
     ]
     bar = progress(total, definition.alias) if progress else None
     finished = False
@@ -153,11 +148,11 @@ def load_parallel(
         for task in [*tasks, *[None] * len(workers)]:  # a None tells a worker to exit
             todo.put(task)
         for part in _results(messages, workers, len(tasks), bar):
-            merge(result, part)
-            if options.on_failure is not None:
+            counts.merge(part)
+            if on_failure is not None:
                 for failure in part.failures:
-                    options.on_failure(failure)
-            check_failures(result, options.max_errors)
+                    on_failure(failure)
+            check_failures(counts, config.max_errors, definition.alias)
         finished = True
     finally:
         _stop(workers, wait=finished)
@@ -168,7 +163,7 @@ def load_parallel(
             bar.close()
 
 
-def _results(messages: Any, workers: list[Any], count: int, bar: Any) -> Iterator[RebuildResult]:
+def _results(messages: Any, workers: list[Any], count: int, bar: Any) -> Iterator[LoadCounts]:
     """The ``count`` ranges' results as they finish, updating ``bar`` on the way.
 
     Raises what a worker raised, RunFailed when a worker dies (killed, out of memory),
@@ -220,17 +215,6 @@ def _stop(workers: list[Any], wait: bool) -> None:
             worker.join()
 
 
-def merge(result: RebuildResult, part: RebuildResult) -> None:
-    """Add one range's counts and failures to the run's result."""
-    result.rows_read += part.rows_read
-    result.indexed += part.indexed
-    result.duplicates += part.duplicates
-    failed_before = result.failed
-    for failure in part.failures:
-        result.add_failure(failure)
-    result.failed = failed_before + part.failed  # failures beyond those reported count too
-
-
 # -- in the worker processes ---------------------------------------------------------
 
 _worker: dict[str, Any] = {}
@@ -265,7 +249,7 @@ def _start_worker(setup: WorkerSetup, messages: Any) -> None:
     from django.db import connections
 
     from reindex import interrupts
-    from reindex.config import reindex_settings, setup_django
+    from reindex.boot import setup_django
     from reindex.connection import Connection
 
     # The parent decides about SIGINT (Ctrl-C reaches the whole process group) and
@@ -276,15 +260,14 @@ def _start_worker(setup: WorkerSetup, messages: Any) -> None:
     setup_django(setup.settings_module or None)
     for alias, name in setup.databases.items():
         connections[alias].settings_dict["NAME"] = name
-    _worker["client"] = Connection(reindex_settings(), setup.es_url).client()
+    _worker["client"] = Connection(setup.config).client()
+    _worker["config"] = setup.config
     _worker["progress"] = _QueueProgress(messages)
     _worker["definitions"] = {}
 
 
-def _load_range(task: RangeTask) -> RebuildResult:
+def _load_range(task: RangeTask) -> LoadCounts:
     from django.utils.module_loading import import_string
-
-    from reindex.rebuild import RebuildResult, stream_rows
 
     definitions = _worker["definitions"]
     if task.definition not in definitions:
@@ -293,11 +276,22 @@ def _load_range(task: RangeTask) -> RebuildResult:
     queryset = definition.get_queryset()
     if task.upto is not None:
         queryset = queryset.filter(pk__lte=task.upto)
-    part = RebuildResult(alias=definition.alias, definition=definition.path, new_index=task.index)
+    part = LoadCounts()
     try:
         # The lower bound is where the keyset starts, not a second "pk >" condition,
         # which PostgreSQL may misestimate into scanning the rest of the range per batch.
-        stream_rows(_worker["client"], definition, queryset, part, task.options, _worker["progress"], after=task.after)
+        # Failures go back with the part (the parent calls on_failure); max_errors is
+        # checked here per range and again by the parent on the merged counts.
+        stream_rows(
+            _worker["client"],
+            definition,
+            queryset,
+            task.index,
+            part,
+            _worker["config"],
+            bar=_worker["progress"],
+            after=task.after,
+        )
     except ReindexError:
         raise
     except Exception as exc:

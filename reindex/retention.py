@@ -1,22 +1,58 @@
-"""The indexes kept behind an alias: rolling back to one, pruning the old ones.
+"""The indexes kept behind an alias: which stay, rolling back to one, pruning the rest.
 
-``rebuild --keep N`` leaves the N most recent previous indexes; ``rollback()`` moves the
-alias back to the newest of them in one atomic request, ``prune()`` deletes the rest.
-Both hold the alias's lock, so they never race a rebuild.
+One rule, ``retention()``, decides what stays, for ``rebuild`` (after its swap), for
+``prune`` and for ``rebuild --dry-run``: of the indexes this tool built for the alias
+that went live once and are live no more, the ``keep`` newest stay and the others go;
+builds a killed run abandoned go whatever ``keep`` says. ``rollback()`` moves the
+alias back to the newest kept index in one atomic request. Both hold the alias's
+lock, so they never race a rebuild::
+
+    result = prune(client, "products", keep=1)
+    print(result.dropped, result.kept)
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
 from reindex import indexes
-from reindex.errors import ConfigurationError, ReindexError
-from reindex.locking import DEFAULT_TTL, LOCK_INDEX, AliasLock
+from reindex.config import Config
+from reindex.errors import ConfigurationError, NoPreviousIndex
+from reindex.locking import AliasLock
 
 
-class NoPreviousIndex(ReindexError):
-    """There is no kept index to roll back to; nothing was changed."""
+@dataclass
+class Retention:
+    """Which of an alias's previous indexes stay and which go."""
+
+    kept: list[str] = field(default_factory=list)
+    delete: list[str] = field(default_factory=list)
+    #: Those of ``delete`` that were builds abandoned by a killed run.
+    abandoned: list[str] = field(default_factory=list)
+
+
+def retention(
+    client: Any, alias: str, keep: int, *, leaving: Iterable[str] = (), before: str | None = None
+) -> Retention:
+    """What stays of ``alias``'s previous indexes when ``keep`` of them are kept.
+
+    ``leaving``: indexes live now that will be previous ones when the run is done (a
+    planned swap). ``before``: judge only indexes older than this one (a newer run's
+    are not ours). Abandoned builds are listed for deletion; only the holder of the
+    alias's lock may delete them, since without it one could be a running build.
+    """
+    infos = indexes.owned_indexes(client, alias, with_counts=False)
+    leaving = set(leaving)
+
+    def judged(name: str) -> bool:
+        return before is None or name < before
+
+    previous = [i.name for i in infos if i.owned and (not i.live or i.name in leaving) and not i.building]
+    previous = sorted(filter(judged, previous), reverse=True)
+    abandoned = [i.name for i in infos if i.building and judged(i.name)]
+    return Retention(kept=previous[:keep], delete=previous[keep:] + abandoned, abandoned=abandoned)
 
 
 @dataclass
@@ -44,12 +80,17 @@ class PruneResult:
         return {"alias": self.alias, "dropped": self.dropped, "kept": self.kept}
 
 
-def rollback(client: Any, alias: str, lock_ttl: float = DEFAULT_TTL, lock_index: str = LOCK_INDEX) -> RollbackResult:
+def lock_of(client: Any, alias: str, config: Config) -> AliasLock:
+    """The lock of ``alias`` as ``config`` says (time to live, index)."""
+    return AliasLock(client, alias, ttl=config.lock_ttl, index=config.lock_index)
+
+
+def rollback(client: Any, alias: str, config: Config | None = None) -> RollbackResult:
     """Point ``alias`` at the newest kept index older than the live one.
 
-    Raises NoPreviousIndex when there is none (e.g. rebuilt without ``--keep``).
+    Raises NoPreviousIndex when there is none (e.g. rebuilt without ``keep``).
     """
-    with AliasLock(client, alias, ttl=lock_ttl, index=lock_index):
+    with lock_of(client, alias, config or Config()):
         live = _live_indexes(client, alias)
         older = [i.name for i in indexes.previous_indexes(client, alias) if i.name < min(live)]
         if not older:
@@ -59,18 +100,14 @@ def rollback(client: Any, alias: str, lock_ttl: float = DEFAULT_TTL, lock_index:
         return RollbackResult(alias, live, target, int(client.count(index=target)["count"]))
 
 
-def prune(
-    client: Any, alias: str, keep: int, lock_ttl: float = DEFAULT_TTL, lock_index: str = LOCK_INDEX
-) -> PruneResult:
+def prune(client: Any, alias: str, keep: int, config: Config | None = None) -> PruneResult:
     """Delete this tool's indexes of ``alias`` that are not live, but the ``keep`` newest.
 
     Builds abandoned by a killed run go too: holding the lock, no run is building.
     """
-    with AliasLock(client, alias, ttl=lock_ttl, index=lock_index):
-        previous = [i.name for i in indexes.previous_indexes(client, alias)]
-        kept, drop = previous[:keep], previous[keep:]
-        drop += indexes.abandoned_indexes(client, alias)
-        return PruneResult(alias, sorted(indexes.delete_owned(client, alias, drop)), kept)
+    with lock_of(client, alias, config or Config()):
+        plan = retention(client, alias, keep)
+        return PruneResult(alias, sorted(indexes.delete_owned(client, alias, plan.delete)), plan.kept)
 
 
 def _live_indexes(client: Any, alias: str) -> list[str]:

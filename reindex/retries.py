@@ -15,7 +15,7 @@ from elastic_transport import ConnectionError, ConnectionTimeout
 from elastic_transport.client_utils import DEFAULT
 
 from reindex import interrupts
-from reindex.config import DEFAULTS
+from reindex.config import Config
 
 RETRY_ON_STATUS = (429, 502, 503, 504)
 
@@ -27,23 +27,31 @@ def backoff(retry: int, base: float, cap: float) -> float:
     return min(cap, base * 2 ** (retry - 1))
 
 
-def retry_options(config: dict[str, Any]) -> dict[str, Any]:
-    """The client's keyword arguments for retries, from ``REINDEX`` settings."""
-    config = {**DEFAULTS, **config}
+def retry_options(config: Config) -> dict[str, Any]:
+    """The client's keyword arguments for retries."""
     return {
-        "max_retries": int(config["MAX_RETRIES"]),
+        "max_retries": config.max_retries,
         "retry_on_status": RETRY_ON_STATUS,
-        "retry_on_timeout": bool(config["RETRY_ON_TIMEOUT"]),
+        "retry_on_timeout": config.retry_on_timeout,
     }
 
 
-def with_backoff(transport_class: type, config: dict[str, Any]) -> type:
-    """``transport_class`` waiting ``REINDEX["RETRY_BACKOFF"]``... between retries.
+def bulk_retry_options(config: Config) -> dict[str, Any]:
+    """The bulk helpers' keyword arguments for retrying documents rejected one by one with 429."""
+    return {
+        "max_retries": config.max_retries,
+        "initial_backoff": config.retry_backoff,
+        "max_backoff": config.retry_backoff_max,
+        "retry_on_status": RETRY_ON_STATUS,
+    }
+
+
+def with_backoff(transport_class: type, config: Config) -> type:
+    """``transport_class`` waiting ``config.retry_backoff``... between retries.
 
     A subclass rather than client keywords: older 8.x clients have no backoff keywords.
     """
-    config = {**DEFAULTS, **config}
-    attrs = {"backoff_base": float(config["RETRY_BACKOFF"]), "backoff_cap": float(config["RETRY_BACKOFF_MAX"])}
+    attrs = {"backoff_base": float(config.retry_backoff), "backoff_cap": float(config.retry_backoff_max)}
     return type(transport_class.__name__, (transport_class,), attrs)
 
 

@@ -19,7 +19,7 @@ import pytest
 from click.testing import CliRunner
 
 from reindex.cli import cli
-from reindex.config import DEFAULTS
+from reindex.config import Config
 from reindex.connection import Connection
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -31,11 +31,11 @@ def es_url(request: pytest.FixtureRequest) -> Iterator[str]:
     """URL of an empty search server for this test."""
     real = os.environ.get("REINDEX_TEST_ES_URL")
     if real:
-        client = Connection({**DEFAULTS, "HOSTS": [real]}).client()
+        client = Connection(Config(hosts=(real,))).client()
         for alias in TEST_ALIASES:
             client.options(ignore_status=404).indices.delete(index=f"{alias}*", expand_wildcards="all")
             client.options(ignore_status=404).indices.delete_alias(index="*", name=alias)
-        client.options(ignore_status=404).indices.delete(index=DEFAULTS["LOCK_INDEX"])
+        client.options(ignore_status=404).indices.delete(index=Config.lock_index)
         yield real
         return
     clone = request.getfixturevalue("osmem_clone")
@@ -45,7 +45,7 @@ def es_url(request: pytest.FixtureRequest) -> Iterator[str]:
 @pytest.fixture
 def es(es_url: str) -> Any:
     """A client for the test's server, built by the tool's own connection code."""
-    return Connection({**DEFAULTS, "HOSTS": [es_url]}).client()
+    return Connection(Config(hosts=(es_url,))).client()
 
 
 @pytest.fixture

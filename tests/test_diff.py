@@ -14,6 +14,7 @@ from click.testing import CliRunner
 from reindex import indexes
 from reindex.cli import cli
 from reindex.drift import drift
+from reindex.ownership import new_index_meta
 
 
 def product_definition(change: Callable[[dict[str, Any], dict[str, Any]], None]) -> ProductIndex:
@@ -271,7 +272,7 @@ class TestRebuildDryRun:
         assert reindex("rebuild", "--keep", "2", "products").exit_code == 0
         assert reindex("rebuild", "--keep", "2", "products").exit_code == 0
         abandoned = indexes.new_index_name("products")  # a build whose run was killed
-        meta = indexes.owner_meta("products", ProductIndex().path, building=True)
+        meta = new_index_meta(None, "products", ProductIndex().path, fingerprint="", fields=[])
         es.indices.create(index=abandoned, mappings={"_meta": meta})
 
         dry = reindex("rebuild", "--dry-run", "--keep", "1", "products")

@@ -8,8 +8,9 @@ from typing import Any
 import pytest
 
 from reindex import indexes
+from reindex.config import Config
 from reindex.parallel import pk_ranges
-from reindex.rebuild import RebuildOptions, rebuild
+from reindex.rebuilding import rebuild
 
 
 def sources(es: Any, alias: str) -> dict[str, dict[str, Any]]:
@@ -63,8 +64,8 @@ def test_workers_progress_and_failures_are_merged_in_the_parent(catalog, es, es_
         bars.append(Recorder(total, description))
         return bars[-1]
 
-    options = RebuildOptions(batch_size=10, workers=2, max_errors=3, es_url=es_url, worker_start=start)
-    result = rebuild(PoisonIndex(), es, options, progress)
+    config = Config(hosts=(es_url,), batch_size=10, workers=2, max_errors=3, worker_start=start)
+    result = rebuild(PoisonIndex(), es, config, progress=progress)
 
     assert (result.rows_read, result.indexed, result.failed) == (120, 117, 3)
     assert sorted(int(f.id) for f in result.failures) == sorted(bad)
@@ -137,7 +138,7 @@ def test_workers_refuse_an_in_memory_database(name, db):
     connections["default"].settings_dict["NAME"] = name
     try:
         with pytest.raises(ConfigurationError, match="in-memory"):
-            worker_setup(None)
+            worker_setup(Config())
     finally:
         connections["default"].settings_dict["NAME"] = original
 
@@ -150,7 +151,7 @@ def test_workers_refuse_to_load_inside_a_transaction(catalog, es, es_url, transa
 
     catalog(products=20)
     with pytest.raises(ConfigurationError, match="inside a transaction on 'default'"), transaction.atomic():
-        rebuild(ProductIndex(), es, RebuildOptions(workers=2, es_url=es_url))
+        rebuild(ProductIndex(), es, Config(hosts=(es_url,), workers=2))
 
     assert indexes.alias_targets(es, "products") == []
     assert dict(es.indices.get(index="products-*")) == {}
@@ -163,7 +164,7 @@ def test_an_unknown_worker_start_method_is_a_configuration_error(catalog, reinde
     run = reindex("rebuild", "products", "--workers", "2")
 
     assert run.exit_code == 2
-    assert "WORKER_START 'teleport' is not a start method here" in run.stderr
+    assert "REINDEX['WORKER_START'] must be None or one of fork" in run.stderr
 
 
 def test_a_worker_that_exits_quietly_mid_range_fails_the_run_instead_of_hanging(catalog, es, es_url, transactional_db):
@@ -176,7 +177,7 @@ def test_a_worker_that_exits_quietly_mid_range_fails_the_run_instead_of_hanging(
     Product.objects.filter(pk=Product.objects.order_by("pk")[3].pk).update(name="EXIT now")
 
     with pytest.raises(RunFailed, match=r"the workers exited with 1 of their ranges not loaded"):
-        rebuild(PoisonIndex(), es, RebuildOptions(batch_size=5, workers=2, es_url=es_url))
+        rebuild(PoisonIndex(), es, Config(hosts=(es_url,), batch_size=5, workers=2))
 
     assert indexes.alias_targets(es, "poison") == []
     assert dict(es.indices.get(index="poison-*")) == {}

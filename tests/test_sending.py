@@ -7,7 +7,7 @@ import threading
 import pytest
 from elastic_transport import ConnectionError as TransportConnectionError
 
-from reindex.config import DEFAULTS
+from reindex.config import Config
 from reindex.connection import Connection
 from reindex.documents import dumps
 from reindex.sending import BulkSender
@@ -35,7 +35,7 @@ def test_every_batch_sent_is_accounted_for(es):
 
 
 def test_a_server_that_cannot_be_reached_raises_instead_of_hanging():
-    client = Connection({**DEFAULTS, "HOSTS": ["http://127.0.0.1:1"]}).client().options(max_retries=0)
+    client = Connection(Config(hosts=("http://127.0.0.1:1",))).client().options(max_retries=0)
 
     with pytest.raises(TransportConnectionError), BulkSender(client, {"chunk_size": 5}) as sender:
         for start in range(0, 1000, 5):  # more batches than the queue holds
@@ -43,7 +43,7 @@ def test_a_server_that_cannot_be_reached_raises_instead_of_hanging():
 
 
 def test_an_error_in_the_caller_stops_the_thread():
-    client = Connection({**DEFAULTS, "HOSTS": ["http://127.0.0.1:1"]}).client()
+    client = Connection(Config(hosts=("http://127.0.0.1:1",))).client()
 
     with pytest.raises(KeyError), BulkSender(client, {"chunk_size": 5}):
         raise KeyError("building failed")
@@ -53,7 +53,7 @@ def test_an_error_in_the_caller_stops_the_thread():
 
 def test_a_last_request_that_fails_after_the_end_raises_instead_of_hanging():
     """One batch smaller than a request: it goes out only once the end is known, and then fails."""
-    client = Connection({**DEFAULTS, "HOSTS": ["http://127.0.0.1:1"]}).client().options(max_retries=0)
+    client = Connection(Config(hosts=("http://127.0.0.1:1",))).client().options(max_retries=0)
     outcome: list[BaseException | None] = []
 
     def run() -> None:

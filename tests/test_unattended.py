@@ -10,7 +10,7 @@ import pytest
 
 from reindex import indexes
 from reindex.locking import LOCK_INDEX, AliasLock, LockHolder, read_holder
-from reindex.rebuild import RebuildOptions, rebuild
+from reindex.rebuilding import rebuild
 from tests.test_rebuild import live_index, names_of
 
 
@@ -177,7 +177,7 @@ def test_duplicate_document_ids_are_reported(catalog, es):
     catalog(products=10)
     seen = []
 
-    result = rebuild(Collide(), es, RebuildOptions(on_failure=seen.append))
+    result = rebuild(Collide(), es, on_failure=seen.append)
 
     assert result.duplicates == 3
     assert result.indexed == 7 == es.count(index="products")["count"]
@@ -187,7 +187,7 @@ def test_duplicate_document_ids_are_reported(catalog, es):
 
 def test_a_resent_bulk_request_is_not_mistaken_for_duplicates(es):
     """A bulk request resent after its answer was lost reports "updated" for documents never counted."""
-    from reindex.rebuild import RebuildResult, verify
+    from reindex.rebuilding import RebuildResult, verify
 
     es.indices.create(index="products-1")
     for n in range(10):
@@ -286,7 +286,7 @@ class TestRollbackAndPrune:
     def test_prune_deletes_a_partial_index_left_by_a_killed_run(self, catalog, reindex, es):
         from catalog.indexes import ProductIndex
 
-        from reindex.rebuild import create_new_index
+        from reindex.rebuilding import create_new_index
 
         catalog(products=5)
         assert reindex("rebuild", "products").exit_code == 0
@@ -309,10 +309,10 @@ def test_turning_tls_verification_off_is_warned_about(db, reindex, settings):
 
 
 def test_tls_verification_is_on_by_default(db, reindex):
-    from reindex.config import DEFAULTS
+    from reindex.config import Config
     from reindex.connection import client_options
 
-    options, _ = client_options(DEFAULTS, "https://search.example:9200")
+    options, _ = client_options(Config(hosts=("https://search.example:9200",)))
 
     assert options.get("verify_certs", True) is True
     assert "warning" not in reindex("status", "products").stderr

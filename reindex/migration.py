@@ -5,31 +5,20 @@ New fields, new multi-fields, updatable field parameters (``ignore_above``,
 the live index through the put-mapping and put-settings APIs. If any difference
 needs a rebuild, nothing is applied::
 
-    result = migrate(client, ProductIndex())
-    print([d.describe() for d in result.applied])
+    [result] = migrate(client, ProductIndex())
+    print(result.index, [d.path for d in result.applied])
 """
 
 from __future__ import annotations
 
-import datetime
 from dataclasses import dataclass, field
 from typing import Any
 
-from reindex import indexes
 from reindex.definitions import IndexDefinition
 from reindex.drift import IndexDrift, definition_marker, drift, live_definition
-from reindex.errors import ConfigurationError, ReindexError
+from reindex.errors import ConfigurationError, NeedsRebuild
 from reindex.mappings import Difference, flatten
-
-
-class NeedsRebuild(ReindexError):
-    """Some differences cannot be applied in place; ``differences`` lists them."""
-
-    def __init__(self, alias: str, differences: list[Difference]) -> None:
-        self.differences = differences
-        n = len(differences)
-        what = "1 difference needs" if n == 1 else f"{n} differences need"
-        super().__init__(f"{alias}: {what} a rebuild; nothing was applied")
+from reindex.ownership import migrated_meta
 
 
 @dataclass
@@ -40,14 +29,6 @@ class MigrateResult:
     index: str
     applied: list[Difference] = field(default_factory=list)
     dry_run: bool = False
-
-    def summary(self) -> str:
-        """``products: applied 2 in-place changes to products-2026...``."""
-        n = len(self.applied)
-        if not n:
-            return f"{self.alias}: nothing to apply to {self.index}"
-        verb = "would apply" if self.dry_run else "applied"
-        return f"{self.alias}: {verb} {n} in-place change{'s' if n != 1 else ''} to {self.index}"
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -97,9 +78,4 @@ def definition_setting(definition: IndexDefinition, key: str) -> Any:
 def updated_meta(client: Any, definition: IndexDefinition, index: str, declared: Any) -> dict[str, Any]:
     """The live ``_meta`` with the marker updated to the definition now applied."""
     live_mappings, _ = live_definition(client, index)
-    meta = {**(live_mappings.get("_meta") or {}), **(declared or {})}
-    marker = dict(meta.get(indexes.META_KEY) or {})
-    marker.update(definition_marker(definition))
-    marker["migrated"] = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
-    meta[indexes.META_KEY] = marker
-    return meta
+    return migrated_meta(live_mappings.get("_meta"), declared, **definition_marker(definition))

@@ -6,9 +6,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from reindex import indexes
+from reindex.config import Config
 from reindex.definitions import IndexDefinition
-from reindex.drift import FINGERPRINT_KEY, definition_fingerprint
-from reindex.locking import LOCK_INDEX, LockHolder, read_holder
+from reindex.drift import definition_fingerprint
+from reindex.locking import LockHolder, read_holder
 
 
 @dataclass
@@ -44,7 +45,7 @@ class AliasStatus:
         }
 
 
-def alias_status(client: Any, definition: IndexDefinition, lock_index: str = LOCK_INDEX) -> AliasStatus:
+def alias_status(client: Any, definition: IndexDefinition, lock_index: str = Config.lock_index) -> AliasStatus:
     """Read the live index, its count, the owned indexes and the lock of ``definition``'s alias."""
     alias = definition.alias
     status = AliasStatus(alias=alias, definition=definition.path, lock=read_holder(client, alias, lock_index))
@@ -62,7 +63,7 @@ def alias_status(client: Any, definition: IndexDefinition, lock_index: str = LOC
 
 def matches_code(definition: IndexDefinition, infos: list[indexes.IndexInfo]) -> bool | None:
     """True when every live index carries the fingerprint of ``definition``; None if one has none."""
-    live = [i.meta.get(FINGERPRINT_KEY) for i in infos if i.live]
+    live = [i.marker.fingerprint for i in infos if i.live]
     if not live or None in live:
         return None
     return all(f == definition_fingerprint(definition) for f in live)

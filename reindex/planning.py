@@ -15,6 +15,8 @@ from typing import Any
 from reindex import indexes
 from reindex.definitions import IndexDefinition
 from reindex.drift import IndexDrift, drift
+from reindex.rebuilding import check_alias
+from reindex.retention import retention
 
 
 @dataclass
@@ -46,13 +48,11 @@ class RebuildPlan:
 
 
 def plan_rebuild(client: Any, definition: IndexDefinition, keep: int = 0) -> RebuildPlan:
-    """The plan of ``rebuild(definition, client, RebuildOptions(keep=keep))``; writes nothing.
+    """The plan of a rebuild of ``definition`` that keeps ``keep`` previous indexes; writes nothing.
 
-    Like that run, which holds the alias's lock, it counts builds abandoned by a killed
-    run among the deletions.
+    The deletions are those the run would make, by the same rule (``retention()``):
+    after the swap the live indexes are previous ones too.
     """
-    from reindex.rebuild import check_alias
-
     live = check_alias(client, definition.alias)
     plan = RebuildPlan(
         alias=definition.alias,
@@ -62,13 +62,6 @@ def plan_rebuild(client: Any, definition: IndexDefinition, keep: int = 0) -> Reb
         live=live,
         drift=drift(client, definition),
     )
-    # After the swap the live indexes are previous ones too; then, as in a real run,
-    # the ``keep`` newest previous indexes stay and abandoned builds go whatever ``keep``.
-    live_owned = [
-        i.name for i in indexes.owned_indexes(client, definition.alias, with_counts=False) if i.owned and i.live
-    ]
-    previous = sorted(live_owned + [i.name for i in indexes.previous_indexes(client, definition.alias)], reverse=True)
-    plan.keep = previous[:keep]
-    plan.abandoned = indexes.abandoned_indexes(client, definition.alias)
-    plan.delete = previous[keep:] + plan.abandoned
+    kept = retention(client, definition.alias, keep, leaving=live)
+    plan.keep, plan.delete, plan.abandoned = kept.kept, kept.delete, kept.abandoned
     return plan

@@ -1,0 +1,42 @@
+"""Booting the site's Django for the command line: settings module, ``sys.path``, ``django.setup()``."""
+
+from __future__ import annotations
+
+import os
+import sys
+import traceback
+
+from reindex.errors import ConfigurationError
+
+
+def setup_django(settings_module: str | None = None, pythonpath: str | None = None) -> None:
+    """Import the site's settings and run ``django.setup()``, once.
+
+    Raises ConfigurationError with one line saying what went wrong.
+    """
+    import django
+    from django.apps import apps
+    from django.conf import settings
+
+    if pythonpath:
+        sys.path.insert(0, os.path.abspath(pythonpath))
+    if settings_module:
+        os.environ["DJANGO_SETTINGS_MODULE"] = settings_module
+    if apps.ready:
+        return
+    if not settings.configured and not os.environ.get("DJANGO_SETTINGS_MODULE"):
+        raise ConfigurationError("no Django settings: pass --settings or set DJANGO_SETTINGS_MODULE")
+    module = os.environ.get("DJANGO_SETTINGS_MODULE", "")
+    try:
+        django.setup()
+    except ModuleNotFoundError as exc:
+        if exc.name and module.startswith(exc.name):
+            raise ConfigurationError(f"cannot import settings module {module!r}") from exc
+        raise ConfigurationError(f"cannot set up Django: {last_line(exc)}") from exc
+    except Exception as exc:
+        raise ConfigurationError(f"cannot set up Django with {module!r}: {last_line(exc)}") from exc
+
+
+def last_line(exc: BaseException) -> str:
+    """The ``Type: message`` line of an exception, as a traceback ends."""
+    return traceback.format_exception_only(type(exc), exc)[-1].strip()

@@ -1,0 +1,276 @@
+"""The full rebuild: create a fresh index, load it, verify it, swap the alias, clean up.
+
+``rebuild()`` strings the named steps together; if anything fails before the swap
+the new index is deleted and the alias is left where it was::
+
+    from reindex.config import Config
+    from reindex.connection import Connection
+    from reindex.rebuilding import rebuild
+
+    config = Config.load(keep=1)
+    result = rebuild(ProductIndex(), Connection(config).client(), config)
+    print(result.indexed, result.new_index)
+
+(``reindex.rebuild("products", keep=1)`` does the same from the registry.)
+"""
+
+from __future__ import annotations
+
+import time
+from contextlib import closing, nullcontext, suppress
+from dataclasses import dataclass, field
+from typing import Any
+
+from reindex import indexes, interrupts
+from reindex.config import Config
+from reindex.definitions import IndexDefinition
+from reindex.drift import definition_marker
+from reindex.errors import ConfigurationError, ReindexError, RunFailed, TooFewDocuments
+from reindex.loading import FailureCallback, LoadCounts, ProgressFactory, stream_rows
+from reindex.locking import AliasLock
+from reindex.ownership import new_index_meta
+from reindex.retention import lock_of, retention
+
+#: Index settings applied while loading, then restored to the declared values.
+LOAD_SETTINGS = {"refresh_interval": "-1", "number_of_replicas": 0}
+
+
+@dataclass(kw_only=True)
+class RebuildResult(LoadCounts):
+    """What one rebuild did: the report ``--json`` prints."""
+
+    alias: str
+    definition: str
+    new_index: str | None = None
+    old_indexes: list[str] = field(default_factory=list)
+    live_count: int | None = None
+    replaced_index: str | None = None
+    abandoned_dropped: list[str] = field(default_factory=list)
+    lock_taken_over_from: str | None = None
+    seconds: float = 0.0
+    swapped: bool = False
+    dropped: list[str] = field(default_factory=list)
+    kept: list[str] = field(default_factory=list)
+    #: "locked" when the run was skipped because another run holds the lock.
+    skipped: str | None = None
+    error: str | None = None
+    #: The exception that ended the run (None when it succeeded); not in ``as_dict()``.
+    exception: ReindexError | None = field(default=None, repr=False, compare=False)
+
+    @property
+    def exit_status(self) -> int:
+        """The exit status this alias's run alone would have."""
+        return 0 if self.exception is None else self.exception.exit_status
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "alias": self.alias,
+            "definition": self.definition,
+            "new_index": self.new_index,
+            "old_indexes": self.old_indexes,
+            "rows_read": self.rows_read,
+            "indexed": self.indexed,
+            "failed": self.failed,
+            "failures": [f.as_dict() for f in self.failures],
+            "duplicates": self.duplicates,
+            "live_count": self.live_count,
+            "replaced_index": self.replaced_index,
+            "abandoned_dropped": self.abandoned_dropped,
+            "lock_taken_over_from": self.lock_taken_over_from,
+            "seconds": round(self.seconds, 3),
+            "swapped": self.swapped,
+            "dropped": self.dropped,
+            "kept": self.kept,
+            "skipped": self.skipped,
+            "error": self.error,
+        }
+
+
+def rebuild(
+    definition: IndexDefinition,
+    client: Any,
+    config: Config | None = None,
+    *,
+    force: bool = False,
+    replace_existing_index: bool = False,
+    progress: ProgressFactory | None = None,
+    on_failure: FailureCallback | None = None,
+) -> RebuildResult:
+    """Rebuild the alias of ``definition`` from the database, without a gap in search.
+
+    Raises RunFailed (alias untouched, new index deleted), Locked or ConfigurationError;
+    a RunFailed carries the result so far in ``.result``.
+    """
+    config = config or Config()
+    result = RebuildResult(alias=definition.alias, definition=definition.path)
+    started = time.monotonic()
+    try:
+        with lock_of(client, definition.alias, config) as lock:
+            if lock.took_over is not None:
+                result.lock_taken_over_from = f"{lock.took_over.host}:{lock.took_over.pid}"
+            build = Build(definition, client, config, result, lock, force, replace_existing_index)
+            build.run(progress, on_failure)
+    except RunFailed as exc:
+        result.error = str(exc)
+        exc.result = result
+        raise
+    except ReindexError:
+        raise
+    except Exception as exc:
+        result.error = _describe(exc)
+        raise RunFailed(f"{definition.alias}: {result.error}", result) from exc
+    finally:
+        result.seconds = time.monotonic() - started
+    return result
+
+
+@dataclass
+class Build:
+    """One rebuild under way: what it reads and where it writes, step by step."""
+
+    definition: IndexDefinition
+    client: Any
+    config: Config
+    result: RebuildResult
+    lock: AliasLock
+    force: bool = False
+    replace_existing_index: bool = False
+
+    def run(self, progress: ProgressFactory | None, on_failure: FailureCallback | None) -> None:
+        """The named steps: check, clear abandoned builds, create, load, verify, guard, swap, clean up."""
+        client, alias, result = self.client, self.definition.alias, self.result
+        old = result.old_indexes = check_alias(client, alias, self.replace_existing_index)
+        if not old and self.replace_existing_index and indexes.is_concrete_index(client, alias):
+            result.replaced_index = alias
+        result.abandoned_dropped = indexes.delete_owned(client, alias, indexes.abandoned_indexes(client, alias))
+        queryset = self.definition.get_queryset()
+        total = queryset.count()
+        interrupts.check()
+        result.new_index = create_new_index(client, self.definition)
+        try:
+            load(client, self.definition, queryset, result.new_index, result, self.config, progress, total, on_failure)
+            finish_settings(client, self.definition, result.new_index)
+            verify(client, result)
+            check_ratio(client, result, self.config.min_ratio, self.force)
+            self.swap()
+        except BaseException:
+            if not result.swapped:
+                drop_new_index(client, result.new_index)
+            raise
+        kept = retention(client, alias, self.config.keep, before=result.new_index)
+        result.dropped, result.kept = indexes.delete_owned(client, alias, kept.delete), kept.kept
+
+    def swap(self) -> None:
+        """Move the alias to the new index in one request, if this run still holds the lock."""
+        result = self.result
+        assert result.new_index is not None
+        self.lock.check()
+        interrupts.check()  # the last safe point: after it the swap and its record go together
+        replaced = [result.replaced_index] if result.replaced_index else []
+        indexes.swap_alias(self.client, result.alias, result.new_index, result.old_indexes, remove_index=replaced)
+        result.swapped = True
+        indexes.mark_live(self.client, result.new_index)
+
+
+def check_alias(client: Any, alias: str, replace_existing_index: bool = False) -> list[str]:
+    """The indexes the alias points at now; refuses when the name is a concrete index.
+
+    With ``replace_existing_index`` a concrete index is allowed (and [] returned): the
+    swap removes it in the same atomic request that adds the alias.
+    """
+    if indexes.is_concrete_index(client, alias):
+        if replace_existing_index:
+            return []
+        raise ConfigurationError(
+            f"{alias!r} is a concrete index, not an alias (built earlier without aliases?); "
+            "pass --replace-existing-index to replace it with the alias in one atomic request"
+        )
+    return indexes.alias_targets(client, alias)
+
+
+def create_new_index(client: Any, definition: IndexDefinition) -> str:
+    """Create ``<alias>-<timestamp>`` with the declared settings, tuned for loading."""
+    settings = {**definition.get_settings(), **LOAD_SETTINGS}
+    mappings = definition.get_mappings()
+    mappings["_meta"] = new_index_meta(
+        mappings.get("_meta"), definition.alias, definition.path, **definition_marker(definition)
+    )
+    for _ in range(5):
+        name = indexes.new_index_name(definition.alias)
+        try:
+            indexes.create_index(client, name, settings, mappings)
+            return name
+        except ConfigurationError:
+            if client.indices.exists(index=name):
+                continue  # another run took this very microsecond
+            raise
+    raise RunFailed(f"{definition.alias}: could not find a free index name")
+
+
+def load(
+    client: Any,
+    definition: IndexDefinition,
+    queryset: Any,
+    index: str,
+    counts: LoadCounts,
+    config: Config,
+    progress: ProgressFactory | None,
+    total: int,
+    on_failure: FailureCallback | None = None,
+) -> None:
+    """Stream every row into ``index``, in this process or in ``config.workers`` processes."""
+    if config.workers > 1:
+        from reindex.parallel import load_parallel
+
+        load_parallel(definition, queryset, index, counts, config, progress, total, on_failure)
+        return
+    bar = progress(total, definition.alias) if progress else None
+    with nullcontext() if bar is None else closing(bar):
+        stream_rows(client, definition, queryset, index, counts, config, on_failure=on_failure, bar=bar)
+
+
+def finish_settings(client: Any, definition: IndexDefinition, index: str) -> None:
+    """Restore the declared refresh interval and replicas, then refresh."""
+    declared = definition.get_settings()
+    restore = {key: declared.get(key) for key in LOAD_SETTINGS}  # None resets to the default
+    client.indices.put_settings(index=index, settings={"index": restore})
+    client.indices.refresh(index=index)
+
+
+def verify(client: Any, result: RebuildResult) -> None:
+    """The new index must hold exactly the documents that were accepted."""
+    count = int(client.count(index=result.new_index)["count"])
+    if result.indexed < count <= result.indexed + result.duplicates:
+        # A bulk request resent after its response was lost reports "updated" for documents
+        # whose first write was never counted: those were not duplicates.
+        result.duplicates -= count - result.indexed
+        result.indexed = count
+    if count != result.indexed:
+        raise RunFailed(f"{result.alias}: the new index holds {count} documents but {result.indexed} were indexed")
+
+
+def check_ratio(client: Any, result: RebuildResult, min_ratio: float, force: bool = False) -> None:
+    """Refuse to swap when the new index holds fewer than ``min_ratio`` of the live documents."""
+    if not (result.old_indexes or result.replaced_index):
+        return
+    result.live_count = live = int(client.count(index=result.alias)["count"])
+    if force or result.indexed >= min_ratio * live:
+        return
+    raise TooFewDocuments(
+        f"{result.alias}: the new index holds {result.indexed} documents, fewer than {min_ratio:g} "
+        f"of the {live} in the live index; not swapping (an emptied table or a wrong database?). "
+        "Pass --force if this is intended"
+    )
+
+
+def drop_new_index(client: Any, name: str | None) -> None:
+    """Best-effort delete of a half-built index; the run is failing anyway."""
+    if not name:
+        return
+    with suppress(Exception):
+        client.options(ignore_status=404).indices.delete(index=name)
+
+
+def _describe(exc: BaseException) -> str:
+    message = getattr(exc, "message", None) or str(exc) or type(exc).__name__
+    return f"{type(exc).__name__}: {message}"

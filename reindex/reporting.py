@@ -1,0 +1,207 @@
+"""Text for people: the lines the command line prints for each result the core returns.
+
+Every function takes a result object and returns lines (or one line); none prints.
+Lines may carry click styles, which ``click.echo`` drops off a terminal. ``--json``
+output is the results' ``as_dict()``, through ``as_json()``.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from typing import Any
+
+import click
+
+from reindex.alias_status import AliasStatus
+from reindex.definitions import IndexDefinition
+from reindex.drift import IndexDrift
+from reindex.mappings import ADDED, REMOVED, Difference
+from reindex.migration import MigrateResult
+from reindex.planning import RebuildPlan
+from reindex.rebuilding import RebuildResult
+from reindex.retention import PruneResult, RollbackResult
+
+#: Failed rows listed under a failed or partly failed rebuild (all of them with -v).
+FAILURES_SHOWN = 10
+
+
+def as_json(results: Any) -> str:
+    """``results`` (one result or a list) as the indented JSON that ``--json`` prints."""
+    if isinstance(results, list):
+        return json.dumps([r.as_dict() for r in results], indent=2)
+    return json.dumps(results.as_dict(), indent=2)
+
+
+# -- list ------------------------------------------------------------------------------
+
+
+def definition_rows(definitions: Iterable[IndexDefinition]) -> list[dict[str, Any]]:
+    """The data of ``reindex list``: alias, definition, models read."""
+    return [{"alias": d.alias, "definition": d.path, "models": d.source_models()} for d in definitions]
+
+
+def format_definition_row(row: dict[str, Any]) -> str:
+    return f"{row['alias']}\t{', '.join(row['models'])}\t{row['definition']}"
+
+
+# -- rebuild ---------------------------------------------------------------------------
+
+
+def format_rebuild(result: RebuildResult) -> str:
+    """One line for a finished rebuild."""
+    line = (
+        f"{result.alias}: {result.indexed} indexed, {result.failed} failed of {result.rows_read} rows "
+        f"in {result.seconds:.1f}s; alias -> {result.new_index}"
+    )
+    if result.old_indexes:
+        line += f" (was {', '.join(result.old_indexes)})"
+    if result.dropped:
+        line += f"; dropped {', '.join(result.dropped)}"
+    if result.kept:
+        line += f"; kept {', '.join(result.kept)}"
+    if result.replaced_index:
+        line += f"; replaced the concrete index {result.replaced_index}"
+    if result.duplicates:
+        line += f"; {result.duplicates} duplicate document ids (a later row replaced an earlier one)"
+    return line
+
+
+def rebuild_notices(result: RebuildResult) -> list[str]:
+    """Diagnostics worth a line on stderr even when the run succeeds."""
+    lines = []
+    if result.lock_taken_over_from:
+        lines.append(f"{result.alias}: took over a stale lock held by {result.lock_taken_over_from}")
+    if result.abandoned_dropped:
+        lines.append(f"{result.alias}: deleted abandoned partial indexes {', '.join(result.abandoned_dropped)}")
+    return lines
+
+
+def format_failures(result: RebuildResult, verbose: bool = False) -> list[str]:
+    """The failed rows of a run (the first ``FAILURES_SHOWN``, all those kept with ``verbose``)."""
+    shown = result.failures if verbose else result.failures[:FAILURES_SHOWN]
+    lines = [f"  failed row {failure.id}: {failure.reason}" for failure in shown]
+    if result.failed > len(shown):
+        lines.append(f"  ... and {result.failed - len(shown)} more failed rows")
+    return lines
+
+
+def alias_left(result: RebuildResult) -> str:
+    """Where a failed run left the alias."""
+    live = [result.new_index] if result.swapped else result.old_indexes
+    return f"{result.alias}: alias left on {', '.join(str(n) for n in live) or 'nothing'}"
+
+
+def format_plan(plan: RebuildPlan) -> list[str]:
+    """The lines of ``rebuild --dry-run`` for one alias."""
+    lines = [
+        f"{plan.alias}: would create {plan.new_index} from {plan.rows} rows",
+        f"  alias now on: {', '.join(plan.live) or 'nothing (not built)'}",
+    ]
+    lines += [f"  {line}" for report in plan.drift for line in format_drift(report)]
+    deleted = [f"{n} (abandoned build)" if n in plan.abandoned else n for n in plan.delete]
+    lines.append(f"  would delete: {', '.join(deleted) or 'nothing'}")
+    if plan.keep:
+        lines.append(f"  would keep: {', '.join(plan.keep)}")
+    return lines
+
+
+# -- status ------------------------------------------------------------------------------
+
+_CODE_MATCH = {
+    True: "; built from the definition in code",
+    False: "; built from a different definition (see reindex diff)",
+    None: "; no fingerprint of its definition recorded",
+}
+
+
+def format_status(st: AliasStatus) -> list[str]:
+    """The lines of ``reindex status`` for one alias."""
+    if st.concrete:
+        return [f"{st.alias}: a concrete index (not an alias) with {st.count} documents"]
+    if not st.built:
+        lines = [f"{st.alias}: not built"]
+    else:
+        lines = [f"{st.alias}: live {', '.join(st.live)} ({st.count} documents){_CODE_MATCH[st.matches_code]}"]
+    for info in st.indexes:
+        marks = "live" if info.live else "building" if info.building else "kept"
+        lines.append(f"  {info.name}\t{marks}\tcreated {info.created or '?'}\t{info.count} documents")
+    if st.lock is not None:
+        holder = st.lock
+        lines.append(
+            f"  locked by {holder.host}:{holder.pid} since {holder.as_source()['started_at']}"
+            f" (heartbeat {holder.age():.0f}s ago)"
+        )
+    return lines
+
+
+# -- diff and migrate ----------------------------------------------------------------------
+
+_MARKS = {ADDED: ("+", "green"), REMOVED: ("-", "red")}
+
+
+def describe(difference: Difference) -> str:
+    """One line for one difference, without colour."""
+    d = difference
+    if d.kind == ADDED:
+        text = f"{d.where}: added {_show(d.declared)}"
+    elif d.kind == REMOVED:
+        origin = "not declared, from dynamic mapping" if d.dynamic else "removed from the definition"
+        text = f"{d.where}: {origin} (live {_show(d.live)})"
+    else:
+        text = f"{d.where}: {_show(d.live)} -> {_show(d.declared)}"
+    return f"{text}  [{d.consequence}]"
+
+
+def _show(value: Any) -> str:
+    if value is None:
+        return "(none)"
+    if isinstance(value, str):
+        return value
+    return json.dumps(value, sort_keys=True, separators=(",", ":"))
+
+
+def drift_summary(report: IndexDrift) -> str:
+    """``products: 3 differences (1 in-place, 2 need rebuild)``."""
+    if not report.built:
+        return f"{report.alias}: not built"
+    n = len(report.differences)
+    if not n:
+        return f"{report.alias}: no differences ({report.index})"
+    noun = "difference" if n == 1 else "differences"
+    return f"{report.alias}: {n} {noun} ({len(report.in_place)} in-place, {len(report.needs_rebuild)} need rebuild)"
+
+
+def format_drift(report: IndexDrift) -> list[str]:
+    """The lines for one report: a header, one marked line per difference, the summary."""
+    if not report.differences:
+        return [drift_summary(report)]
+    lines = [click.style(f"{report.alias} ({report.index}):", bold=True)]
+    for d in report.differences:
+        mark, colour = _MARKS.get(d.kind, ("~", "yellow"))
+        lines.append(click.style(f"  {mark} {describe(d)}", fg=colour))
+    lines.append(drift_summary(report))
+    return lines
+
+
+def format_migrate(result: MigrateResult) -> list[str]:
+    """``products: applied 2 in-place changes to products-2026...`` and one line per change."""
+    n = len(result.applied)
+    if not n:
+        return [f"{result.alias}: nothing to apply to {result.index}"]
+    verb = "would apply" if result.dry_run else "applied"
+    lines = [f"{result.alias}: {verb} {n} in-place change{'s' if n != 1 else ''} to {result.index}"]
+    return lines + [f"  {describe(d)}" for d in result.applied]
+
+
+# -- rollback and prune -------------------------------------------------------------------
+
+
+def format_rollback(result: RollbackResult) -> str:
+    was = ", ".join(result.from_indexes)
+    return f"{result.alias}: alias -> {result.to_index} ({result.count} documents; was {was})"
+
+
+def format_prune(result: PruneResult) -> str:
+    dropped, kept = ", ".join(result.dropped) or "nothing", ", ".join(result.kept) or "nothing"
+    return f"{result.alias}: dropped {dropped}; kept {kept}"
