@@ -118,20 +118,22 @@ def describe_server_error(exc: BaseException) -> str:
     from elasticsearch import ApiError
 
     if isinstance(exc, ApiError):
-        return f"the search server answered {exc.meta.status}: {error_reason(exc)}"
+        reason = error_reason(exc)
+        return f"the search server answered {exc.meta.status}" + (f": {reason}" if reason else "")
     return f"the search server failed: {type(exc).__name__}: {_reason(exc)}"
 
 
 def error_reason(exc: Any) -> str:
-    """The ``reason`` the server gave in an error answer, else the client's message."""
+    """The ``reason`` the server gave in an error answer, else the client's message ("" when none)."""
     info = getattr(exc, "info", None) or getattr(exc, "body", None)
     if isinstance(info, dict):
         error = info.get("error")
         if isinstance(error, dict):
-            return str(error.get("reason") or error.get("type"))
+            return str(error.get("reason") or error.get("type") or "")
         if isinstance(error, str):
             return error
-    return str(getattr(exc, "message", exc))
+    message = getattr(exc, "message", None)
+    return "" if message in (None, "None") else str(message)
 
 
 def _reason(exc: BaseException) -> str:

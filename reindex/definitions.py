@@ -177,7 +177,7 @@ class Registry:
         try:
             return self._by_alias[name]
         except KeyError:
-            raise UnknownIndexError([name], self.names) from None
+            raise UnknownIndexError.for_names([name], self.names) from None
 
     def select(self, targets: Sequence[Target] = ()) -> list[IndexDefinition]:
         """The definitions named, in the order given; all of them when none is named.
@@ -189,7 +189,7 @@ class Registry:
             return list(self)
         unknown = [t for t in targets if isinstance(t, str) and t not in self._by_alias]
         if unknown:
-            raise UnknownIndexError(unknown, self.names)
+            raise UnknownIndexError.for_names(unknown, self.names)
         chosen: dict[str, IndexDefinition] = {}
         for target in targets:
             definition = self._definition(target)

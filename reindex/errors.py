@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import datetime
 import signal
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 EXIT_OK = 0
@@ -36,7 +36,11 @@ def worst_status(statuses: Iterable[int]) -> int:
 
 
 class ReindexError(Exception):
-    """Base of every error reindex raises on purpose; ``str()`` is a one-line message."""
+    """Base of every error reindex raises on purpose; ``str()`` is a one-line message.
+
+    Each can be rebuilt from its message alone (``type(exc)(str(exc))``), as pickle
+    and Celery's result backends do; what else a subclass carries is keyword-only.
+    """
 
     exit_status = EXIT_FAILED
 
@@ -53,11 +57,14 @@ class ConfigurationError(ReindexError):
 class UnknownIndexError(ConfigurationError):
     """A name matches no registered definition."""
 
-    def __init__(self, names: list[str], known: list[str]) -> None:
-        self.names = names
-        self.known = known
+    def __init__(self, message: str, *, names: Sequence[str] = (), known: Sequence[str] = ()) -> None:
+        super().__init__(message)
+        self.names, self.known = list(names), list(known)
+
+    @classmethod
+    def for_names(cls, names: Sequence[str], known: Sequence[str]) -> UnknownIndexError:
         listed = ", ".join(known) if known else "none registered"
-        super().__init__(f"unknown index {', '.join(names)} (known: {listed})")
+        return cls(f"unknown index {', '.join(names)} (known: {listed})", names=names, known=known)
 
 
 class ConnectionFailed(ConfigurationError):
@@ -97,9 +104,13 @@ class LockLost(RunFailed):
 class Interrupted(RunFailed):
     """The run was stopped by SIGTERM or SIGINT; the alias was left as it was."""
 
-    def __init__(self, signum: int) -> None:
+    def __init__(self, message: str, result: Any = None, *, signum: int | None = None) -> None:
+        super().__init__(message, result)
         self.signum = signum
-        super().__init__(f"interrupted by {signal.Signals(signum).name}")
+
+    @classmethod
+    def by(cls, signum: int) -> Interrupted:
+        return cls(f"interrupted by {signal.Signals(signum).name}", signum=signum)
 
 
 class NoPreviousIndex(ReindexError):
@@ -109,12 +120,15 @@ class NoPreviousIndex(ReindexError):
 class NeedsRebuild(ReindexError):
     """Some differences cannot be applied in place; ``differences`` lists them. Nothing was applied."""
 
-    def __init__(self, alias: str, differences: list[Any]) -> None:
-        self.alias = alias
-        self.differences = differences
+    def __init__(self, message: str, *, alias: str = "", differences: Sequence[Any] = ()) -> None:
+        super().__init__(message)
+        self.alias, self.differences = alias, list(differences)
+
+    @classmethod
+    def for_differences(cls, alias: str, differences: Sequence[Any]) -> NeedsRebuild:
         n = len(differences)
         what = "1 difference needs" if n == 1 else f"{n} differences need"
-        super().__init__(f"{alias}: {what} a rebuild; nothing was applied")
+        return cls(f"{alias}: {what} a rebuild; nothing was applied", alias=alias, differences=differences)
 
 
 # -- exit 3: skipped ---------------------------------------------------------------------
@@ -128,8 +142,11 @@ class Locked(ReindexError):
 
     exit_status = EXIT_LOCKED
 
-    def __init__(self, alias: str, holder: Any) -> None:
-        self.alias = alias
-        self.holder = holder
+    def __init__(self, message: str, *, alias: str = "", holder: Any = None) -> None:
+        super().__init__(message)
+        self.alias, self.holder = alias, holder
+
+    @classmethod
+    def held_by(cls, alias: str, holder: Any) -> Locked:
         since = datetime.datetime.fromtimestamp(holder.started, datetime.timezone.utc).isoformat(timespec="seconds")
-        super().__init__(f"{alias}: skipped: locked by {holder.host}:{holder.pid} since {since}")
+        return cls(f"{alias}: skipped: locked by {holder.host}:{holder.pid} since {since}", alias=alias, holder=holder)

@@ -61,7 +61,7 @@ def check() -> None:
     """Raise ``Interrupted`` once if a signal came; afterwards let the clean-up run."""
     if _state.pending is not None and not _state.raised:
         _state.raised = True
-        raise Interrupted(_state.pending)
+        raise Interrupted.by(_state.pending)
 
 
 def sleep(seconds: float) -> None:

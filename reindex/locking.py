@@ -124,14 +124,14 @@ class AliasLock:
         except NotFoundError:  # released between our create and our get
             if self._create():
                 return
-            raise Locked(self.alias, self.read_holder() or self.holder) from None
+            raise Locked.held_by(self.alias, self.read_holder() or self.holder) from None
         current = LockHolder.from_source(found["_source"])
         if current.age() < self.ttl:
-            raise Locked(self.alias, current)
+            raise Locked.held_by(self.alias, current)
         try:
             self._version = self._put(self.holder, (found["_seq_no"], found["_primary_term"]))
         except ConflictError:  # another run took it over first
-            raise Locked(self.alias, self.read_holder() or current) from None
+            raise Locked.held_by(self.alias, self.read_holder() or current) from None
         self.took_over = current
 
     def read_holder(self) -> LockHolder | None:

@@ -50,7 +50,7 @@ def migrate(client: Any, definition: IndexDefinition, dry_run: bool = False) -> 
         raise ConfigurationError(f"{definition.alias}: not built; run reindex rebuild {definition.alias}")
     for report in reports:
         if report.needs_rebuild:
-            raise NeedsRebuild(definition.alias, report.needs_rebuild)
+            raise NeedsRebuild.for_differences(definition.alias, report.needs_rebuild)
     return [apply_in_place(client, definition, report, dry_run) for report in reports]
 
 

@@ -97,6 +97,11 @@ def worker_setup(config: Config, method: str = "spawn") -> WorkerSetup:
     """
     from django.db import connections
 
+    if multiprocessing.current_process().daemon:
+        raise ConfigurationError(
+            "--workers cannot start processes from a daemonic process (a Celery prefork worker, for one); "
+            "use workers=1 there"
+        )
     module = os.environ.get("DJANGO_SETTINGS_MODULE")
     if not module and method != "fork":
         raise ConfigurationError("--workers needs a settings module (--settings or DJANGO_SETTINGS_MODULE)")

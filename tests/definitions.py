@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import time
 from typing import Any
 
 from reindex import IndexDefinition
@@ -61,3 +63,34 @@ class RejectedMappingIndex(IndexDefinition):
 
     def prepare(self, product: Any) -> dict[str, Any]:
         raise AssertionError("no row may be read when the server rejects the mapping")
+
+
+class BatchesIndex(IndexDefinition):
+    """Product names; every batch's size, and the process that read it, go to ``$REINDEX_TEST_BATCH_LOG``.
+
+    ``$REINDEX_TEST_BATCH_DELAY`` seconds pass before each batch: a load long enough to interrupt.
+    """
+
+    alias = "batches"
+    mappings = {"properties": {"name": {"type": "keyword"}}}
+
+    def get_queryset(self) -> Any:
+        from catalog.models import Product
+
+        return Product.objects.values("pk", "name")
+
+    def load_batch(self, rows: Any) -> None:
+        time.sleep(float(os.environ.get("REINDEX_TEST_BATCH_DELAY", "0")))
+        path = os.environ.get("REINDEX_TEST_BATCH_LOG")
+        if path:
+            with open(path, "a", encoding="utf-8") as log:
+                log.write(f"{os.getpid()} {len(rows)}\n")
+
+    def prepare(self, row: dict[str, Any]) -> dict[str, Any]:
+        return {"name": row["name"]}
+
+
+class SmallBatchesIndex(BatchesIndex):
+    """The same with a batch size of its own."""
+
+    batch_size = 5

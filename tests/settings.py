@@ -48,3 +48,7 @@ REINDEX = {
     # Fault tests shorten the lock's time to live so that a killed run's lock goes stale soon.
     "LOCK_TTL": float(os.environ.get("REINDEX_TEST_LOCK_TTL", "300")),
 }
+
+# The Celery tests start real workers; each test uses a queue of its own.
+CELERY_BROKER_URL = os.environ.get("CELERY_BROKER_URL", "redis://127.0.0.1:6379/0")
+CELERY_RESULT_BACKEND = os.environ.get("CELERY_RESULT_BACKEND", CELERY_BROKER_URL)

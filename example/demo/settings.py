@@ -41,3 +41,14 @@ else:
 
 # The CLI's --es-url and $REINDEX_ES_URL take precedence over HOSTS.
 REINDEX = {"HOSTS": ["http://127.0.0.1:9200"]}
+
+# Celery (optional: pip install 'reindex[celery]'); `celery -A demo.celery worker --beat`.
+CELERY_BROKER_URL = os.environ.get("CELERY_BROKER_URL", "redis://127.0.0.1:6379/0")
+CELERY_RESULT_BACKEND = os.environ.get("CELERY_RESULT_BACKEND", CELERY_BROKER_URL)
+CELERY_BEAT_SCHEDULE = {
+    "rebuild-search-nightly": {
+        "task": "catalog.tasks.rebuild_search",
+        "schedule": 24 * 60 * 60,  # or celery.schedules.crontab(hour=3, minute=17)
+        "kwargs": {"keep": 1},
+    },
+}

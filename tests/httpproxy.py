@@ -1,0 +1,112 @@
+"""A small HTTP proxy on loopback in front of the search server, that records and can answer for it.
+
+    with HttpProxy(upstream_url) as proxy:
+        proxy.answer_with(500, unless=lambda method, path: path == "/")  # every request but GET / fails
+        ...
+        proxy.requests  # [(method, path, body bytes), ...] as the client sent them
+
+Unlike ``FaultProxy`` (a TCP proxy that cuts or refuses connections for a while), this
+one understands requests, so a test can fail some and let others through, or count
+what reached the server.
+"""
+
+from __future__ import annotations
+
+import http.client
+import json
+import threading
+from collections.abc import Callable
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+from urllib.parse import urlsplit
+
+#: Headers about one hop's connection or encoding, which the proxy sets itself.
+HOP_HEADERS = {"connection", "keep-alive", "transfer-encoding", "content-length", "host"}
+
+Matcher = Callable[[str, str], bool]
+
+
+class HttpProxy:
+    """Forward 127.0.0.1:<port> to ``upstream``, recording each request."""
+
+    def __init__(self, upstream: str) -> None:
+        parts = urlsplit(upstream)
+        self.upstream = (parts.hostname or "127.0.0.1", parts.port or 80)
+        self.requests: list[tuple[str, str, bytes]] = []
+        self._rule: tuple[int, Matcher] | None = None
+        self._lock = threading.Lock()
+        handler = type("Handler", (_Forward,), {"proxy": self})
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+        self._server.daemon_threads = True
+        self.url = f"http://127.0.0.1:{self._server.server_address[1]}"
+
+    def __enter__(self) -> HttpProxy:
+        threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.1}, daemon=True).start()
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+
+    def answer_with(self, status: int, unless: Matcher = lambda method, path: False) -> None:
+        """From now on answer every request ``status`` with an error body, but those ``unless`` lets through."""
+        self._rule = (status, unless)
+
+    def record(self, method: str, path: str, body: bytes) -> int | None:
+        """Note a request; return the status to answer in the server's stead, if any."""
+        with self._lock:
+            self.requests.append((method, path, body))
+        if self._rule is not None:
+            status, unless = self._rule
+            if not unless(method, urlsplit(path).path):
+                return status
+        return None
+
+    def bulk_sizes(self) -> list[int]:
+        """The number of actions in each ``_bulk`` request that reached the proxy."""
+        return [_actions(body) for method, path, body in self.requests if urlsplit(path).path.endswith("/_bulk")]
+
+
+def _actions(body: bytes) -> int:
+    lines = [line for line in body.split(b"\n") if line.strip()]
+    return sum(1 for line in lines if next(iter(json.loads(line)), None) in ("index", "create", "delete", "update"))
+
+
+class _Forward(BaseHTTPRequestHandler):
+    """Pass one request on to the upstream server and its answer back, unless the proxy answers it."""
+
+    proxy: HttpProxy
+    protocol_version = "HTTP/1.1"  # keep the client's connections open, as a server does
+
+    def forward(self) -> None:
+        length = int(self.headers.get("Content-Length") or 0)
+        body = self.rfile.read(length) if length else b""
+        injected = self.proxy.record(self.command, self.path, body)
+        if injected is not None:
+            error = {"type": "injected_fault", "reason": f"the test proxy answered {injected}"}
+            self.reply(injected, [("Content-Type", "application/json")], json.dumps({"error": error}).encode())
+            return
+        headers = {k: v for k, v in self.headers.items() if k.lower() not in HOP_HEADERS}
+        upstream = http.client.HTTPConnection(*self.proxy.upstream, timeout=120)
+        try:
+            upstream.request(self.command, self.path, body=body or None, headers=headers)
+            response = upstream.getresponse()
+            data = response.read()
+            self.reply(response.status, response.getheaders(), data)
+        finally:
+            upstream.close()
+
+    def reply(self, status: int, headers: list[tuple[str, str]], data: bytes) -> None:
+        self.send_response(status)
+        for name, value in headers:
+            if name.lower() not in HOP_HEADERS:
+                self.send_header(name, value)
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        if self.command != "HEAD":
+            self.wfile.write(data)
+
+    do_GET = do_PUT = do_POST = do_DELETE = do_HEAD = forward
+
+    def log_message(self, format: str, *args: Any) -> None:  # quiet
+        return None

@@ -1,0 +1,84 @@
+"""``reindex.rebuild()`` inside a real Celery worker process, as docs/api.md's Celery example runs it.
+
+The broker is the Redis on 127.0.0.1:6379 (``$CELERY_BROKER_URL``); each test sends its
+task to a queue of its own, served by a worker it starts with the demo's Celery app.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import uuid
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from reindex import indexes
+from tests.conftest import ROOT, subprocess_env
+
+pytest.importorskip("celery")
+
+
+def redis_reachable() -> bool:
+    try:
+        socket.create_connection(("127.0.0.1", 6379), timeout=1).close()
+    except OSError:
+        return False
+    return True
+
+
+if not redis_reachable():
+    if os.environ.get("REINDEX_REQUIRE_SERVICES"):
+        raise RuntimeError("Redis is not reachable on 127.0.0.1:6379")
+    pytest.skip("no Redis on 127.0.0.1:6379", allow_module_level=True)
+
+
+@pytest.fixture
+def worker(es_url: str, transactional_db: Any) -> Iterator[str]:
+    """A Celery worker process (prefork, one child) serving a queue of this test's; yields the queue."""
+    queue = f"reindex-test-{uuid.uuid4().hex[:12]}"
+    env = subprocess_env(DJANGO_SETTINGS_MODULE="tests.settings", REINDEX_ES_URL=es_url)
+    command = [sys.executable, "-m", "celery", "-A", "demo.celery", "worker", "-Q", queue, "-c", "1"]
+    command += ["-n", f"{queue}@%h", "--without-gossip", "--without-mingle", "--loglevel", "WARNING"]
+    process = subprocess.Popen(command, env=env, cwd=ROOT / "example", stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    try:
+        yield queue
+    finally:
+        process.terminate()
+        try:
+            process.communicate(timeout=30)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.communicate()
+
+
+def send(queue: str, *args: Any, **kwargs: Any) -> Any:
+    """Send ``catalog.tasks.rebuild_search`` to ``queue`` and wait for its outcome."""
+    import demo.celery  # noqa: F401  (the app the task binds to)
+    from catalog.tasks import rebuild_search
+
+    return rebuild_search.apply_async(args, kwargs, queue=queue).get(timeout=120)
+
+
+def test_a_celery_task_rebuilds_the_alias_with_the_sites_settings(catalog, worker, es):
+    catalog(products=40)
+
+    [report] = send(worker, "products", keep=1)
+
+    assert (report["indexed"], report["swapped"]) == (40, True)
+    assert indexes.alias_targets(es, "products") == [report["new_index"]]
+    assert es.count(index="products")["count"] == 40
+
+
+def test_workers_inside_a_prefork_celery_worker_fail_with_one_line(catalog, worker, es):
+    import reindex
+
+    catalog(products=10)
+
+    with pytest.raises(reindex.ConfigurationError, match="cannot start processes from a daemonic process"):
+        send(worker, "products", workers=2)
+
+    assert indexes.alias_targets(es, "products") == []
