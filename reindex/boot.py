@@ -20,6 +20,7 @@ def setup_django(settings_module: str | None = None, pythonpath: str | None = No
 
     if pythonpath:
         sys.path.insert(0, os.path.abspath(pythonpath))
+    _add_working_directory()
     if settings_module:
         os.environ["DJANGO_SETTINGS_MODULE"] = settings_module
     if apps.ready:
@@ -31,10 +32,25 @@ def setup_django(settings_module: str | None = None, pythonpath: str | None = No
         django.setup()
     except ModuleNotFoundError as exc:
         if exc.name and module.startswith(exc.name):
-            raise ConfigurationError(f"cannot import settings module {module!r}") from exc
+            raise ConfigurationError(
+                f"cannot import settings module {module!r} from {os.getcwd()} or sys.path: "
+                "run from the project's root (where manage.py is), or pass --pythonpath DIR"
+            ) from exc
         raise ConfigurationError(f"cannot set up Django: {last_line(exc)}") from exc
     except Exception as exc:
         raise ConfigurationError(f"cannot set up Django with {module!r}: {last_line(exc)}") from exc
+
+
+def _add_working_directory() -> None:
+    """Put the current directory on ``sys.path``, as ``python -m`` and manage.py do.
+
+    A console script does not have it there, so ``reindex --settings mysite.settings``
+    run from the project's root would not find ``mysite``. Appended, not prepended,
+    so that the directory never shadows an installed package.
+    """
+    cwd = os.getcwd()
+    if not any(os.path.abspath(entry or os.curdir) == cwd for entry in sys.path):
+        sys.path.append(cwd)
 
 
 def last_line(exc: BaseException) -> str:

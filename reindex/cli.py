@@ -10,12 +10,14 @@ from __future__ import annotations
 import sys
 import traceback
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import click
 
 from reindex import errors
+from reindex.config import Config
+from reindex.console import Console
 from reindex.errors import ReindexError
 
 
@@ -28,7 +30,12 @@ class State:
     es_url: str | None = None
     verbose: int = 0
     quiet: bool = False
+    log_file: str | None = None
     _config: Any = None
+    console: Console = field(default_factory=Console)
+
+    def __post_init__(self) -> None:
+        self.console = Console(quiet=self.quiet, redact=self.redact, log_file=self.log_file)
 
     @property
     def config(self) -> Any:
@@ -50,13 +57,16 @@ class State:
         return redact(text, [])
 
     def say(self, message: str) -> None:
-        """A diagnostic line on stderr, unless --quiet."""
-        if not self.quiet:
-            click.echo(self.redact(message), err=True)
+        """A notice on stderr (or in the log), unless --quiet."""
+        self.console.notice(message)
 
     def out(self, text: str) -> None:
-        """A result line on stdout."""
-        click.echo(self.redact(text))
+        """A result line on stdout (or in the log)."""
+        self.console.result(text)
+
+    def data(self, text: str) -> None:
+        """``--json`` data on stdout."""
+        self.console.data(text)
 
 
 pass_state = click.make_pass_decorator(State)
@@ -78,8 +88,63 @@ def alias_argument(f: Callable[..., Any]) -> Callable[..., Any]:
     return click.argument("name", metavar="NAME")(f)
 
 
+#: The options of the ``reindex`` group, which may also be given after the command.
+GLOBAL_OPTIONS = {"--settings": True, "--pythonpath": True, "--es-url": True, "--log-file": True}
+GLOBAL_FLAGS = {"-v", "--verbose", "-q", "--quiet"}
+
+
+def hoist_global_options(args: list[str], commands: Sequence[str]) -> list[str]:
+    """Move the group's options found after the command name to before it.
+
+    ``reindex rebuild --settings mysite.settings products`` then means what
+    ``reindex --settings mysite.settings rebuild products`` does. Nothing after ``--`` moves.
+    """
+    position = next((i for i, arg in enumerate(args) if arg in commands), None)
+    if position is None:
+        return args
+    before, after, moved, i = args[: position + 1], [], [], position + 1
+    while i < len(args):
+        arg = args[i]
+        name = arg.split("=", 1)[0]
+        if arg == "--":
+            after += args[i:]
+            break
+        if name in GLOBAL_OPTIONS:
+            takes_value = "=" not in arg and i + 1 < len(args)
+            moved += args[i : i + 2] if takes_value else [arg]
+            i += 2 if takes_value else 1
+            continue
+        if arg in GLOBAL_FLAGS or (arg.startswith("-v") and set(arg[1:]) == {"v"}):
+            moved.append(arg)
+        else:
+            after.append(arg)
+        i += 1
+    return before[:position] + moved + before[position:] + after
+
+
+class ExampleCommand(click.Command):
+    """A command whose help examples name the program as it was run (``manage.py reindex``)."""
+
+    def format_help_text(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        root = ctx.find_root().info_name or "reindex"
+        if root != "reindex" and self.help:
+            original = self.help
+            self.help = original.replace("reindex --settings mysite.settings", f"python {root}")
+            try:
+                super().format_help_text(ctx, formatter)
+            finally:
+                self.help = original
+            return
+        super().format_help_text(ctx, formatter)
+
+
 class ReindexGroup(click.Group):
     """Maps ReindexError, and any error answer of the server, to one line and its exit status."""
+
+    command_class = ExampleCommand
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        return super().parse_args(ctx, hoist_global_options(args, list(self.commands)))
 
     def invoke(self, ctx: click.Context) -> Any:
         from elasticsearch import ApiError, TransportError
@@ -88,6 +153,9 @@ class ReindexGroup(click.Group):
 
         try:
             status = super().invoke(ctx)
+        except errors.Locked as exc:  # another run is doing the work: not a failure
+            (ctx.find_object(State) or State()).say(str(exc))
+            ctx.exit(exc.exit_status)
         except ReindexError as exc:
             report_error(ctx.find_object(State), exc)
             ctx.exit(exc.exit_status)
@@ -96,15 +164,24 @@ class ReindexGroup(click.Group):
             error.__cause__ = exc
             report_error(ctx.find_object(State), error)
             ctx.exit(error.exit_status)
+        finally:
+            state = ctx.find_object(State)
+            if state is not None:
+                state.console.close()
         ctx.exit(int(status or 0))
 
 
-def report_error(state: State | None, exc: BaseException) -> None:
-    """``reindex: error: <one line>`` on stderr, secrets redacted; -v adds the traceback."""
-    message = state.redact(str(exc)) if state is not None else str(exc)
-    click.echo(f"reindex: error: {message}", err=True)
-    if state is not None and state.verbose:
-        click.echo(state.redact("".join(traceback.format_exception(exc))).rstrip(), err=True)
+def report_error(
+    state: State | None, exc: BaseException, detail: str | None = None, message: str | None = None
+) -> None:
+    """``reindex: error: <one line>`` on stderr, secrets redacted; -v adds the traceback.
+
+    ``detail``: lines to show below it (e.g. what a refusal lists); ``message``: instead of ``str(exc)``.
+    """
+    state = state or State()
+    if state.verbose:
+        detail = "\n".join(part for part in (detail, "".join(traceback.format_exception(exc))) if part)
+    state.console.error(message or str(exc), detail or None)
 
 
 @click.group(cls=ReindexGroup, context_settings={"help_option_names": ["-h", "--help"]})
@@ -113,12 +190,25 @@ def report_error(state: State | None, exc: BaseException) -> None:
 @click.option("--es-url", metavar="URL", help="Search server URL (else $REINDEX_ES_URL, else REINDEX['HOSTS']).")
 @click.option("-v", "--verbose", count=True, help="More detail; with errors, the traceback.")
 @click.option("-q", "--quiet", is_flag=True, help="Print nothing but errors.")
+@click.option(
+    "--log-file",
+    metavar="PATH",
+    help="Append every line, time-stamped, to PATH (its directory is created); only errors go to stderr.",
+)
 @click.version_option(package_name="reindex")
 @click.pass_context
 def cli(
-    ctx: click.Context, settings: str | None, pythonpath: str | None, es_url: str | None, verbose: int, quiet: bool
+    ctx: click.Context,
+    settings: str | None,
+    pythonpath: str | None,
+    es_url: str | None,
+    verbose: int,
+    quiet: bool,
+    log_file: str | None,
 ) -> None:
     """Keep a Django site's Elasticsearch aliases whole: rebuild them with no gap in search.
+
+    The options above may also follow the command (reindex rebuild --settings ...).
 
     \b
     Example:
@@ -126,8 +216,9 @@ def cli(
     """
     from reindex import diagnostics
 
-    ctx.obj = state = State(settings=settings, pythonpath=pythonpath, es_url=es_url, verbose=verbose, quiet=quiet)
-    diagnostics.configure(verbose, quiet, state.redact)
+    ctx.obj = state = State(settings, pythonpath, es_url, verbose, quiet, log_file)
+    state.console.open()
+    diagnostics.configure(verbose, quiet, state.console)
 
 
 @cli.command("list")
@@ -146,7 +237,7 @@ def list_command(state: State, as_json: bool) -> int:
 
     rows = reporting.definition_rows(api.definitions(config=state.config))
     if as_json:
-        state.out(json.dumps(rows, indent=2))
+        state.data(json.dumps(rows, indent=2))
     elif not rows:
         state.say("no index definitions found (add an indexes module to an app, or REINDEX['INDEXES'])")
     else:
@@ -156,7 +247,11 @@ def list_command(state: State, as_json: bool) -> int:
 
 
 def keep_option(f: Callable[..., Any]) -> Callable[..., Any]:
-    return click.option("--keep", type=click.IntRange(0), help="Previous indexes to keep for rollback (default 0).")(f)
+    return click.option(
+        "--keep",
+        type=click.IntRange(0),
+        help=f"Previous indexes to keep for rollback (default REINDEX['KEEP'], {Config.keep}).",
+    )(f)
 
 
 def retry_options(f: Callable[..., Any]) -> Callable[..., Any]:
@@ -164,24 +259,41 @@ def retry_options(f: Callable[..., Any]) -> Callable[..., Any]:
         "--retry-backoff",
         type=click.FloatRange(0, min_open=True),
         metavar="SECONDS",
-        help="Wait before the first retry, doubling each time (default REINDEX['RETRY_BACKOFF'], 0.5).",
+        help=f"Wait before the first retry, doubling (default REINDEX['RETRY_BACKOFF'], {Config.retry_backoff}).",
     )(f)
     return click.option(
         "--max-retries",
         type=click.IntRange(0),
-        help="Retries of a request the server answers 429/502/503/504 or drops (default REINDEX['MAX_RETRIES'], 8).",
+        help=(
+            "Retries of a request the server answers 429/502/503/504 or drops "
+            f"(default REINDEX['MAX_RETRIES'], {Config.max_retries})."
+        ),
     )(f)
 
 
 @cli.command()
 @names_argument
-@click.option("--batch-size", type=click.IntRange(1), help="Rows per database query and documents per bulk request.")
-@click.option("--max-errors", type=click.IntRange(0), help="Rows that may fail before the run aborts (default 0).")
+@click.option(
+    "--batch-size",
+    type=click.IntRange(1),
+    help=(
+        "Rows per database query and documents per bulk request (default: the definition's batch_size, "
+        f"else REINDEX['BATCH_SIZE'], {Config.batch_size})."
+    ),
+)
+@click.option(
+    "--max-errors",
+    type=click.IntRange(0),
+    help=f"Rows that may fail before the run aborts (default REINDEX['MAX_ERRORS'], {Config.max_errors}).",
+)
 @keep_option
 @click.option(
     "--min-ratio",
     type=click.FloatRange(0, 1),
-    help="Refuse to swap when the new index holds fewer than this fraction of the live documents (default 0.5).",
+    help=(
+        "Refuse to swap when the new index holds fewer than this fraction of the live documents "
+        f"(default REINDEX['MIN_RATIO'], {Config.min_ratio})."
+    ),
 )
 @click.option("--force", is_flag=True, help="Swap even when --min-ratio refuses.")
 @click.option(
@@ -198,7 +310,7 @@ def retry_options(f: Callable[..., Any]) -> Callable[..., Any]:
 @click.option(
     "--workers",
     type=click.IntRange(1),
-    help="Processes that build and send documents, each its own pk ranges (default 1).",
+    help=f"Processes that build and send documents, each its pk ranges (default REINDEX['WORKERS'], {Config.workers}).",
 )
 @click.option("--no-progress", is_flag=True, help="No progress bar, even on a terminal.")
 @dry_run_option
@@ -236,7 +348,7 @@ def rebuild(
     if dry_run:
         plans = api.plan(*names, config=state.config, keep=overrides.get("keep"))
         if as_json:
-            state.out(reporting.as_json(plans))
+            state.data(reporting.as_json(plans))
         else:
             for plan in plans:
                 for line in reporting.format_plan(plan):
@@ -258,30 +370,30 @@ def rebuild(
         print_rebuild(state, result, as_json)
         results.append(result)
     if as_json:
-        state.out(reporting.as_json(results))
+        state.data(reporting.as_json(results))
     return errors.worst_status(r.exit_status for r in results)
 
 
 def print_rebuild(state: State, result: Any, as_json: bool) -> None:
-    """What one alias's rebuild says: the summary on stdout, notices and failures on stderr."""
+    """What one alias's rebuild says: the summary line, notices, and one error line if it failed."""
     from reindex import reporting
 
     if result.skipped:
-        click.echo(f"reindex: {result.error}", err=True)
+        state.say(result.error)
         return
     for line in reporting.rebuild_notices(result):
         state.say(line)
     if result.exception is not None:
-        report_error(state, result.exception)
-        if result.new_index is None and not result.rows_read:
-            return
-        for line in reporting.format_failures(result, bool(state.verbose)):
-            click.echo(state.redact(line), err=True)
-        state.say(reporting.alias_left(result))
-    elif not as_json and not state.quiet:
+        message = result.error
+        if result.new_index is not None:
+            message += f"; {reporting.alias_left(result)}"
+        failures = "\n".join(reporting.format_failures(result, all_kept=True, tracebacks=True))
+        report_error(state, result.exception, detail=failures if state.verbose else None, message=message)
+        return
+    if not as_json:
         state.out(reporting.format_rebuild(result))
-        for line in reporting.format_failures(result, bool(state.verbose)):
-            click.echo(state.redact(line), err=True)
+    for line in reporting.format_failures(result, all_kept=bool(state.verbose), tracebacks=bool(state.verbose)):
+        state.console.warning(line)
 
 
 def tqdm_progress(total: int, description: str) -> Any:
@@ -306,7 +418,7 @@ def status(state: State, names: Sequence[str], as_json: bool) -> int:
 
     statuses = api.status(*names, config=state.config)
     if as_json:
-        state.out(reporting.as_json(statuses))
+        state.data(reporting.as_json(statuses))
         return errors.EXIT_OK
     for st in statuses:
         for line in reporting.format_status(st):
@@ -334,7 +446,7 @@ def diff_command(state: State, names: Sequence[str], as_json: bool) -> int:
 
     reports = api.diff(*names, config=state.config)
     if as_json:
-        state.out(reporting.as_json(reports))
+        state.data(reporting.as_json(reports))
     elif not state.quiet:
         for report in reports:
             for line in reporting.format_drift(report):
@@ -364,11 +476,10 @@ def migrate_command(state: State, name: str, dry_run: bool, as_json: bool) -> in
     try:
         results = api.migrate(name, dry_run=dry_run, config=state.config)
     except errors.NeedsRebuild as exc:
-        for difference in exc.differences:
-            click.echo(f"  {reporting.describe(difference)}", err=True)
-        raise
+        report_error(state, exc, detail="\n".join(f"  {reporting.describe(d)}" for d in exc.differences))
+        return exc.exit_status
     if as_json:
-        state.out(reporting.as_json(results))
+        state.data(reporting.as_json(results))
     elif not state.quiet:
         for result in results:
             for line in reporting.format_migrate(result):
@@ -393,7 +504,7 @@ def rollback(state: State, name: str, as_json: bool) -> int:
 
     result = api.rollback(name, config=state.config)
     if as_json:
-        state.out(reporting.as_json(result))
+        state.data(reporting.as_json(result))
     elif not state.quiet:
         state.out(reporting.format_rollback(result))
     return errors.EXIT_OK
@@ -405,7 +516,7 @@ def rollback(state: State, name: str, as_json: bool) -> int:
 @json_option
 @pass_state
 def prune(state: State, name: str, keep: int, as_json: bool) -> int:
-    """Delete the alias's older indexes this tool built, but the KEEP most recent.
+    """Delete the alias's older indexes this tool built, except the KEEP most recent.
 
     Also deletes partial indexes left by a killed run. Never touches the live
     index or indexes without this tool's marker.
@@ -418,7 +529,7 @@ def prune(state: State, name: str, keep: int, as_json: bool) -> int:
 
     result = api.prune(name, keep, config=state.config)
     if as_json:
-        state.out(reporting.as_json(result))
+        state.data(reporting.as_json(result))
     elif not state.quiet:
         state.out(reporting.format_prune(result))
     return errors.EXIT_OK

@@ -70,8 +70,18 @@ class Config:
     # -- where definitions come from -------------------------------------------------
     indexes: tuple[str, ...] = ()
     autodiscover: bool = True
-    #: Names of the fields given as explicit overrides.
-    explicit: frozenset[str] = frozenset()
+    #: Where each field's value came from: "settings", "environment" or "override"
+    #: (a field not named here has its default).
+    origins: Mapping[str, str] = field(default_factory=dict)
+
+    @property
+    def explicit(self) -> frozenset[str]:
+        """The fields given as explicit overrides (flags, keyword arguments)."""
+        return frozenset(name for name, origin in self.origins.items() if origin == "override")
+
+    def origin(self, name: str) -> str:
+        """Where ``name``'s value came from: "default", "settings", "environment" or "override"."""
+        return self.origins.get(name, "default")
 
     @classmethod
     def load(cls, **overrides: Any) -> Config:
@@ -96,17 +106,18 @@ class Config:
         a value of None is no override. Raises ConfigurationError naming a wrong key or value.
         """
         values: dict[str, Any] = {}
+        origins: dict[str, str] = {}
         for key, value in (settings or {}).items():
             name = key.lower() if isinstance(key, str) else key
             if name not in SETTING_FIELDS or key != name.upper():
                 raise ConfigurationError(f"settings.REINDEX has an unknown key {key!r} (known: {_known_settings()})")
             values[name] = _checked(name, value, f"REINDEX[{key!r}]")
+            origins[name] = "settings"
         environ = os.environ if environ is None else environ
-        if environ.get(ENV_URL):
-            values["hosts"] = (environ[ENV_URL],)
-        if environ.get(ENV_API_KEY):
-            values["api_key"] = environ[ENV_API_KEY]
-        explicit = set()
+        for variable, name in ((ENV_URL, "hosts"), (ENV_API_KEY, "api_key")):
+            if environ.get(variable):
+                values[name] = _checked(name, environ[variable], f"${variable}")
+                origins[name] = "environment"
         for name, value in (overrides or {}).items():
             if value is None:
                 continue
@@ -116,14 +127,14 @@ class Config:
                 known = ", ".join(sorted({"es_url", *SETTING_FIELDS}))
                 raise ConfigurationError(f"unknown option {name!r} (known: {known})")
             values[name] = _checked(name, value, name)
-            explicit.add(name)
-        return cls(**values, explicit=frozenset(explicit))
+            origins[name] = "override"
+        return cls(**values, origins=origins)
 
     def replace(self, **overrides: Any) -> Config:
         """A copy with ``overrides`` applied as explicit ones (None: unchanged)."""
         changed = Config.from_sources({}, {}, overrides)
         given = {name: getattr(changed, name) for name in changed.explicit}
-        return dataclasses.replace(self, **given, explicit=self.explicit | changed.explicit)
+        return dataclasses.replace(self, **given, origins={**self.origins, **changed.origins})
 
     def batch_size_for(self, definition: Any) -> int:
         """Rows per batch for ``definition``: an override, else its own ``batch_size``, else the default."""
@@ -176,7 +187,7 @@ _CHECKS: dict[str, tuple[Any, str]] = {
 }
 SETTING_FIELDS = frozenset(_CHECKS)
 SECRET_FIELDS = frozenset({"api_key", "basic_auth", "client_options"})
-assert {f.name for f in dataclasses.fields(Config)} - {"explicit"} == SETTING_FIELDS
+assert {f.name for f in dataclasses.fields(Config)} - {"origins"} == SETTING_FIELDS
 
 
 def _checked(name: str, value: Any, where: str) -> Any:

@@ -77,7 +77,7 @@ class Connection:
             from elasticsearch import Elasticsearch
 
             if not self.config.verify_certs:
-                logger.warning("warning: TLS certificate verification is off (REINDEX['VERIFY_CERTS'])")
+                logger.warning("TLS certificate verification is off (REINDEX['VERIFY_CERTS'])")
             self._client = Elasticsearch(**self.options)
         return self._client
 
@@ -96,7 +96,10 @@ class Connection:
         except AuthenticationException:
             raise ConnectionFailed(f"search server at {where} refused the credentials") from None
         except EsConnectionError as exc:
-            raise ConnectionFailed(self.redact(f"cannot reach the search server at {where}: {_reason(exc)}")) from None
+            message = f"cannot reach the search server at {where}: {_reason(exc)}"
+            if self.config.origin("hosts") == "default":
+                message += " (the default address: set REINDEX['HOSTS'], $REINDEX_ES_URL or --es-url)"
+            raise ConnectionFailed(self.redact(message)) from None
         except ApiError as exc:
             raise ConnectionFailed(
                 self.redact(f"search server at {where} answered {exc.meta.status}: {exc.message}")
@@ -138,6 +141,12 @@ def error_reason(exc: Any) -> str:
 
 def _reason(exc: BaseException) -> str:
     message = str(getattr(exc, "message", "") or exc)
+    tls = re.search(r"\[SSL: (\w+)\] ([^(\]]+)", message)
+    if tls:
+        reason = f"TLS handshake failed: {tls.group(2).strip()}"
+        if tls.group(1) == "WRONG_VERSION_NUMBER":
+            reason += " (does the server speak plain HTTP? then use http://)"
+        return reason
     # The transport repeats the whole urllib3 chain; its tail says what happened.
     tail = message.rsplit(":", 1)[-1].strip(" )'\"")
     return tail or message

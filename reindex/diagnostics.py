@@ -1,39 +1,45 @@
-"""Where log records go when the CLI runs: stderr, one line each, secrets redacted.
+"""Where log records go when the CLI runs: the invocation's ``Console``, one line each.
 
 The tool's own warnings (``reindex.*``, e.g. retries) show unless ``--quiet``; the
-client's (``elastic_transport``, ``elasticsearch``) only with ``-vv``.
+client's (``elastic_transport``, ``elasticsearch``) only with ``-vv``. A record at
+ERROR is an error line, at WARNING a warning, below it a notice; the console redacts
+secrets and, with ``--log-file``, writes them to the log.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
 
-import click
+from reindex.console import Console
 
 CLIENT_LOGGERS = ("elastic_transport", "elasticsearch")
 
 
-class RedactingStderrHandler(logging.Handler):
-    """Writes each record as ``reindex: <message>`` on the current stderr, redacted."""
+class ConsoleHandler(logging.Handler):
+    """Hands each record to the console as a line of its level."""
 
-    def __init__(self, redact: Callable[[str], str]) -> None:
+    def __init__(self, console: Console) -> None:
         super().__init__()
-        self.redact = redact
+        self.console = console
 
     def emit(self, record: logging.LogRecord) -> None:
         try:
             message = record.getMessage()
             if record.exc_info and record.levelno >= logging.ERROR:
                 message += f": {record.exc_info[1]}"
-            click.echo(f"reindex: {self.redact(message)}", err=True)
+            if record.levelno >= logging.ERROR:
+                self.console.error(message)
+            elif record.levelno >= logging.WARNING:
+                self.console.warning(message)
+            else:
+                self.console.notice(message)
         except Exception:  # a log line must never break a run
             self.handleError(record)
 
 
-def configure(verbose: int, quiet: bool, redact: Callable[[str], str]) -> None:
-    """Route ``reindex.*`` and the client's loggers to stderr for this invocation."""
-    handler = RedactingStderrHandler(redact)
+def configure(verbose: int, quiet: bool, console: Console) -> None:
+    """Route ``reindex.*`` and the client's loggers to ``console`` for this invocation."""
+    handler = ConsoleHandler(console)
     ours = logging.getLogger("reindex")
     ours.setLevel(logging.ERROR if quiet else (logging.INFO if verbose else logging.WARNING))
     _replace_handler(ours, handler)
@@ -48,7 +54,7 @@ def configure(verbose: int, quiet: bool, redact: Callable[[str], str]) -> None:
 
 def _replace_handler(logger: logging.Logger, handler: logging.Handler) -> None:
     for old in list(logger.handlers):
-        if isinstance(old, (RedactingStderrHandler, logging.NullHandler)):
+        if isinstance(old, (ConsoleHandler, logging.NullHandler)):
             logger.removeHandler(old)
     logger.addHandler(handler)
     logger.propagate = False

@@ -7,12 +7,14 @@ from __future__ import annotations
 
 import datetime
 import decimal
+import traceback
 import uuid
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from reindex.definitions import IndexDefinition, row_pk
+from reindex.errors import ConfigurationError
 
 try:
     import orjson
@@ -84,6 +86,8 @@ class Failure:
     id: str | None
     reason: str
     error_type: str | None = None
+    #: The traceback of an exception raised by the definition's code (shown with -v; not in ``as_dict()``).
+    detail: str | None = field(default=None, repr=False, compare=False)
 
     def as_dict(self) -> dict[str, Any]:
         return {"id": self.id, "reason": self.reason, "error_type": self.error_type}
@@ -110,8 +114,11 @@ def build_actions(
                 if not isinstance(body, dict):
                     raise TypeError(f"prepare() returned {type(body).__name__}, not a dict")
                 data = dumps(body)
+            except ConfigurationError:
+                raise  # e.g. a values() queryset without "pk": no row can be built
             except Exception as exc:
-                on_failure(Failure(_safe_pk(row), f"{type(exc).__name__}: {exc}", "prepare"))
+                reason = f"{type(exc).__name__}: {exc}"
+                on_failure(Failure(_safe_pk(row), reason, "prepare", traceback.format_exc()))
                 continue
             yield {"index": {"_index": index, "_id": doc_id}}, data
 

@@ -77,19 +77,26 @@ def rebuild_notices(result: RebuildResult) -> list[str]:
     return lines
 
 
-def format_failures(result: RebuildResult, verbose: bool = False) -> list[str]:
-    """The failed rows of a run (the first ``FAILURES_SHOWN``, all those kept with ``verbose``)."""
-    shown = result.failures if verbose else result.failures[:FAILURES_SHOWN]
-    lines = [f"  failed row {failure.id}: {failure.reason}" for failure in shown]
+def format_failures(result: RebuildResult, all_kept: bool = False, tracebacks: bool = False) -> list[str]:
+    """The failed rows of a run: the first ``FAILURES_SHOWN`` (all those kept with ``all_kept``).
+
+    ``tracebacks``: below a row whose ``prepare()`` raised, the traceback.
+    """
+    shown = result.failures if all_kept else result.failures[:FAILURES_SHOWN]
+    lines = []
+    for failure in shown:
+        lines.append(f"{result.alias}: row {failure.id} failed: {failure.reason}")
+        if tracebacks and failure.detail:
+            lines += [f"  {line}" for line in failure.detail.rstrip().splitlines()]
     if result.failed > len(shown):
-        lines.append(f"  ... and {result.failed - len(shown)} more failed rows")
+        lines.append(f"{result.alias}: ... and {result.failed - len(shown)} more failed rows (all in --errors-file)")
     return lines
 
 
 def alias_left(result: RebuildResult) -> str:
     """Where a failed run left the alias."""
     live = [result.new_index] if result.swapped else result.old_indexes
-    return f"{result.alias}: alias left on {', '.join(str(n) for n in live) or 'nothing'}"
+    return f"alias left on {', '.join(str(n) for n in live) or 'nothing'}"
 
 
 def format_plan(plan: RebuildPlan) -> list[str]:

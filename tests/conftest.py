@@ -23,7 +23,7 @@ from reindex.config import Config
 from reindex.connection import Connection
 
 ROOT = Path(__file__).resolve().parent.parent
-TEST_ALIASES = ("products", "categories", "poison", "tiny", "property", "batches")
+TEST_ALIASES = ("products", "categories", "poison", "tiny", "property", "batches", "shopproducts")
 
 
 @pytest.fixture
@@ -104,3 +104,53 @@ def reindex_process(es_url: str, transactional_db: Any) -> Any:
         )
 
     return start
+
+
+SHOP_MODELS = """
+from django.db import models
+
+
+class Product(models.Model):
+    name = models.CharField(max_length=100)
+"""
+
+SHOP_INDEXES = """
+from reindex import IndexDefinition
+
+from shop.models import Product
+
+
+class ProductIndex(IndexDefinition):
+    alias = "shopproducts"
+    mappings = {"properties": {"name": {"type": "text"}}}
+
+    def get_queryset(self):
+        return Product.objects.values("pk", "name")
+
+    def prepare(self, row):
+        return {"name": row["name"]}
+"""
+
+
+@pytest.fixture(scope="module")
+def fresh_project(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A project as ``django-admin startproject mysite`` makes it, with an app ``shop`` holding 12 products."""
+    tmp_path = tmp_path_factory.mktemp("project")
+    root = tmp_path / "mysite"
+    root.mkdir()
+    env = {"PATH": os.environ["PATH"], "HOME": str(tmp_path)}
+    run = [sys.executable, "-m", "django", "startproject", "mysite", str(root)]
+    subprocess.run(run, check=True, env=env, capture_output=True)
+    (root / "shop").mkdir()
+    (root / "shop" / "__init__.py").write_text("")
+    (root / "shop" / "models.py").write_text(SHOP_MODELS)
+    (root / "shop" / "indexes.py").write_text(SHOP_INDEXES)
+    settings = root / "mysite" / "settings.py"
+    settings.write_text(settings.read_text().replace("INSTALLED_APPS = [", "INSTALLED_APPS = [\n    'shop',"))
+    for command in (["makemigrations", "shop"], ["migrate"]):
+        subprocess.run([sys.executable, "manage.py", *command], check=True, env=env, cwd=root, capture_output=True)
+    fill = "from shop.models import Product; Product.objects.bulk_create(Product(name=f'p{n}') for n in range(12))"
+    subprocess.run(
+        [sys.executable, "manage.py", "shell", "-c", fill], check=True, env=env, cwd=root, capture_output=True
+    )
+    return root

@@ -94,3 +94,18 @@ class SmallBatchesIndex(BatchesIndex):
     """The same with a batch size of its own."""
 
     batch_size = 5
+
+
+class NoPkIndex(IndexDefinition):
+    """A values() queryset without "pk": no row can be built, whatever --max-errors says."""
+
+    alias = "tiny"
+    mappings = {"properties": {"name": {"type": "keyword"}}}
+
+    def get_queryset(self) -> Any:
+        from catalog.models import Product
+
+        return Product.objects.values("name")
+
+    def prepare(self, row: dict[str, Any]) -> dict[str, Any]:
+        return {"name": row["name"]}

@@ -107,3 +107,94 @@ def all_commands(group: click.Group) -> list[tuple[str, click.Command]]:
 def test_every_command_has_help_with_an_example(name, command):
     assert command.help and "Example:" in command.help, name
     assert f"reindex --settings mysite.settings {name}" in command.help
+
+
+class TestOneShapeForEveryFailure:
+    def test_https_against_a_plain_http_server_says_what_is_wrong(self, db, reindex, es_url):
+        run = reindex("status", url=es_url.replace("http://", "https://"))
+
+        assert run.exit_code == 2
+        [line] = run.stderr.splitlines()
+        assert line.endswith(
+            "TLS handshake failed: wrong version number (does the server speak plain HTTP? then use http://)"
+        )
+
+    @pytest.mark.parametrize("command", [["rebuild", "products"], ["prune", "products", "--keep", "0"]])
+    def test_a_skip_because_of_the_lock_reads_the_same_in_every_command(self, catalog, reindex, es, command):
+        from tests.test_unattended import hold_lock_as
+
+        catalog(products=3)
+        hold_lock_as(es, "products", "web2", 4242, age=5)
+
+        run = reindex(*command)
+
+        assert run.exit_code == 3
+        [line] = run.stderr.splitlines()
+        assert line.startswith("reindex: products: skipped: locked by web2:4242 since ")
+
+    @pytest.mark.parametrize("max_errors", ["0", "1000"])
+    def test_a_values_queryset_without_pk_is_a_configuration_error(self, catalog, reindex, es, settings, max_errors):
+        settings.REINDEX = {**settings.REINDEX, "INDEXES": ["tests.definitions.NoPkIndex"]}
+        catalog(products=5)
+
+        run = reindex("rebuild", "tiny", "--max-errors", max_errors)
+
+        assert run.exit_code == 2
+        assert run.stderr.splitlines() == ["reindex: error: a values() queryset must include 'pk'"]
+        assert dict(es.indices.get(index="tiny-*")) == {}
+
+
+class TestHelp:
+    def test_the_global_options_may_follow_the_command(self, catalog, reindex, es_url):
+        catalog(products=4)
+
+        run = reindex("rebuild", "--es-url", es_url, "products", "-q", url=None)
+        status = reindex("status", "products", f"--es-url={es_url}", "--json", url=None)
+
+        assert (run.exit_code, run.stdout, run.stderr) == (0, "", "")
+        assert json.loads(status.stdout)[0]["count"] == 4
+
+    def test_hoisting_leaves_option_values_and_arguments_alone(self):
+        from reindex.cli import hoist_global_options
+
+        commands = ["rebuild", "status"]
+        args = ["rebuild", "products", "--settings", "my.settings", "-vv", "--keep", "1", "--", "-q"]
+        assert hoist_global_options(args, commands) == [
+            "--settings", "my.settings", "-vv", "rebuild", "products", "--keep", "1", "--", "-q",
+        ]  # fmt: skip
+        assert hoist_global_options(["-q", "status"], commands) == ["-q", "status"]
+
+    def test_help_shows_the_defaults_and_where_they_come_from(self):
+        from click.testing import CliRunner
+
+        text = CliRunner().invoke(cli, ["rebuild", "--help"], terminal_width=200).stdout
+
+        assert "else REINDEX['BATCH_SIZE'], 1000)" in text
+        assert "(default REINDEX['WORKERS'], 1)" in text
+        assert "(default REINDEX['MAX_RETRIES'], 8)" in text
+
+    def test_version(self):
+        from click.testing import CliRunner
+
+        import reindex
+
+        run = CliRunner().invoke(cli, ["--version"])
+
+        assert run.exit_code == 0 and reindex.__version__ in run.stdout
+
+    def test_manage_py_help_shows_manage_py_examples(self, transactional_db):
+        import subprocess
+        import sys
+
+        from tests.conftest import ROOT, subprocess_env
+
+        env = subprocess_env(DJANGO_SETTINGS_MODULE="tests.settings")
+        done = subprocess.run(
+            [sys.executable, "manage.py", "reindex", "prune", "--help"],
+            env=env, capture_output=True, text=True, cwd=ROOT / "example",
+        )  # fmt: skip
+
+        assert done.returncode == 0, done.stderr
+        assert done.stdout.startswith("Usage: manage.py reindex prune [OPTIONS] NAME")
+        assert "python manage.py reindex prune products --keep 1" in done.stdout
+        assert "reindex --settings" not in done.stdout

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
+from pathlib import Path
 
 from reindex import indexes
 from tests.conftest import ROOT, subprocess_env
@@ -43,7 +45,9 @@ def test_a_settings_module_that_does_not_exist_exits_2_with_one_line(reindex_pro
     done = reindex_process("--settings", "no.such.settings", "list")
 
     assert done.returncode == 2
-    assert done.stderr.strip() == "reindex: error: cannot import settings module 'no.such.settings'"
+    [line] = done.stderr.splitlines()
+    assert line.startswith("reindex: error: cannot import settings module 'no.such.settings' from ")
+    assert line.endswith("run from the project's root (where manage.py is), or pass --pythonpath DIR")
 
 
 def test_a_settings_module_that_raises_exits_2(reindex_process, tmp_path):
@@ -78,3 +82,98 @@ def test_the_django_management_command_runs_the_same_commands(catalog, es_url, e
 
     assert done.returncode == 0, done.stderr
     assert es.count(index="products")["count"] == 7
+
+
+class TestTheShippedCrontab:
+    """``crontab.example``'s line, run as cron runs it, in a project fresh from ``startproject``."""
+
+    def cron_line(self, project: Path, log_dir: Path, es_url: str) -> tuple[dict[str, str], str]:
+        """The crontab's variables and its command, pointed at ``project``, ``log_dir`` and ``es_url``."""
+        text = (ROOT / "crontab.example").read_text()
+        lines = [line for line in text.splitlines() if line.strip() and not line.startswith("#")]
+        variables = dict(line.split("=", 1) for line in lines if re.match(r"^[A-Z_]+=", line))
+        [entry] = [line for line in lines if not re.match(r"^[A-Z_]+=", line)]
+        command = entry.split(None, 5)[5]  # after minute, hour, day, month, weekday
+        venv = Path(sys.executable).parent.parent
+        command = command.replace("/srv/mysite", str(project)).replace(".venv/bin/reindex", str(venv / "bin/reindex"))
+        command = command.replace("/var/log/reindex", str(log_dir))
+        # cron's own environment: nothing of the caller's, but these and the crontab's variables
+        env = {"HOME": str(project.parent), "LOGNAME": "cron", "USER": "cron", **variables, "REINDEX_ES_URL": es_url}
+        return env, command
+
+    def run(self, env: dict[str, str], command: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            ["env", "-i", *[f"{k}={v}" for k, v in env.items()], env["SHELL"], "-c", command],
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+
+    def test_a_nightly_run_logs_with_time_stamps_and_mails_nothing(self, fresh_project, es_url, es, tmp_path):
+        log_dir = tmp_path / "log" / "reindex"  # does not exist yet
+        env, command = self.cron_line(fresh_project, log_dir, es_url)
+
+        done = self.run(env, command)
+
+        assert (done.returncode, done.stdout, done.stderr) == (0, "", "")  # cron mails nothing
+        [line] = (log_dir / "rebuild.log").read_text().splitlines()
+        assert re.match(
+            r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d[+-]\d\d:\d\d \S+ reindex\[\d+\]: shopproducts: 12 indexed", line
+        )
+        assert es.count(index="shopproducts")["count"] == 12
+
+    def test_a_host_that_loses_the_lock_logs_the_skip_and_mails_nothing(self, fresh_project, es_url, es, tmp_path):
+        from tests.test_unattended import hold_lock_as
+
+        log_dir = tmp_path / "log"
+        env, command = self.cron_line(fresh_project, log_dir, es_url)
+        hold_lock_as(es, "shopproducts", "web2", 4242, age=5)
+
+        done = self.run(env, command)
+
+        assert (done.returncode, done.stdout, done.stderr) == (3, "", "")
+        assert "reindex: shopproducts: skipped: locked by web2:4242" in (log_dir / "rebuild.log").read_text()
+
+    def test_a_failure_is_mailed_and_logged(self, fresh_project, tmp_path):
+        log_dir = tmp_path / "log"
+        env, command = self.cron_line(fresh_project, log_dir, "http://127.0.0.1:1")
+
+        done = self.run(env, command)
+
+        assert done.returncode == 2 and done.stdout == ""
+        [mailed] = done.stderr.splitlines()
+        assert mailed.startswith("reindex: error: cannot reach the search server at http://127.0.0.1:1")
+        assert mailed in (log_dir / "rebuild.log").read_text()
+
+
+def test_the_documented_command_finds_the_settings_from_the_project_root(fresh_project, es_url):
+    reindex = Path(sys.executable).parent / "reindex"  # the console script, not python -m
+    env = {"PATH": "/usr/bin:/bin", "HOME": str(fresh_project), "REINDEX_ES_URL": es_url}
+
+    done = subprocess.run(
+        [str(reindex), "--settings", "mysite.settings", "list"],
+        env=env,
+        cwd=fresh_project,
+        capture_output=True,
+        text=True,
+    )
+
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith("shopproducts\tshop.Product\tshop.indexes.ProductIndex")
+
+
+def test_a_log_file_that_cannot_be_written_is_one_line_and_exit_2(fresh_project, tmp_path):
+    blocker = tmp_path / "not-a-directory"
+    blocker.write_text("")
+    reindex = Path(sys.executable).parent / "reindex"
+
+    done = subprocess.run(
+        [str(reindex), "--log-file", str(blocker / "x.log"), "--settings", "mysite.settings", "list"],
+        cwd=fresh_project,
+        capture_output=True,
+        text=True,
+    )
+
+    assert done.returncode == 2
+    [line] = done.stderr.splitlines()
+    assert line.startswith(f"reindex: error: cannot write --log-file {blocker / 'x.log'}: ")

@@ -161,9 +161,22 @@ class TestAFailedRunChangesNothing:
         assert live_index(es, "poison") == before
         assert es.count(index="poison")["count"] == 20
         assert names_of(es, "poison") == [before]
-        assert f"failed row {bad_pk}: ValueError" in run.stderr
-        assert "alias left on " + before in run.stderr
-        assert "Traceback" not in run.stderr
+        [line] = run.stderr.splitlines()  # one line, as every failure
+        assert line.startswith("reindex: error: poison: 1 rows failed, more than --max-errors 0")
+        assert f"(first: id {bad_pk}: ValueError: cannot index" in line
+        assert line.endswith(f"; alias left on {before}")
+
+    def test_verbose_shows_the_failed_rows_with_the_traceback_of_prepare(self, catalog, reindex, es):
+        catalog(products=20)
+        bad_pk = self.poison("POISON")
+
+        run = reindex("-v", "rebuild", "poison")
+
+        assert run.exit_code == 1
+        lines = run.stderr.splitlines()
+        assert lines[0].startswith("reindex: error: poison: 1 rows failed")
+        assert any(line.startswith(f"poison: row {bad_pk} failed: ValueError: cannot index") for line in lines[1:])
+        assert "in prepare" in run.stderr and 'raise ValueError(f"cannot index' in run.stderr
 
     @pytest.mark.parametrize(
         "prefix, reason",

@@ -14,7 +14,8 @@ class Command(BaseCommand):
 
     def run_from_argv(self, argv: list[str]) -> None:
         # click parses its own options; Django's parser would reject them.
-        prog = f"{os.path.basename(argv[0])} {argv[1]}"
+        program = os.path.basename(argv[0])
+        prog = f"{'-m django' if program == '__main__.py' else program} {argv[1]}"
         sys.exit(self._run(argv[2:], prog))
 
     def add_arguments(self, parser: Any) -> None:
