@@ -158,11 +158,14 @@ def rebuild(*targets: Target, raise_on_error: bool = True, **options: Any) -> li
     return results
 
 
-def plan(*targets: Target, config: Config | None = None, **overrides: Any) -> list[RebuildPlan]:
-    """What ``rebuild`` would do (``rebuild --dry-run``): new index, rows, mapping diff, deletions. Writes nothing."""
+def plan(*targets: Target, force: bool = False, config: Config | None = None, **overrides: Any) -> list[RebuildPlan]:
+    """What ``rebuild`` would do (``rebuild --dry-run``): new index, rows, mapping diff, deletions, refusals.
+
+    Writes nothing that stays (the server checks the definition on an empty index deleted at once).
+    """
     session = _Session(targets, config, overrides)
     with session.connection.server_errors():
-        return [plan_rebuild(session.client, d, session.config.keep) for d in session.definitions]
+        return [plan_rebuild(session.client, d, session.config, force) for d in session.definitions]
 
 
 def status(*targets: Target, config: Config | None = None, **overrides: Any) -> list[AliasStatus]:

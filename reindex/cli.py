@@ -346,14 +346,16 @@ def rebuild(
     from reindex import api, reporting
 
     if dry_run:
-        plans = api.plan(*names, config=state.config, keep=overrides.get("keep"))
+        plans = api.plan(*names, force=force, config=state.config, **overrides)
         if as_json:
             state.data(reporting.as_json(plans))
         else:
             for plan in plans:
                 for line in reporting.format_plan(plan):
                     state.out(line)
-        return errors.EXIT_OK
+                if plan.refusal:
+                    state.console.error(f"the real run would fail: {plan.refusal}")
+        return errors.worst_status(plan.exit_status for plan in plans)
     progress = None if (no_progress or state.quiet or as_json) else tqdm_progress
     runs = api.rebuild_each(
         *names,

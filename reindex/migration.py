@@ -29,6 +29,9 @@ class MigrateResult:
     index: str
     applied: list[Difference] = field(default_factory=list)
     dry_run: bool = False
+    #: Documents already in the index that the mapping change does not reach (they were
+    #: indexed before it: a new field is missing from them) until they are sent again.
+    documents_to_fill: int = 0
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -36,6 +39,7 @@ class MigrateResult:
             "index": self.index,
             "dry_run": self.dry_run,
             "applied": [d.as_dict() for d in self.applied],
+            "documents_to_fill": self.documents_to_fill,
         }
 
 
@@ -58,6 +62,9 @@ def apply_in_place(client: Any, definition: IndexDefinition, report: IndexDrift,
     """Put the declared mappings and changed dynamic settings on ``report.index``."""
     assert report.index is not None
     result = MigrateResult(definition.alias, report.index, list(report.in_place), dry_run)
+    if any(d.section == "mappings" for d in report.in_place):
+        # Elasticsearch applies a mapping change to documents indexed after it only.
+        result.documents_to_fill = int(client.count(index=report.index)["count"])
     if dry_run or not report.differences:
         return result
     settings = {d.path: definition_setting(definition, d.path) for d in report.in_place if d.section == "settings"}

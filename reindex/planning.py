@@ -1,10 +1,13 @@
-"""What a rebuild would do, worked out without writing anything to the server.
+"""What a rebuild would do, worked out without changing anything on the server.
 
 ``plan_rebuild()`` reads the alias, the row count (one ``COUNT`` query), the live
-mapping and the owned indexes, and returns a ``RebuildPlan``::
+mapping and the owned indexes, predicts the sanity guard from the row count, and
+has the server check the definition by creating a throw-away index (an empty
+``<alias>-<timestamp>`` marked as building) that it deletes at once. It returns a
+``RebuildPlan``::
 
-    plan = plan_rebuild(client, ProductIndex(), keep=1)
-    print(plan.new_index, plan.rows, plan.delete)
+    plan = plan_rebuild(client, ProductIndex(), Config(keep=1))
+    print(plan.new_index, plan.rows, plan.delete, plan.refusal)
 """
 
 from __future__ import annotations
@@ -13,9 +16,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from reindex import indexes
+from reindex.config import Config
 from reindex.definitions import IndexDefinition
 from reindex.drift import IndexDrift, drift
-from reindex.rebuilding import check_alias
+from reindex.errors import EXIT_CONFIG, EXIT_FAILED, ConfigurationError
+from reindex.rebuilding import check_alias, create_new_index, drop_new_index, ratio_refusal
 from reindex.retention import retention
 
 
@@ -32,6 +37,12 @@ class RebuildPlan:
     delete: list[str] = field(default_factory=list)
     keep: list[str] = field(default_factory=list)
     abandoned: list[str] = field(default_factory=list)
+    #: Documents behind the alias now (what the sanity guard compares with).
+    live_count: int | None = None
+    #: Why the real run would fail (the server rejects the definition, the guard refuses), if it would.
+    refusal: str | None = None
+    #: The exit status the real run would end with: 0, 1 (guard) or 2 (definition rejected).
+    exit_status: int = 0
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -44,15 +55,22 @@ class RebuildPlan:
             "delete": self.delete,
             "keep": self.keep,
             "abandoned": self.abandoned,
+            "live_count": self.live_count,
+            "refusal": self.refusal,
+            "exit_status": self.exit_status,
         }
 
 
-def plan_rebuild(client: Any, definition: IndexDefinition, keep: int = 0) -> RebuildPlan:
-    """The plan of a rebuild of ``definition`` that keeps ``keep`` previous indexes; writes nothing.
+def plan_rebuild(
+    client: Any, definition: IndexDefinition, config: Config | None = None, force: bool = False
+) -> RebuildPlan:
+    """The plan of a rebuild of ``definition`` with ``config`` (``keep``, ``min_ratio``); writes nothing that stays.
 
     The deletions are those the run would make, by the same rule (``retention()``):
-    after the swap the live indexes are previous ones too.
+    after the swap the live indexes are previous ones too. A run that would be
+    refused deletes only the builds abandoned by a killed run.
     """
+    config = config or Config()
     live = check_alias(client, definition.alias)
     plan = RebuildPlan(
         alias=definition.alias,
@@ -62,6 +80,27 @@ def plan_rebuild(client: Any, definition: IndexDefinition, keep: int = 0) -> Reb
         live=live,
         drift=drift(client, definition),
     )
-    kept = retention(client, definition.alias, keep, leaving=live)
+    if live:
+        plan.live_count = int(client.count(index=definition.alias)["count"])
+    kept = retention(client, definition.alias, config.keep, leaving=live)
     plan.keep, plan.delete, plan.abandoned = kept.kept, kept.delete, kept.abandoned
+    rejected = definition_rejection(client, definition)
+    refused = live and ratio_refusal(definition.alias, plan.rows, plan.live_count or 0, config.min_ratio, force)
+    if rejected or refused:
+        plan.refusal = rejected or refused or None
+        plan.exit_status = EXIT_CONFIG if rejected else EXIT_FAILED
+        plan.keep, plan.delete = [], list(plan.abandoned)
     return plan
+
+
+def definition_rejection(client: Any, definition: IndexDefinition) -> str | None:
+    """What the server says against ``definition``'s settings and mappings (None: it accepts them).
+
+    Creates the new index as a run would, empty, and deletes it at once.
+    """
+    try:
+        name = create_new_index(client, definition)
+    except ConfigurationError as exc:
+        return str(exc)
+    drop_new_index(client, name)
+    return None

@@ -253,12 +253,19 @@ def check_ratio(client: Any, result: RebuildResult, min_ratio: float, force: boo
     """Refuse to swap when the new index holds fewer than ``min_ratio`` of the live documents."""
     if not (result.old_indexes or result.replaced_index):
         return
-    result.live_count = live = int(client.count(index=result.alias)["count"])
-    if force or result.indexed >= min_ratio * live:
-        return
-    raise TooFewDocuments(
-        f"{result.alias}: the new index holds {result.indexed} documents, fewer than {min_ratio:g} "
-        f"of the {live} in the live index; not swapping (an emptied table or a wrong database?). "
+    result.live_count = int(client.count(index=result.alias)["count"])
+    refusal = ratio_refusal(result.alias, result.indexed, result.live_count, min_ratio, force)
+    if refusal:
+        raise TooFewDocuments(refusal)
+
+
+def ratio_refusal(alias: str, new_count: int, live_count: int, min_ratio: float, force: bool = False) -> str | None:
+    """Why the sanity guard refuses to swap ``new_count`` documents for ``live_count`` (None: it does not)."""
+    if force or new_count >= min_ratio * live_count:
+        return None
+    return (
+        f"{alias}: the new index holds {new_count} documents, fewer than {min_ratio:g} "
+        f"of the {live_count} in the live index; not swapping (an emptied table or a wrong database?). "
         "Pass --force if this is intended"
     )
 

@@ -101,15 +101,15 @@ def alias_left(result: RebuildResult) -> str:
 
 def format_plan(plan: RebuildPlan) -> list[str]:
     """The lines of ``rebuild --dry-run`` for one alias."""
-    lines = [
-        f"{plan.alias}: would create {plan.new_index} from {plan.rows} rows",
-        f"  alias now on: {', '.join(plan.live) or 'nothing (not built)'}",
-    ]
+    live = f"{', '.join(plan.live)} ({plan.live_count} documents)" if plan.live else "nothing (not built)"
+    lines = [f"{plan.alias}: would create {plan.new_index} from {plan.rows} rows", f"  alias now on: {live}"]
     lines += [f"  {line}" for report in plan.drift for line in format_drift(report)]
     deleted = [f"{n} (abandoned build)" if n in plan.abandoned else n for n in plan.delete]
     lines.append(f"  would delete: {', '.join(deleted) or 'nothing'}")
     if plan.keep:
         lines.append(f"  would keep: {', '.join(plan.keep)}")
+    if plan.refusal:
+        lines.append(f"  would fail: {plan.refusal}")
     return lines
 
 
@@ -198,7 +198,14 @@ def format_migrate(result: MigrateResult) -> list[str]:
         return [f"{result.alias}: nothing to apply to {result.index}"]
     verb = "would apply" if result.dry_run else "applied"
     lines = [f"{result.alias}: {verb} {n} in-place change{'s' if n != 1 else ''} to {result.index}"]
-    return lines + [f"  {describe(d)}" for d in result.applied]
+    lines += [f"  {describe(d)}" for d in result.applied]
+    if result.documents_to_fill:
+        lines.append(
+            f"{result.alias}: the {result.documents_to_fill} documents already indexed predate the change "
+            f"(a new field is missing from them): send them again with `reindex update {result.alias} --all` "
+            f"(in place) or `reindex rebuild {result.alias}`"
+        )
+    return lines
 
 
 # -- rollback and prune -------------------------------------------------------------------

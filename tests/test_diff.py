@@ -240,6 +240,43 @@ class TestRebuildDryRun:
         assert "~ sku [type]: keyword -> text  [rebuild]" in out
         assert f"would delete: {before}" in out
 
+    def test_a_definition_the_server_rejects_fails_the_plan_as_it_would_fail_the_run(
+        self, catalog, reindex, es, change_code
+    ):
+        catalog(products=7)
+        assert reindex("rebuild", "products").exit_code == 0
+        [before] = indexes.alias_targets(es, "products")
+        change_code(edit(f"{P}.created_at.type", "dat"))  # a typo
+
+        dry = reindex("rebuild", "--dry-run", "products")
+        real = reindex("rebuild", "products")
+
+        assert (dry.exit_code, real.exit_code) == (2, 2)
+        assert "reindex: error: the real run would fail: the server rejected the definition of products-" in dry.stderr
+        assert "dat" in dry.stderr
+        assert "would delete: nothing" in dry.stdout
+        assert sorted(dict(es.indices.get(index="products-*"))) == [before]  # the throw-away index is gone
+
+    def test_the_sanity_guard_is_predicted(self, catalog, reindex, es):
+        from catalog.models import Product
+
+        catalog(products=10)
+        assert reindex("rebuild", "products").exit_code == 0
+        [before] = indexes.alias_targets(es, "products")
+        Product.objects.filter(pk__in=Product.objects.order_by("pk").values("pk")[:6]).delete()  # 4 of 10 left
+
+        dry = reindex("rebuild", "--dry-run", "products")
+        [plan] = json.loads(reindex("rebuild", "--dry-run", "--json", "products").stdout)
+        forced = reindex("rebuild", "--dry-run", "--force", "products")
+        real = reindex("rebuild", "products")
+
+        assert (dry.exit_code, real.exit_code, forced.exit_code) == (1, 1, 0)
+        assert "would fail: products: the new index holds 4 documents, fewer than 0.5 of the 10" in dry.stdout
+        assert "would delete: nothing" in dry.stdout
+        assert (plan["rows"], plan["live_count"], plan["exit_status"]) == (4, 10, 1)
+        assert f"would delete: {before}" in forced.stdout
+        assert indexes.alias_targets(es, "products") == [before]
+
     def test_before_the_first_build_it_creates_nothing(self, catalog, reindex, es):
         catalog(products=3)
 
@@ -305,6 +342,32 @@ class TestMigrate:
         assert reindex("diff", "products").exit_code == 0
         assert reindex("migrate", "products").stdout == f"products: nothing to apply to {index}\n"
         assert json.loads(reindex("status", "products", "--json").stdout)[0]["matches_code"] is True
+
+    def test_migrate_says_how_many_documents_predate_a_new_field_and_how_to_fill_them(
+        self, catalog, reindex, es, change_code
+    ):
+        catalog(products=4)
+        assert reindex("rebuild", "products").exit_code == 0
+        change_code(edit(f"{P}.rating", {"type": "float"}))
+
+        dry = json.loads(reindex("migrate", "products", "--dry-run", "--json").stdout)
+        run = reindex("migrate", "products")
+
+        assert dry[0]["documents_to_fill"] == 4
+        assert run.stdout.splitlines()[-1] == (
+            "products: the 4 documents already indexed predate the change (a new field is missing from them): "
+            "send them again with `reindex update products --all` (in place) or `reindex rebuild products`"
+        )
+        assert es.count(index="products", query={"exists": {"field": "rating"}})["count"] == 0
+
+    def test_a_settings_change_leaves_nothing_to_fill(self, catalog, reindex, es, change_code):
+        catalog(products=4)
+        assert reindex("rebuild", "products").exit_code == 0
+        change_code(edit(f"{S}.number_of_replicas", 1))
+
+        [result] = json.loads(reindex("migrate", "products", "--json").stdout)
+
+        assert result["documents_to_fill"] == 0 and len(result["applied"]) == 1
 
     def test_dynamic_settings_are_applied_in_place(self, built, reindex, es, change_code):
         change_code(edit("settings.number_of_replicas", 2))
