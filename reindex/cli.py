@@ -399,20 +399,24 @@ def tqdm_progress(total: int, description: str) -> Any:
 @json_option
 @pass_state
 def status(state: State, names: Sequence[str], as_json: bool) -> int:
-    """Show what each alias serves: the live index, its count, the indexes kept.
+    """Show what each alias serves: the live index, its count, the indexes kept, the lock.
+
+    The first line names the server (distribution, version, address).
 
     \b
     Example:
       reindex --settings mysite.settings status products --json
     """
-    from reindex.status import alias_status
+    from reindex.status import alias_status, server_info
 
     definitions = state.registry.select(names)
     client = state.client()
-    statuses = [alias_status(client, d, state.boot()["LOCK_INDEX"]) for d in definitions]
+    server = server_info(client)
+    statuses = [alias_status(client, d, state.boot()["LOCK_INDEX"], server=server) for d in definitions]
     if as_json:
         click.echo(json.dumps([s.as_dict() for s in statuses], indent=2))
         return errors.EXIT_OK
+    click.echo(f"server: {server.distribution} {server.version} at {server.url}")
     for st in statuses:
         click.echo(format_status(st))
     return errors.EXIT_OK

@@ -210,7 +210,7 @@ class TestStatusSaysWhetherTheLiveIndexMatchesTheCode:
     def test_built_from_the_code(self, built, reindex):
         run = reindex("status", "products")
 
-        assert "built from the definition in code" in run.stdout.splitlines()[0]
+        assert "built from the definition in code" in run.stdout.splitlines()[1]  # after the server line
         assert json.loads(reindex("status", "products", "--json").stdout)[0]["matches_code"] is True
 
     def test_code_changed_since(self, built, change_code, reindex):
@@ -218,7 +218,7 @@ class TestStatusSaysWhetherTheLiveIndexMatchesTheCode:
 
         run = reindex("status", "products")
 
-        assert "built from a different definition (see reindex diff)" in run.stdout.splitlines()[0]
+        assert "built from a different definition (see reindex diff)" in run.stdout.splitlines()[1]
         assert json.loads(reindex("status", "products", "--json").stdout)[0]["matches_code"] is False
 
 

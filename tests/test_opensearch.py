@@ -68,7 +68,9 @@ def test_rebuild_then_status_and_diff(catalog, run, es, opensearch):
     assert built.exit_code == 0, built.stderr
     assert es.count(index="products")["count"] == 20
     assert status.exit_code == 0, status.stderr
+    assert status.stdout.splitlines()[0] == f"server: opensearch 2.11.0 at {opensearch.url}"
     assert f"products: live {live(es)} (20 documents)" in status.stdout
+    assert report["server"] == {"distribution": "opensearch", "version": "2.11.0", "url": opensearch.url}
     assert report["alias"] == "products" and report["count"] == 20
     assert (diff.exit_code, diff.stdout.strip()) == (0, f"products: no differences ({live(es)})"), diff.stderr
     assert opensearch.stripped > 0
