@@ -121,6 +121,22 @@ def alive(pid: int) -> bool:
         return False
 
 
+def test_workers_die_with_their_parent_when_it_is_killed_with_kill_9(built, reindex_process, es, proxy):
+    run = reindex_process("--es-url", proxy.url, "rebuild", *SLOW, "--workers", "2", wait=False)
+    wait_for(lambda: building_index(es), "the load to start", run)
+    workers = children(run.pid)
+    proxy.fail("refuse", seconds=30)  # the workers now wait between retries, with ranges left
+    run.kill()
+    run.wait(timeout=10)
+    try:
+        wait_for(lambda: not [pid for pid in workers if alive(pid)], "the workers to die with their parent", timeout=3)
+    finally:
+        for pid in workers:
+            if alive(pid):
+                os.kill(pid, signal.SIGKILL)
+    assert len(workers) == 2
+
+
 @pytest.mark.parametrize("workers", ["1", "2"])
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
 def test_a_signal_mid_load_deletes_the_partial_index_and_releases_the_lock(built, reindex_process, es, signum, workers):
