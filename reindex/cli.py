@@ -349,9 +349,16 @@ def rebuild_one(
     return result.as_dict(), errors.EXIT_OK, False
 
 
+_TAKEOVER_REASONS = {
+    "process_gone": " (its process is gone)",
+    "heartbeat_expired": " (no heartbeat within the lock's TTL)",
+}
+
+
 def _print_notices(state: State, result: Any) -> None:
     if result.lock_taken_over_from:
-        state.say(f"{result.alias}: took over a stale lock held by {result.lock_taken_over_from}")
+        why = _TAKEOVER_REASONS.get(result.lock_taken_over_because, "")
+        state.say(f"{result.alias}: took over a stale lock held by {result.lock_taken_over_from}{why}")
     if result.abandoned_dropped:
         state.say(f"{result.alias}: deleted abandoned partial indexes {', '.join(result.abandoned_dropped)}")
 

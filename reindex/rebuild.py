@@ -88,6 +88,8 @@ class RebuildResult:
     replaced_index: str | None = None
     abandoned_dropped: list[str] = field(default_factory=list)
     lock_taken_over_from: str | None = None
+    #: Why: "process_gone" (the holder's process no longer exists) or "heartbeat_expired".
+    lock_taken_over_because: str | None = None
     seconds: float = 0.0
     swapped: bool = False
     dropped: list[str] = field(default_factory=list)
@@ -114,6 +116,7 @@ class RebuildResult:
             "replaced_index": self.replaced_index,
             "abandoned_dropped": self.abandoned_dropped,
             "lock_taken_over_from": self.lock_taken_over_from,
+            "lock_taken_over_because": self.lock_taken_over_because,
             "seconds": round(self.seconds, 3),
             "swapped": self.swapped,
             "dropped": self.dropped,
@@ -148,6 +151,7 @@ def rebuild(
             if lock is not None and lock.took_over is not None:
                 holder = lock.took_over
                 result.lock_taken_over_from = f"{holder.host}:{holder.pid}"
+                result.lock_taken_over_because = lock.took_over_because
             build_and_swap(definition, client, options, progress, result, lock)
     except RunFailed as exc:
         result.error = str(exc)

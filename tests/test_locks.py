@@ -1,0 +1,139 @@
+"""After a crash: a lock whose run is provably gone is taken over at once.
+
+Lock documents are written here as other runs would have written them: on this host
+or another, in this boot and pid namespace or not, by a process that is alive, gone,
+a zombie, or whose pid a later process reuses.
+"""
+
+from __future__ import annotations
+
+import json
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from reindex.locking import AliasLock, Locked, process_stat, read_holder, this_machine
+from tests.helpers import hold_lock_as
+
+HERE = socket.gethostname()
+
+
+def machine(pid: int, **changed: Any) -> dict[str, Any]:
+    """The identity a run of ``pid`` on this machine writes in its lock, with ``changed`` fields."""
+    boot_id, namespace = this_machine()
+    stat = process_stat(pid)
+    return {"boot_id": boot_id, "pid_namespace": namespace, "process_start": stat[1] if stat else 4242, **changed}
+
+
+def python(code: str) -> subprocess.Popen[bytes]:
+    return subprocess.Popen([sys.executable, "-c", code])
+
+
+@pytest.fixture
+def alive() -> Iterator[subprocess.Popen[bytes]]:
+    """A process that stays alive for the test."""
+    process = python("import time; time.sleep(120)")
+    yield process
+    process.kill()
+    process.wait()
+
+
+@pytest.fixture
+def gone() -> int:
+    """The pid of a process that has exited (and been reaped)."""
+    process = python("pass")
+    process.wait()
+    return process.pid
+
+
+@pytest.fixture
+def zombie() -> Iterator[tuple[int, dict[str, Any]]]:
+    """The pid of a process that was killed and not reaped yet, and its identity while it lived."""
+    process = python("import time; time.sleep(120)")
+    identity = machine(process.pid)
+    process.kill()
+    while (process_stat(process.pid) or ("Z",))[0] != "Z":
+        time.sleep(0.01)
+    yield process.pid, identity
+    process.wait()
+
+
+def test_a_rebuild_takes_a_lock_whose_process_is_gone_over_at_once_and_says_so(catalog, reindex, es, gone):
+    catalog(products=5)
+    hold_lock_as(es, "products", HERE, gone, age=1, **machine(gone))
+
+    run = reindex("rebuild", "products", "--json")
+
+    assert run.exit_code == 0, run.stderr
+    assert f"products: took over a stale lock held by {HERE}:{gone} (its process is gone)" in run.stderr
+    [report] = json.loads(run.stdout)
+    assert (report["lock_taken_over_from"], report["lock_taken_over_because"]) == (f"{HERE}:{gone}", "process_gone")
+    assert report["swapped"] is True
+    assert read_holder(es, "products") is None
+
+
+def test_a_lock_whose_pid_is_free_is_stale_at_once(es, gone):
+    hold_lock_as(es, "products", HERE, gone, age=1, **machine(gone))
+    lock = AliasLock(es, "products", ttl=300)
+
+    lock.acquire()
+    lock.release()
+
+    assert (lock.took_over.pid, lock.took_over_because) == (gone, "process_gone")
+
+
+def test_a_lock_whose_pid_a_later_process_reuses_is_stale_at_once(es, alive):
+    earlier = machine(alive.pid)["process_start"] - 1  # the pid's first owner started before
+    hold_lock_as(es, "products", HERE, alive.pid, age=1, **machine(alive.pid, process_start=earlier))
+    lock = AliasLock(es, "products", ttl=300)
+
+    lock.acquire()
+    lock.release()
+
+    assert lock.took_over_because == "process_gone"
+
+
+def test_a_lock_whose_process_is_a_zombie_is_stale_at_once(es, zombie):
+    pid, identity = zombie
+    hold_lock_as(es, "products", HERE, pid, age=1, **identity)
+    lock = AliasLock(es, "products", ttl=300)
+
+    lock.acquire()
+    lock.release()
+
+    assert lock.took_over_because == "process_gone"
+
+
+def test_a_lock_held_by_a_live_process_of_this_host_is_respected(es, alive):
+    hold_lock_as(es, "products", HERE, alive.pid, age=1, **machine(alive.pid))
+
+    with pytest.raises(Locked):
+        AliasLock(es, "products", ttl=300).acquire()
+
+
+UNPROVABLE = [
+    # (what the lock says about its holder, beside a pid that is free here): wait for the TTL
+    ("another host", "web2", {}),
+    ("another boot of this host (rebooted since)", HERE, {"boot_id": "7c1d6a8e-0000-4000-8000-000000000000"}),
+    ("another pid namespace on this kernel (a container)", HERE, {"pid_namespace": "pid:[4026530000]"}),
+    ("written by an older version, without the identity", HERE, None),
+]
+
+
+@pytest.mark.parametrize("host, changed", [c[1:] for c in UNPROVABLE], ids=[c[0] for c in UNPROVABLE])
+def test_a_holder_that_cannot_be_proven_gone_keeps_its_lock_until_the_ttl(es, gone, host, changed):
+    identity = {} if changed is None else machine(gone, **changed)
+    hold_lock_as(es, "products", host, gone, age=1, **identity)
+
+    with pytest.raises(Locked):
+        AliasLock(es, "products", ttl=300).acquire()
+    hold_lock_as(es, "products", host, gone, age=301, **identity)
+    lock = AliasLock(es, "products", ttl=300)
+    lock.acquire()
+    lock.release()
+    assert lock.took_over_because == "heartbeat_expired"
