@@ -418,8 +418,11 @@ def status(state: State, names: Sequence[str], as_json: bool) -> int:
 
     definitions = state.registry.select(names)
     client = state.client()
-    server = server_info(client)
-    statuses = [alias_status(client, d, state.boot()["LOCK_INDEX"], server=server) for d in definitions]
+    server, config = server_info(client), state.boot()
+    statuses = [
+        alias_status(client, d, config["LOCK_INDEX"], server=server, lock_ttl=float(config["LOCK_TTL"]))
+        for d in definitions
+    ]
     if as_json:
         click.echo(json.dumps([s.as_dict() for s in statuses], indent=2))
         return errors.EXIT_OK
@@ -448,12 +451,23 @@ def format_status(st: Any) -> str:
         marks = "live" if info.live else "building" if info.meta.get("building") is True else "kept"
         lines.append(f"  {info.name}\t{marks}\tcreated {info.created or '?'}\t{info.count} documents")
     if st.lock is not None:
-        holder = st.lock
-        lines.append(
-            f"  locked by {holder.host}:{holder.pid} since {holder.as_source()['started_at']}"
-            f" (heartbeat {holder.age():.0f}s ago)"
-        )
+        lines.append(f"  locked by {format_lock(st.lock)}")
     return "\n".join(lines)
+
+
+def format_lock(lock: Any) -> str:
+    """``web2:4242 since ... (heartbeat 12s ago; stale in 288s)``: who holds a lock, and until when."""
+    holder = lock.holder
+    if lock.holder_gone:
+        staleness = "holder's process is gone: stale"
+    elif lock.stale:
+        staleness = "stale"
+    else:
+        staleness = f"stale in {lock.stale_in:.0f}s"
+    return (
+        f"{holder.host}:{holder.pid} since {holder.as_source()['started_at']}"
+        f" (heartbeat {lock.heartbeat_age:.0f}s ago; {staleness})"
+    )
 
 
 @cli.command("diff")

@@ -15,7 +15,7 @@ from typing import Any
 from reindex import indexes
 from reindex.definitions import IndexDefinition
 from reindex.drift import FINGERPRINT_KEY, definition_fingerprint
-from reindex.locking import LOCK_INDEX, LockHolder, read_holder
+from reindex.locking import DEFAULT_TTL, LOCK_INDEX, LockState, lock_state, read_holder
 
 
 @dataclass(frozen=True)
@@ -52,8 +52,8 @@ class AliasStatus:
     indexes: list[indexes.IndexInfo] = field(default_factory=list)
     #: Whether the live index was built from the definition now in code (None: unknown).
     matches_code: bool | None = None
-    #: The run holding the alias's lock now, if any.
-    lock: LockHolder | None = None
+    #: The run holding the alias's lock now, if any, and when the lock goes stale.
+    lock: LockState | None = None
     #: The server it was read from (the same for every alias of a run).
     server: ServerInfo | None = None
 
@@ -71,17 +71,22 @@ class AliasStatus:
             "concrete_index": self.concrete,
             "indexes": [i.as_dict() for i in self.indexes],
             "matches_code": self.matches_code,
-            "lock": None if self.lock is None else {**self.lock.as_source(), "token": None},
+            "lock": None if self.lock is None else self.lock.as_dict(),
             "server": None if self.server is None else self.server.as_dict(),
         }
 
 
 def alias_status(
-    client: Any, definition: IndexDefinition, lock_index: str = LOCK_INDEX, server: ServerInfo | None = None
+    client: Any,
+    definition: IndexDefinition,
+    lock_index: str = LOCK_INDEX,
+    server: ServerInfo | None = None,
+    lock_ttl: float = DEFAULT_TTL,
 ) -> AliasStatus:
     """Read the live index, its count, the owned indexes and the lock of ``definition``'s alias."""
     alias = definition.alias
-    lock = read_holder(client, alias, lock_index)
+    holder = read_holder(client, alias, lock_index)
+    lock = None if holder is None else lock_state(holder, lock_ttl)
     status = AliasStatus(alias=alias, definition=definition.path, lock=lock, server=server)
     if indexes.is_concrete_index(client, alias):
         status.concrete = True

@@ -94,9 +94,12 @@ def test_kill_9_mid_load_then_the_next_run_takes_the_lock_over_at_once(built, re
     assert read_holder(es, "products").pid == run.pid  # nobody could clean up
     wait_for(lambda: not [pid for pid in spawned if alive(pid)], "the workers to die with their parent", timeout=5)
 
+    status = reindex_process("status", "products")
     again = reindex_process("rebuild", "products")  # at once, with the default TTL of 300 s
 
     holder = f"{socket.gethostname()}:{run.pid}"
+    assert f"  locked by {holder} since " in status.stdout
+    assert "holder's process is gone: stale)" in status.stdout
     assert again.returncode == 0, again.stderr
     assert f"products: took over a stale lock held by {holder} (its process is gone)" in again.stderr
     assert f"deleted abandoned partial indexes {partial}" in again.stderr

@@ -1,4 +1,4 @@
-"""After a crash: a lock whose run is provably gone is taken over at once.
+"""After a crash: a lock whose run is provably gone is taken over at once, and status says so.
 
 Lock documents are written here as other runs would have written them: on this host
 or another, in this boot and pid namespace or not, by a process that is alive, gone,
@@ -8,6 +8,7 @@ a zombie, or whose pid a later process reuses.
 from __future__ import annotations
 
 import json
+import re
 import socket
 import subprocess
 import sys
@@ -137,3 +138,39 @@ def test_a_holder_that_cannot_be_proven_gone_keeps_its_lock_until_the_ttl(es, go
     lock.acquire()
     lock.release()
     assert lock.took_over_because == "heartbeat_expired"
+
+
+class TestStatusSaysWhenALockGoesStale:
+    def test_a_live_holder_elsewhere(self, db, reindex, es):
+        hold_lock_as(es, "products", "web2", 4242, age=12)
+
+        run = reindex("status", "products")
+        [report] = json.loads(reindex("status", "products", "--json").stdout)
+
+        assert re.search(r"  locked by web2:4242 since \S+ \(heartbeat 1[23]s ago; stale in 28[78]s\)", run.stdout)
+        lock = report["lock"]
+        assert (lock["host"], lock["pid"], lock["stale"], lock["holder_gone"], lock["ttl"]) == (
+            "web2",
+            4242,
+            False,
+            False,
+            300,
+        )
+        assert 12 <= lock["heartbeat_age"] < 14 and 286 < lock["stale_in"] <= 288
+
+    def test_a_holder_whose_process_is_gone(self, db, reindex, es, gone):
+        hold_lock_as(es, "products", HERE, gone, age=3, **machine(gone))
+
+        run = reindex("status", "products")
+        [report] = json.loads(reindex("status", "products", "--json").stdout)
+
+        assert f"  locked by {HERE}:{gone} since " in run.stdout
+        assert "ago; holder's process is gone: stale)" in run.stdout
+        assert (report["lock"]["stale"], report["lock"]["stale_in"], report["lock"]["holder_gone"]) == (True, 0, True)
+
+    def test_a_holder_without_a_heartbeat_for_longer_than_the_ttl(self, db, reindex, es):
+        hold_lock_as(es, "products", "web2", 4242, age=400)
+
+        run = reindex("status", "products")
+
+        assert re.search(r"\(heartbeat 40\ds ago; stale\)", run.stdout)
