@@ -609,6 +609,46 @@ def prune(state: State, name: str, keep: int, as_json: bool) -> int:
     return errors.EXIT_OK
 
 
+@cli.command()
+@alias_argument
+@click.option("--force", is_flag=True, help="Remove the lock even while its holder looks alive (that run then fails).")
+@json_option
+@pass_state
+def unlock(state: State, name: str, force: bool, as_json: bool) -> int:
+    """Remove the alias's lock that a dead run left (kill -9, a crashed host).
+
+    Says what it removes: holder, start, heartbeat age. Refuses (exit 1) while the
+    holder looks alive: a heartbeat younger than LOCK_TTL and a process not known to
+    be gone; --force removes it anyway. An alias not locked exits 0.
+
+    \b
+    Example:
+      reindex --settings mysite.settings unlock products
+    """
+    from reindex.locking import LockHeld
+    from reindex.locking import unlock as run_unlock
+
+    definition = state.registry.get(name)
+    config = state.boot()
+    try:
+        result = run_unlock(
+            state.client(), definition.alias, float(config["LOCK_TTL"]), config["LOCK_INDEX"], force=force
+        )
+    except LockHeld as exc:
+        if as_json:
+            click.echo(json.dumps(exc.result.as_dict(), indent=2))
+        if exc.result.lock is not None:
+            click.echo(f"  locked by {format_lock(exc.result.lock)}", err=True)
+        raise
+    if as_json:
+        click.echo(json.dumps(result.as_dict(), indent=2))
+    elif not state.quiet:
+        forced = " (forced)" if result.forced else ""
+        removed = f"removed the lock held by {format_lock(result.lock)}{forced}" if result.lock else "not locked"
+        click.echo(f"{result.alias}: {removed}")
+    return errors.EXIT_OK
+
+
 def run(args: Sequence[str] | None = None, prog_name: str = "reindex") -> int:
     """Run the CLI and return its exit status instead of exiting."""
     try:

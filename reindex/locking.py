@@ -11,6 +11,7 @@ A lock is stale when its heartbeat is older than ``ttl`` seconds, or at once whe
 holder's process is provably gone (``process_gone``: a run killed with ``kill -9`` on
 this very host). Taking it over, like every write to a held lock, is a compare-and-swap
 on the document's ``_seq_no`` and ``_primary_term``, so two runs can never both win it.
+``unlock()`` removes a lock by hand, the same way.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from reindex.errors import EXIT_LOCKED, ReindexError, RunFailed
+from reindex.errors import EXIT_FAILED, EXIT_LOCKED, ReindexError, RunFailed
 
 logger = logging.getLogger("reindex.locking")
 
@@ -51,6 +52,16 @@ class Locked(ReindexError):
 
 class LockLost(RunFailed):
     """Another run took the lock over while this one was building; this run must not swap."""
+
+
+class LockHeld(ReindexError):
+    """``unlock`` refused: the holder looks alive (or the lock changed meanwhile); nothing was removed."""
+
+    exit_status = EXIT_FAILED
+
+    def __init__(self, result: UnlockResult, why: str) -> None:
+        self.result = result
+        super().__init__(f"{result.alias}: {why}; not removed")
 
 
 @dataclass
@@ -366,3 +377,54 @@ def read_holder(client: Any, alias: str, index: str = LOCK_INDEX) -> LockHolder 
         return LockHolder.from_source(client.get(index=index, id=alias)["_source"])
     except NotFoundError:
         return None
+
+
+@dataclass
+class UnlockResult:
+    """What ``unlock`` found and did: the lock (None: not locked), and whether it was removed."""
+
+    alias: str
+    lock: LockState | None = None
+    removed: bool = False
+    forced: bool = False
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "alias": self.alias,
+            "locked": self.lock is not None,
+            "removed": self.removed,
+            "forced": self.forced,
+            "lock": None if self.lock is None else self.lock.as_dict(),
+        }
+
+
+def unlock(
+    client: Any, alias: str, ttl: float = DEFAULT_TTL, index: str = LOCK_INDEX, force: bool = False
+) -> UnlockResult:
+    """Remove the lock of ``alias`` that a dead run left; refuse (LockHeld) a live holder unless ``force``.
+
+    A holder is live while its heartbeat is younger than ``ttl`` and its process is not
+    provably gone. A free lock is no error (re-running is safe). The delete is a
+    compare-and-swap on the document read, so a run that takes the lock meanwhile keeps
+    it; a live run whose lock is forced away fails before its swap (``LockLost``).
+    """
+    from elasticsearch import ConflictError, NotFoundError
+
+    try:
+        found = client.get(index=index, id=alias)
+    except NotFoundError:
+        return UnlockResult(alias)
+    state = lock_state(LockHolder.from_source(found["_source"]), ttl)
+    result = UnlockResult(alias, state, forced=force and not state.stale)
+    if not (state.stale or force):
+        raise LockHeld(
+            result, f"the run holding the lock looks alive (stale in {state.stale_in:.0f}s; --force removes it)"
+        )
+    try:
+        client.delete(index=index, id=alias, if_seq_no=found["_seq_no"], if_primary_term=found["_primary_term"])
+    except NotFoundError:  # released meanwhile
+        return UnlockResult(alias)
+    except ConflictError:  # a heartbeat or a takeover wrote it meanwhile
+        raise LockHeld(result, "the lock changed while it was being removed (a run holds it now)") from None
+    result.removed = True
+    return result

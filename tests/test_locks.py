@@ -1,4 +1,4 @@
-"""After a crash: a lock whose run is provably gone is taken over at once, and status says so.
+"""After a crash: a lock whose run is provably gone is taken over at once, and unlock removes one by hand.
 
 Lock documents are written here as other runs would have written them: on this host
 or another, in this boot and pid namespace or not, by a process that is alive, gone,
@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 
-from reindex.locking import AliasLock, Locked, process_stat, read_holder, this_machine
+from reindex.locking import AliasLock, Locked, LockLost, process_stat, read_holder, this_machine, unlock
 from tests.helpers import hold_lock_as
 
 HERE = socket.gethostname()
@@ -174,3 +174,70 @@ class TestStatusSaysWhenALockGoesStale:
         run = reindex("status", "products")
 
         assert re.search(r"\(heartbeat 40\ds ago; stale\)", run.stdout)
+
+
+class TestUnlock:
+    def test_a_lock_of_a_dead_run_is_removed_and_said_what_it_was(self, db, reindex, es):
+        hold_lock_as(es, "products", "web2", 4242, age=400)
+
+        run = reindex("unlock", "products")
+
+        assert run.exit_code == 0, run.stderr
+        assert run.stdout.startswith("products: removed the lock held by web2:4242 since ")
+        assert "(heartbeat 400s ago; stale)" in run.stdout
+        assert read_holder(es, "products") is None
+
+    def test_a_lock_whose_process_is_gone_needs_no_force(self, db, reindex, es, gone):
+        hold_lock_as(es, "products", HERE, gone, age=1, **machine(gone))
+
+        run = reindex("unlock", "products", "--json")
+
+        assert run.exit_code == 0, run.stderr
+        report = json.loads(run.stdout)
+        assert (report["locked"], report["removed"], report["forced"]) == (True, True, False)
+        assert report["lock"]["holder_gone"] is True and report["lock"]["pid"] == gone
+
+    def test_a_live_holder_is_refused_with_exit_1_and_left_alone(self, db, reindex, es):
+        hold_lock_as(es, "products", "web2", 4242, age=5)
+
+        run = reindex("unlock", "products")
+        as_json = reindex("unlock", "products", "--json")
+
+        assert run.exit_code == as_json.exit_code == 1
+        assert run.stdout == ""
+        assert "  locked by web2:4242 since " in run.stderr
+        assert "reindex: error: products: the run holding the lock looks alive (stale in 29" in run.stderr
+        assert "--force removes it); not removed" in run.stderr
+        report = json.loads(as_json.stdout)
+        assert (report["locked"], report["removed"], report["lock"]["host"]) == (True, False, "web2")
+        assert read_holder(es, "products").host == "web2"
+
+    def test_force_removes_a_live_holder_and_running_it_again_is_safe(self, db, reindex, es):
+        hold_lock_as(es, "products", "web2", 4242, age=5)
+
+        forced = reindex("unlock", "products", "--force")
+        again = reindex("unlock", "products")
+
+        assert forced.exit_code == 0, forced.stderr
+        assert forced.stdout.startswith("products: removed the lock held by web2:4242 since ")
+        assert forced.stdout.rstrip().endswith("(forced)")
+        assert (again.exit_code, again.stdout) == (0, "products: not locked\n")
+        assert json.loads(reindex("unlock", "products", "--json").stdout) == {
+            "alias": "products",
+            "locked": False,
+            "removed": False,
+            "forced": False,
+            "lock": None,
+        }
+
+    def test_a_run_whose_lock_is_forced_away_does_not_swap(self, es):
+        lock = AliasLock(es, "products", ttl=300)
+        lock.acquire()
+
+        result = unlock(es, "products", ttl=300, force=True)
+
+        assert (result.removed, result.forced, result.lock.holder.pid) == (True, True, lock.holder.pid)
+        with pytest.raises(LockLost):
+            lock.check()
+        lock.release()
+        assert read_holder(es, "products") is None
