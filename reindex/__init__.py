@@ -23,6 +23,7 @@ from reindex.api import (
     rebuild_each,
     rollback,
     status,
+    unlock,
 )
 from reindex.config import Config
 from reindex.definitions import IndexDefinition
@@ -31,6 +32,7 @@ from reindex.errors import (
     ConnectionFailed,
     Interrupted,
     Locked,
+    LockHeld,
     LockLost,
     NeedsRebuild,
     NoPreviousIndex,
@@ -48,6 +50,7 @@ __all__ = [
     "ConnectionFailed",
     "IndexDefinition",
     "Interrupted",
+    "LockHeld",
     "LockLost",
     "Locked",
     "NeedsRebuild",
@@ -69,5 +72,6 @@ __all__ = [
     "rebuild_each",
     "rollback",
     "status",
+    "unlock",
 ]
 __version__ = "0.1.0"

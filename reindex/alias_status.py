@@ -1,15 +1,44 @@
-"""What is live behind each alias, and what else this tool keeps for it."""
+"""What is live behind each alias, what else this tool keeps for it, and which server holds it.
+
+One ``GET /`` names the server; each alias is read on its own::
+
+    server = server_info(client)  # ServerInfo("opensearch", "2.11.0", "http://search:9200")
+    for definition in registry:
+        print(alias_status(client, definition, server=server).as_dict())
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from reindex import indexes
 from reindex.config import Config
 from reindex.definitions import IndexDefinition
 from reindex.drift import definition_fingerprint
-from reindex.locking import LockHolder, read_holder
+from reindex.locking import LockState, lock_state, read_holder
+
+
+@dataclass(frozen=True)
+class ServerInfo:
+    """The server that answered: its distribution (``elasticsearch``, ``opensearch``), version and address."""
+
+    distribution: str
+    version: str
+    url: str
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def server_info(client: Any) -> ServerInfo:
+    """Ask the server who it is (``GET /``); Elasticsearch names no distribution, OpenSearch does."""
+    response = client.info()
+    version = response.body.get("version") or {}
+    node = response.meta.node
+    host = f"[{node.host}]" if ":" in node.host else node.host
+    url = f"{node.scheme}://{host}:{node.port}{node.path_prefix}"
+    return ServerInfo(str(version.get("distribution") or "elasticsearch"), str(version.get("number") or "?"), url)
 
 
 @dataclass
@@ -24,8 +53,10 @@ class AliasStatus:
     indexes: list[indexes.IndexInfo] = field(default_factory=list)
     #: Whether the live index was built from the definition now in code (None: unknown).
     matches_code: bool | None = None
-    #: The run holding the alias's lock now, if any.
-    lock: LockHolder | None = None
+    #: The run holding the alias's lock now, if any, and when the lock goes stale.
+    lock: LockState | None = None
+    #: The server it was read from (the same for every alias of a run).
+    server: ServerInfo | None = None
 
     @property
     def built(self) -> bool:
@@ -41,14 +72,20 @@ class AliasStatus:
             "concrete_index": self.concrete,
             "indexes": [i.as_dict() for i in self.indexes],
             "matches_code": self.matches_code,
-            "lock": None if self.lock is None else {**self.lock.as_source(), "token": None},
+            "lock": None if self.lock is None else self.lock.as_dict(),
+            "server": None if self.server is None else self.server.as_dict(),
         }
 
 
-def alias_status(client: Any, definition: IndexDefinition, lock_index: str = Config.lock_index) -> AliasStatus:
+def alias_status(
+    client: Any, definition: IndexDefinition, config: Config | None = None, server: ServerInfo | None = None
+) -> AliasStatus:
     """Read the live index, its count, the owned indexes and the lock of ``definition``'s alias."""
+    config = config or Config()
     alias = definition.alias
-    status = AliasStatus(alias=alias, definition=definition.path, lock=read_holder(client, alias, lock_index))
+    holder = read_holder(client, alias, config.lock_index)
+    lock = None if holder is None else lock_state(holder, config.lock_ttl)
+    status = AliasStatus(alias=alias, definition=definition.path, lock=lock, server=server)
     if indexes.is_concrete_index(client, alias):
         status.concrete = True
         status.count = int(client.count(index=alias)["count"])

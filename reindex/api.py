@@ -22,7 +22,7 @@ from collections.abc import Iterator, Sequence
 from contextlib import ExitStack
 from typing import Any
 
-from reindex.alias_status import AliasStatus, alias_status
+from reindex.alias_status import AliasStatus, alias_status, server_info
 from reindex.config import Config
 from reindex.connection import Connection
 from reindex.definitions import IndexDefinition, Target, discover
@@ -32,6 +32,8 @@ from reindex.errors import Interrupted, ReindexError, worst_status
 from reindex.failure_log import FailureLog
 from reindex.interrupts import signals_raise_interrupted
 from reindex.loading import FailureCallback, ProgressFactory
+from reindex.locking import UnlockResult
+from reindex.locking import unlock as unlock_alias
 from reindex.migration import MigrateResult
 from reindex.migration import migrate as migrate_definition
 from reindex.planning import RebuildPlan, plan_rebuild
@@ -169,10 +171,11 @@ def plan(*targets: Target, force: bool = False, config: Config | None = None, **
 
 
 def status(*targets: Target, config: Config | None = None, **overrides: Any) -> list[AliasStatus]:
-    """What each alias serves: the live index, its count, the indexes kept, the lock."""
+    """What each alias serves: the live index, its count, the indexes kept, the lock, the server."""
     session = _Session(targets, config, overrides)
     with session.connection.server_errors():
-        return [alias_status(session.client, d, session.config.lock_index) for d in session.definitions]
+        server = server_info(session.client)
+        return [alias_status(session.client, d, session.config, server) for d in session.definitions]
 
 
 def diff(*targets: Target, config: Config | None = None, **overrides: Any) -> list[IndexDrift]:
@@ -203,3 +206,11 @@ def prune(target: Target, keep: int | None = None, *, config: Config | None = No
     session = _Session([target], config, {**overrides, "keep": keep})
     with session.connection.server_errors():
         return prune_alias(session.client, session.definitions[0].alias, session.config.keep, session.config)
+
+
+def unlock(target: Target, force: bool = False, *, config: Config | None = None, **overrides: Any) -> UnlockResult:
+    """Remove the lock a dead run left on the alias; LockHeld while its holder looks alive, unless ``force``."""
+    session = _Session([target], config, overrides)
+    alias, ttl, index = session.definitions[0].alias, session.config.lock_ttl, session.config.lock_index
+    with session.connection.server_errors():
+        return unlock_alias(session.client, alias, ttl, index, force=force)

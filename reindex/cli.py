@@ -410,7 +410,9 @@ def tqdm_progress(total: int, description: str) -> Any:
 @json_option
 @pass_state
 def status(state: State, names: Sequence[str], as_json: bool) -> int:
-    """Show what each alias serves: the live index, its count, the indexes kept.
+    """Show what each alias serves: the live index, its count, the indexes kept, the lock.
+
+    The first line names the server (distribution, version, address).
 
     \b
     Example:
@@ -422,6 +424,8 @@ def status(state: State, names: Sequence[str], as_json: bool) -> int:
     if as_json:
         state.data(reporting.as_json(statuses))
         return errors.EXIT_OK
+    if statuses:
+        state.out(reporting.format_server(statuses[0]))
     for st in statuses:
         for line in reporting.format_status(st):
             state.out(line)
@@ -534,6 +538,39 @@ def prune(state: State, name: str, keep: int, as_json: bool) -> int:
         state.data(reporting.as_json(result))
     elif not state.quiet:
         state.out(reporting.format_prune(result))
+    return errors.EXIT_OK
+
+
+@cli.command()
+@alias_argument
+@click.option("--force", is_flag=True, help="Remove the lock even while its holder looks alive (that run then fails).")
+@json_option
+@pass_state
+def unlock(state: State, name: str, force: bool, as_json: bool) -> int:
+    """Remove the alias's lock that a dead run left (kill -9, a crashed host).
+
+    Says what it removes: holder, start, heartbeat age. Refuses (exit 1) while the
+    holder looks alive: a heartbeat younger than LOCK_TTL and a process not known to
+    be gone; --force removes it anyway. An alias not locked exits 0.
+
+    \b
+    Example:
+      reindex --settings mysite.settings unlock products
+    """
+    from reindex import api, reporting
+
+    try:
+        result = api.unlock(name, force=force, config=state.config)
+    except errors.LockHeld as exc:
+        if as_json:
+            state.data(reporting.as_json(exc.result))
+        held = exc.result.lock
+        report_error(state, exc, detail=f"  locked by {reporting.format_lock(held)}" if held else None)
+        return exc.exit_status
+    if as_json:
+        state.data(reporting.as_json(result))
+    else:
+        state.out(reporting.format_unlock(result))
     return errors.EXIT_OK
 
 

@@ -1,12 +1,17 @@
 """Building the Elasticsearch client from settings, and keeping secrets out of text.
 
 The client sends plain ``application/json`` instead of the
-``application/vnd.elasticsearch+json; compatible-with=N`` media type, so one client
-version talks to Elasticsearch 8 and 9 and to OpenSearch-compatible servers.
+``application/vnd.elasticsearch+json; compatible-with=N`` media type, and does not
+insist on the ``X-Elastic-Product: Elasticsearch`` header that OpenSearch never sends,
+so one client version talks to Elasticsearch 8 and 9 and to OpenSearch::
+
+    client = Connection(Config.load()).client()
+    client.info()["version"]["number"]
 """
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import re
 from collections.abc import Iterable, Iterator
@@ -14,7 +19,7 @@ from contextlib import contextmanager
 from typing import Any
 from urllib.parse import unquote, urlsplit, urlunsplit
 
-from elastic_transport import Transport
+from elastic_transport import HttpHeaders, Transport, TransportApiResponse
 
 from reindex.config import Config
 from reindex.errors import ConfigurationError, ConnectionFailed, ServerError
@@ -23,10 +28,20 @@ from reindex.retries import BackoffRetries, retry_options, with_backoff
 logger = logging.getLogger("reindex.connection")
 
 _COMPAT = re.compile(r"application/vnd\.elasticsearch\+([\w-]+)\s*;\s*compatible-with=\d+")
+#: The header the official client requires on a successful answer (elasticsearch-py 8 and 9,
+#: ``BaseClient._perform_request``); Elasticsearch sends it, OpenSearch never does.
+PRODUCT_HEADER = "X-Elastic-Product"
 
 
 class PlainJsonTransport(Transport):
-    """A transport that rewrites the compatibility media types back to plain ones."""
+    """A transport for Elasticsearch 8 and 9 and OpenSearch alike.
+
+    It rewrites the compatibility media types back to plain ones, and fills in the
+    product header on a successful answer that lacks it: the client raises
+    ``UnsupportedProductError`` on such an answer, and checks again in every copy
+    that ``client.options()`` makes, so the transport is the one place that covers
+    them all. ``Connection.check()`` asks the server who it is instead.
+    """
 
     def perform_request(self, method: str, target: str, *, headers: Any = None, **kwargs: Any) -> Any:  # type: ignore[override]
         if headers:
@@ -35,7 +50,12 @@ class PlainJsonTransport(Transport):
                 value = headers.get(key)
                 if value:
                     headers[key] = _COMPAT.sub(r"application/\1", value)
-        return super().perform_request(method, target, headers=headers, **kwargs)
+        meta, body = super().perform_request(method, target, headers=headers, **kwargs)
+        if 200 <= meta.status < 300 and PRODUCT_HEADER not in meta.headers:
+            filled = HttpHeaders(meta.headers)
+            filled[PRODUCT_HEADER] = "Elasticsearch"
+            meta = dataclasses.replace(meta, headers=filled)
+        return TransportApiResponse(meta, body)
 
 
 class ReindexTransport(BackoffRetries, PlainJsonTransport):
@@ -86,13 +106,16 @@ class Connection:
         return redact(text, self.secrets)
 
     def check(self) -> dict[str, Any]:
-        """Ask the server who it is; raise ConnectionFailed (one line) if it cannot answer."""
+        """Ask the server who it is; raise ConnectionFailed (one line) if it cannot answer as one."""
+        from elastic_transport import SerializationError
         from elasticsearch import ApiError, AuthenticationException
         from elasticsearch import ConnectionError as EsConnectionError
 
         where = ", ".join(self.hosts)
         try:
-            return dict(self.client().options(request_timeout=10, max_retries=0).info())
+            body = self.client().options(request_timeout=10, max_retries=0).info().body
+        except SerializationError:
+            body = None
         except AuthenticationException:
             raise ConnectionFailed(f"search server at {where} refused the credentials") from None
         except EsConnectionError as exc:
@@ -104,6 +127,12 @@ class Connection:
             raise ConnectionFailed(
                 self.redact(f"search server at {where} answered {exc.meta.status}: {exc.message}")
             ) from None
+        version = body.get("version") if isinstance(body, dict) else None
+        if not isinstance(version, dict) or "number" not in version:
+            # What the client's product check caught, which the transport turns off (see PlainJsonTransport).
+            what = "is neither Elasticsearch nor OpenSearch (its GET / names no version)"
+            raise ConnectionFailed(self.redact(f"the server at {where} {what}"))
+        return body
 
     @contextmanager
     def server_errors(self) -> Iterator[None]:

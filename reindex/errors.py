@@ -131,6 +131,17 @@ class NeedsRebuild(ReindexError):
         return cls(f"{alias}: {what} a rebuild; nothing was applied", alias=alias, differences=differences)
 
 
+class LockHeld(ReindexError):
+    """``unlock`` refused: the holder looks alive (or the lock changed meanwhile); nothing was removed.
+
+    ``result`` is the ``UnlockResult`` with the lock as it was read.
+    """
+
+    def __init__(self, message: str, *, result: Any = None) -> None:
+        super().__init__(message)
+        self.result = result
+
+
 # -- exit 3: skipped ---------------------------------------------------------------------
 
 

@@ -7,9 +7,11 @@ heartbeat that a background thread refreshes while the run works::
     with AliasLock(client, "products", ttl=300) as lock:
         ...  # build; lock.check() before anything irreversible
 
-A lock whose heartbeat is older than ``ttl`` seconds is stale. Taking it over, like
-every write to a held lock, is a compare-and-swap on the document's ``_seq_no`` and
-``_primary_term``, so two runs can never both win it.
+A lock is stale when its heartbeat is older than ``ttl`` seconds, or at once when its
+holder's process is provably gone (``process_gone``: a run killed with ``kill -9`` on
+this very host). Taking it over, like every write to a held lock, is a compare-and-swap
+on the document's ``_seq_no`` and ``_primary_term``, so two runs can never both win it.
+``unlock()`` removes a lock by hand, the same way.
 """
 
 from __future__ import annotations
@@ -22,31 +24,52 @@ import threading
 import time
 import uuid
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from reindex.config import Config
-from reindex.errors import Locked, LockLost
+from reindex.errors import Locked, LockHeld, LockLost
 
 logger = logging.getLogger("reindex.locking")
 
 #: Index that holds one lock document per alias (no leading dot: reserved in Elasticsearch).
 LOCK_INDEX = Config.lock_index
+#: Why a stale lock was taken over.
+PROCESS_GONE, HEARTBEAT_EXPIRED = "process_gone", "heartbeat_expired"
 
 
 @dataclass
 class LockHolder:
-    """What the lock document says about the run that holds it."""
+    """What the lock document says about the run that holds it.
+
+    ``boot_id``, ``pid_namespace`` and ``process_start`` (Linux; empty elsewhere) say which
+    process ``pid`` is, so that a later run can tell whether it is gone (``process_gone``).
+    """
 
     host: str
     pid: int
     started: float
     heartbeat: float
     token: str
+    boot_id: str = ""
+    pid_namespace: str = ""
+    process_start: int = 0
 
     @classmethod
     def mine(cls) -> LockHolder:
         now = time.time()
-        return cls(socket.gethostname(), os.getpid(), now, now, uuid.uuid4().hex)
+        boot_id, namespace = this_machine()
+        start = process_stat(os.getpid())
+        return cls(
+            socket.gethostname(),
+            os.getpid(),
+            now,
+            now,
+            uuid.uuid4().hex,
+            boot_id,
+            namespace,
+            start[1] if start else 0,
+        )
 
     @classmethod
     def from_source(cls, source: dict[str, Any]) -> LockHolder:
@@ -56,6 +79,9 @@ class LockHolder:
             float(source.get("started", 0)),
             float(source.get("heartbeat", 0)),
             str(source.get("token", "")),
+            str(source.get("boot_id") or ""),
+            str(source.get("pid_namespace") or ""),
+            int(source.get("process_start") or 0),
         )
 
     def as_source(self) -> dict[str, Any]:
@@ -66,10 +92,107 @@ class LockHolder:
             "heartbeat": self.heartbeat,
             "token": self.token,
             "started_at": _iso(self.started),
+            "boot_id": self.boot_id,
+            "pid_namespace": self.pid_namespace,
+            "process_start": self.process_start,
         }
 
     def age(self) -> float:
         return time.time() - self.heartbeat
+
+
+def this_machine() -> tuple[str, str]:
+    """``(boot id, pid namespace)`` of this process; empty strings where they cannot be known.
+
+    The boot id (``/proc/sys/kernel/random/boot_id``) changes at every boot and is shared
+    by every container on one kernel; the pid namespace (``/proc/self/ns/pid``) tells
+    containers on one kernel apart. A ``/proc`` that is not this pid namespace's own (its
+    ``self`` is not our pid) cannot vouch for any pid, so the namespace is then unknown.
+    """
+    try:
+        boot_id = Path("/proc/sys/kernel/random/boot_id").read_text().strip()
+    except OSError:
+        boot_id = ""
+    try:
+        namespace = os.readlink("/proc/self/ns/pid") if os.readlink("/proc/self") == str(os.getpid()) else ""
+    except OSError:
+        namespace = ""
+    return boot_id, namespace
+
+
+def process_stat(pid: int) -> tuple[str, int] | None:
+    """``(state, start time in clock ticks after boot)`` of ``pid`` from ``/proc``; None when there is none."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return None
+    return fields[0], int(fields[19])
+
+
+def process_gone(holder: LockHolder) -> bool:
+    """True when the process that holds the lock provably no longer exists.
+
+    Only a holder on this host (same hostname), in this boot (same boot id) and in this
+    pid namespace can be checked: its pid is free (``os.kill(pid, 0)`` finds no process),
+    or a zombie, or belongs to a process that started at another time (the pid was
+    reused). Anywhere else, or with a lock written without these fields, nothing can be
+    proven and the heartbeat's TTL decides.
+    """
+    here = (socket.gethostname(), *this_machine())
+    if (holder.host, holder.boot_id, holder.pid_namespace) != here or not all(here) or holder.pid <= 0:
+        return False
+    try:
+        os.kill(holder.pid, 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:  # a process of another user has the pid: look at which one
+        pass
+    stat = process_stat(holder.pid)
+    if stat is None:
+        return True
+    state, start = stat
+    return state in ("Z", "X") or (holder.process_start != 0 and start != holder.process_start)
+
+
+@dataclass
+class LockState:
+    """A held lock as another run sees it: its holder, its heartbeat's age, whether it is stale."""
+
+    holder: LockHolder
+    ttl: float
+    heartbeat_age: float
+    holder_gone: bool
+
+    @property
+    def stale(self) -> bool:
+        """A stale lock may be taken over (and ``unlock`` removes it without ``--force``)."""
+        return self.holder_gone or self.heartbeat_age >= self.ttl
+
+    @property
+    def stale_in(self) -> float:
+        """Seconds until the lock goes stale (0 when it is)."""
+        return 0.0 if self.stale else self.ttl - self.heartbeat_age
+
+    @property
+    def reason(self) -> str | None:
+        """``PROCESS_GONE``, ``HEARTBEAT_EXPIRED``, or None while the lock is live."""
+        return PROCESS_GONE if self.holder_gone else HEARTBEAT_EXPIRED if self.stale else None
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            **self.holder.as_source(),
+            "token": None,
+            "heartbeat_age": round(self.heartbeat_age, 1),
+            "ttl": self.ttl,
+            "stale": self.stale,
+            "stale_in": round(self.stale_in, 1),
+            "holder_gone": self.holder_gone,
+        }
+
+
+def lock_state(holder: LockHolder, ttl: float) -> LockState:
+    """How ``holder``'s lock looks now: the one rule for staleness, for runs, ``status`` and ``unlock``."""
+    return LockState(holder, ttl, holder.age(), process_gone(holder))
 
 
 def _iso(epoch: float) -> str:
@@ -86,6 +209,8 @@ class AliasLock:
         self.index = index
         self.holder = LockHolder.mine()
         self.took_over: LockHolder | None = None
+        #: Why the lock was taken over: PROCESS_GONE or HEARTBEAT_EXPIRED.
+        self.took_over_because: str | None = None
         self.lost = False
         self._version: tuple[int, int] | None = None
         self._stop = threading.Event()
@@ -126,13 +251,14 @@ class AliasLock:
                 return
             raise Locked.held_by(self.alias, self.read_holder() or self.holder) from None
         current = LockHolder.from_source(found["_source"])
-        if current.age() < self.ttl:
+        state = lock_state(current, self.ttl)
+        if not state.stale:
             raise Locked.held_by(self.alias, current)
         try:
             self._version = self._put(self.holder, (found["_seq_no"], found["_primary_term"]))
         except ConflictError:  # another run took it over first
             raise Locked.held_by(self.alias, self.read_holder() or current) from None
-        self.took_over = current
+        self.took_over, self.took_over_because = current, state.reason
 
     def read_holder(self) -> LockHolder | None:
         """Who holds the lock now (None when free)."""
@@ -225,3 +351,54 @@ def read_holder(client: Any, alias: str, index: str = LOCK_INDEX) -> LockHolder 
         return LockHolder.from_source(client.get(index=index, id=alias)["_source"])
     except NotFoundError:
         return None
+
+
+@dataclass
+class UnlockResult:
+    """What ``unlock`` found and did: the lock (None: not locked), and whether it was removed."""
+
+    alias: str
+    lock: LockState | None = None
+    removed: bool = False
+    forced: bool = False
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "alias": self.alias,
+            "locked": self.lock is not None,
+            "removed": self.removed,
+            "forced": self.forced,
+            "lock": None if self.lock is None else self.lock.as_dict(),
+        }
+
+
+def unlock(
+    client: Any, alias: str, ttl: float = Config.lock_ttl, index: str = LOCK_INDEX, force: bool = False
+) -> UnlockResult:
+    """Remove the lock of ``alias`` that a dead run left; refuse (LockHeld) a live holder unless ``force``.
+
+    A holder is live while its heartbeat is younger than ``ttl`` and its process is not
+    provably gone. A free lock is no error (re-running is safe). The delete is a
+    compare-and-swap on the document read, so a run that takes the lock meanwhile keeps
+    it; a live run whose lock is forced away fails before its swap (``LockLost``).
+    """
+    from elasticsearch import ConflictError, NotFoundError
+
+    try:
+        found = client.get(index=index, id=alias)
+    except NotFoundError:
+        return UnlockResult(alias)
+    state = lock_state(LockHolder.from_source(found["_source"]), ttl)
+    result = UnlockResult(alias, state, forced=force and not state.stale)
+    if not (state.stale or force):
+        why = f"the run holding the lock looks alive (stale in {state.stale_in:.0f}s; --force removes it)"
+        raise LockHeld(f"{alias}: {why}; not removed", result=result)
+    try:
+        client.delete(index=index, id=alias, if_seq_no=found["_seq_no"], if_primary_term=found["_primary_term"])
+    except NotFoundError:  # released meanwhile
+        return UnlockResult(alias)
+    except ConflictError:  # a heartbeat or a takeover wrote it meanwhile
+        why = "the lock changed while it was being removed (a run holds it now)"
+        raise LockHeld(f"{alias}: {why}; not removed", result=result) from None
+    result.removed = True
+    return result

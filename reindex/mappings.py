@@ -20,10 +20,82 @@ from typing import Any
 ADDED, REMOVED, CHANGED = "added", "removed", "changed"
 IN_PLACE, REBUILD = "in-place", "rebuild"
 
-#: Field parameters whose value, when given, is the same as leaving them out.
-FIELD_DEFAULTS = {"index": "true", "doc_values": "true", "store": "false", "enabled": "true", "analyzer": "default"}
+#: Parameter -> its default in the server's spelling (see ``scalar``), or a tuple of spellings.
+Defaults = dict[str, str | tuple[str, ...]]
+
+#: Field parameters whose value, when given, is the same as leaving them out, for every field
+#: type that takes them (Elasticsearch's mapping reference; OpenSearch's agrees). The server
+#: echoes some of them back and drops others, so both sides drop them all. ``ignore_malformed``
+#: and ``coerce`` are taken at their defaults even where ``index.mapping.ignore_malformed`` or
+#: ``index.mapping.coerce`` changes them for the whole index.
+FIELD_DEFAULTS: Defaults = {
+    "index": "true",
+    "doc_values": "true",
+    "store": "false",
+    "enabled": "true",
+    "analyzer": "default",
+    "boost": "1",
+    "eager_global_ordinals": "false",
+    "fielddata": "false",
+    "ignore_malformed": "false",
+    "index_phrases": "false",
+    "position_increment_gap": "100",
+    "similarity": "BM25",
+    "split_queries_on_whitespace": "false",
+    "term_vector": "no",
+    "time_series_dimension": "false",
+}
+#: The date locale defaults to ENGLISH ("en") in Elasticsearch 8 and 9 and to ROOT in OpenSearch.
+_DATES: Defaults = {"format": "strict_date_optional_time||epoch_millis", "locale": ("ROOT", "", "en")}
+_NUMBERS: Defaults = {"coerce": "true"}
+_SHAPES: Defaults = {"coerce": "false", "ignore_z_value": "true"}
+#: Defaults that depend on the field type; they win over ``FIELD_DEFAULTS`` (e.g. ``index_options``
+#: is ``positions`` for text but ``docs`` for keyword, ``doc_values`` is off for binary).
+TYPE_DEFAULTS: dict[str, Defaults] = {
+    "text": {"norms": "true", "index_options": "positions"},
+    "search_as_you_type": {
+        "norms": "true",
+        "index_options": "positions",
+        "doc_values": "false",
+        "max_shingle_size": "3",
+    },
+    "keyword": {"norms": "false", "index_options": "docs", "ignore_above": "2147483647"},
+    "wildcard": {"ignore_above": "2147483647"},
+    "flattened": {"index_options": "docs", "ignore_above": "2147483647", "depth_limit": "20"},
+    "date": _DATES,
+    "date_nanos": {**_DATES, "format": "strict_date_optional_time_nanos||epoch_millis"},
+    "date_range": {**_DATES, **_NUMBERS},
+    **dict.fromkeys(
+        ["long", "integer", "short", "byte", "double", "float", "half_float", "scaled_float", "unsigned_long"], _NUMBERS
+    ),
+    **dict.fromkeys(["integer_range", "long_range", "float_range", "double_range", "ip_range"], _NUMBERS),
+    "geo_point": {"ignore_z_value": "true"},
+    "geo_shape": _SHAPES,
+    "shape": _SHAPES,
+    "object": {"subobjects": "true"},
+    "nested": {"include_in_parent": "false", "include_in_root": "false"},
+    "completion": {
+        "analyzer": "simple",
+        "preserve_separators": "true",
+        "preserve_position_increments": "true",
+        "max_input_length": "50",
+    },
+    "join": {"eager_global_ordinals": "true"},
+    "binary": {"doc_values": "false"},
+    "token_count": {"enable_position_increments": "true"},
+    "rank_feature": {"positive_score_impact": "true"},
+    "dense_vector": {"element_type": "float"},
+}
 #: Top-level mapping parameters equal to leaving them out.
-ROOT_DEFAULTS: dict[str, Any] = {"dynamic": "true", "_source": {"enabled": "true"}, "_routing": {"required": "false"}}
+ROOT_DEFAULTS: dict[str, Any] = {
+    "dynamic": "true",
+    "_source": {"enabled": "true"},
+    "_routing": {"required": "false"},
+    "date_detection": "true",
+    "numeric_detection": "false",
+    "subobjects": "true",
+    "dynamic_date_formats": ["strict_date_optional_time", "yyyy/MM/dd HH:mm:ss Z||yyyy/MM/dd Z"],
+}
 #: Field parameters an existing field can change without a rebuild (the update mapping API).
 IN_PLACE_PARAMETERS = frozenset(
     {"ignore_above", "search_analyzer", "search_quote_analyzer", "dynamic", "ignore_malformed", "coerce", "meta"}
@@ -127,7 +199,8 @@ def normalise_mappings(mappings: dict[str, Any] | None) -> dict[str, Any]:
 
 
 def normalise_field(field: dict[str, Any]) -> dict[str, Any]:
-    """One field: no implicit ``type: object``, no defaults, ``copy_to`` as a list."""
+    """One field: no implicit ``type: object``, no defaults of its type, ``copy_to`` as a list."""
+    defaults = field_defaults(str(field.get("type", "object")))
     out: dict[str, Any] = {}
     for key, value in field.items():
         if key in ("properties", "fields"):
@@ -137,13 +210,28 @@ def normalise_field(field: dict[str, Any]) -> dict[str, Any]:
         value = scalar(value)
         if key == "copy_to" and isinstance(value, str):
             value = [value]
-        if (key, value) == ("type", "object") or FIELD_DEFAULTS.get(key) == value:
+        if (key, value) == ("type", "object") or _is_default(defaults, key, value):
             continue
         out[key] = value
-    # The search analyzer defaults to the analyzer, and the server leaves it out then.
-    if out.get("search_analyzer") == out.get("analyzer", FIELD_DEFAULTS["analyzer"]):
+    # The search analyzer defaults to the analyzer, the search quote analyzer to the search
+    # analyzer; the server leaves them out then.
+    analyzer = out.get("analyzer", defaults["analyzer"])
+    search_analyzer = out.get("search_analyzer", analyzer)
+    if out.get("search_quote_analyzer") == search_analyzer:
+        out.pop("search_quote_analyzer")
+    if out.get("search_analyzer") == analyzer:
         out.pop("search_analyzer")
     return out
+
+
+def field_defaults(field_type: str) -> Defaults:
+    """The parameters a field of ``field_type`` has when they are left out (the server's spelling)."""
+    return {**FIELD_DEFAULTS, **TYPE_DEFAULTS.get(field_type, {})}
+
+
+def _is_default(defaults: Defaults, key: str, value: Any) -> bool:
+    default = defaults.get(key)
+    return value in default if isinstance(default, tuple) else value == default
 
 
 def flatten(settings: dict[str, Any] | None, prefix: str = "") -> dict[str, Any]:

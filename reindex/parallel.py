@@ -48,6 +48,7 @@ class WorkerSetup:
     settings_module: str
     databases: dict[str, str]  # alias -> NAME, as the parent's connections see them
     config: Config
+    parent: int = 0  # the parent's pid (0: not our child): a worker dies with it
 
 
 @dataclass(frozen=True)
@@ -115,7 +116,8 @@ def worker_setup(config: Config, method: str = "spawn") -> WorkerSetup:
                 f"--workers cannot load inside a transaction on {alias!r}: workers would not see its rows"
             )
         names[alias] = name
-    return WorkerSetup(module or "", names, config)
+    parent = os.getpid() if method in ("fork", "spawn") else 0  # a forkserver's workers are not our children
+    return WorkerSetup(module or "", names, config, parent)
 
 
 def load_parallel(
@@ -261,6 +263,7 @@ def _start_worker(setup: WorkerSetup, messages: Any) -> None:
     # stops workers with SIGTERM; a forked worker must not keep the parent's handlers.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    die_with_parent(setup.parent)
     interrupts.reset()
     setup_django(setup.settings_module or None)
     for alias, name in setup.databases.items():
@@ -269,6 +272,23 @@ def _start_worker(setup: WorkerSetup, messages: Any) -> None:
     _worker["config"] = setup.config
     _worker["progress"] = _QueueProgress(messages)
     _worker["definitions"] = {}
+
+
+def die_with_parent(parent: int) -> None:
+    """Have the kernel kill this worker when its parent dies, even by SIGKILL (Linux).
+
+    A run killed with ``kill -9`` on this host is taken over at once by the next run,
+    which deletes the index it was loading: its workers must not go on writing into it.
+    """
+    if not parent:
+        return
+    if sys.platform.startswith("linux"):
+        import ctypes
+
+        pr_set_pdeathsig = 1
+        ctypes.CDLL(None, use_errno=True).prctl(pr_set_pdeathsig, signal.SIGKILL)
+    if os.getppid() != parent:  # it died before we asked
+        os._exit(1)
 
 
 def _load_range(task: RangeTask) -> LoadCounts:

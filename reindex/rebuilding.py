@@ -47,6 +47,8 @@ class RebuildResult(LoadCounts):
     replaced_index: str | None = None
     abandoned_dropped: list[str] = field(default_factory=list)
     lock_taken_over_from: str | None = None
+    #: Why: "process_gone" (the holder's process no longer exists) or "heartbeat_expired".
+    lock_taken_over_because: str | None = None
     seconds: float = 0.0
     swapped: bool = False
     dropped: list[str] = field(default_factory=list)
@@ -77,6 +79,7 @@ class RebuildResult(LoadCounts):
             "replaced_index": self.replaced_index,
             "abandoned_dropped": self.abandoned_dropped,
             "lock_taken_over_from": self.lock_taken_over_from,
+            "lock_taken_over_because": self.lock_taken_over_because,
             "seconds": round(self.seconds, 3),
             "swapped": self.swapped,
             "dropped": self.dropped,
@@ -108,6 +111,7 @@ def rebuild(
         with lock_of(client, definition.alias, config) as lock:
             if lock.took_over is not None:
                 result.lock_taken_over_from = f"{lock.took_over.host}:{lock.took_over.pid}"
+                result.lock_taken_over_because = lock.took_over_because
             build = Build(definition, client, config, result, lock, force, replace_existing_index)
             build.run(progress, on_failure)
     except RunFailed as exc:

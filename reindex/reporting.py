@@ -16,6 +16,7 @@ import click
 from reindex.alias_status import AliasStatus
 from reindex.definitions import IndexDefinition
 from reindex.drift import IndexDrift
+from reindex.locking import LockState, UnlockResult
 from reindex.mappings import ADDED, REMOVED, Difference
 from reindex.migration import MigrateResult
 from reindex.planning import RebuildPlan
@@ -67,11 +68,18 @@ def format_rebuild(result: RebuildResult) -> str:
     return line
 
 
+_TAKEOVER_REASONS = {
+    "process_gone": " (its process is gone)",
+    "heartbeat_expired": " (no heartbeat within the lock's TTL)",
+}
+
+
 def rebuild_notices(result: RebuildResult) -> list[str]:
     """Diagnostics worth a line on stderr even when the run succeeds."""
     lines = []
     if result.lock_taken_over_from:
-        lines.append(f"{result.alias}: took over a stale lock held by {result.lock_taken_over_from}")
+        why = _TAKEOVER_REASONS.get(result.lock_taken_over_because or "", "")
+        lines.append(f"{result.alias}: took over a stale lock held by {result.lock_taken_over_from}{why}")
     if result.abandoned_dropped:
         lines.append(f"{result.alias}: deleted abandoned partial indexes {', '.join(result.abandoned_dropped)}")
     return lines
@@ -122,6 +130,14 @@ _CODE_MATCH = {
 }
 
 
+def format_server(st: AliasStatus) -> str:
+    """``server: opensearch 2.11.0 at http://search:9200``."""
+    server = st.server
+    if server is None:
+        return "server: unknown"
+    return f"server: {server.distribution} {server.version} at {server.url}"
+
+
 def format_status(st: AliasStatus) -> list[str]:
     """The lines of ``reindex status`` for one alias."""
     if st.concrete:
@@ -134,12 +150,31 @@ def format_status(st: AliasStatus) -> list[str]:
         marks = "live" if info.live else "building" if info.building else "kept"
         lines.append(f"  {info.name}\t{marks}\tcreated {info.created or '?'}\t{info.count} documents")
     if st.lock is not None:
-        holder = st.lock
-        lines.append(
-            f"  locked by {holder.host}:{holder.pid} since {holder.as_source()['started_at']}"
-            f" (heartbeat {holder.age():.0f}s ago)"
-        )
+        lines.append(f"  locked by {format_lock(st.lock)}")
     return lines
+
+
+def format_lock(lock: LockState) -> str:
+    """``web2:4242 since ... (heartbeat 12s ago; stale in 288s)``: who holds a lock, and until when."""
+    holder = lock.holder
+    if lock.holder_gone:
+        staleness = "holder's process is gone: stale"
+    elif lock.stale:
+        staleness = "stale"
+    else:
+        staleness = f"stale in {lock.stale_in:.0f}s"
+    return (
+        f"{holder.host}:{holder.pid} since {holder.as_source()['started_at']}"
+        f" (heartbeat {lock.heartbeat_age:.0f}s ago; {staleness})"
+    )
+
+
+def format_unlock(result: UnlockResult) -> str:
+    """``products: removed the lock held by ...`` or ``products: not locked``."""
+    if result.lock is None:
+        return f"{result.alias}: not locked"
+    forced = " (forced)" if result.forced else ""
+    return f"{result.alias}: removed the lock held by {format_lock(result.lock)}{forced}"
 
 
 # -- diff and migrate ----------------------------------------------------------------------

@@ -15,6 +15,8 @@ database connection::
 
 from __future__ import annotations
 
+import functools
+import inspect
 import queue
 import threading
 from collections.abc import Iterator, Sequence
@@ -95,7 +97,7 @@ class BulkSender:
             expand_action_callback=keep_action,  # type: ignore[arg-type]
             raise_on_error=False,
             raise_on_exception=True,
-            **self._bulk_options,
+            **helper_options(self._bulk_options),
         ):
             with self._lock:
                 if ok and not replaced_a_document(item):
@@ -111,3 +113,21 @@ class BulkSender:
             self._send_all(self._actions())
         except BaseException as exc:
             self._error = exc
+
+
+@functools.cache
+def _helper_parameters() -> frozenset[str]:
+    from elasticsearch.helpers import streaming_bulk
+
+    return frozenset(inspect.signature(streaming_bulk).parameters)
+
+
+def helper_options(options: dict[str, Any]) -> dict[str, Any]:
+    """``options`` without ``retry_on_status`` when the installed ``streaming_bulk`` does not take it.
+
+    It came in elasticsearch 8.16; older helpers pass it on to ``bulk()``, which fails,
+    and retry rejected documents on 429 only (whole requests are retried by the transport).
+    """
+    if "retry_on_status" in options and "retry_on_status" not in _helper_parameters():
+        return {k: v for k, v in options.items() if k != "retry_on_status"}
+    return options

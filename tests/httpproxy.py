@@ -5,9 +5,12 @@
         ...
         proxy.requests  # [(method, path, body bytes), ...] as the client sent them
 
+    with OpenSearchProxy(upstream_url, version="2.11.0") as proxy:
+        ...  # the test server, answering as OpenSearch does
+
 Unlike ``FaultProxy`` (a TCP proxy that cuts or refuses connections for a while), this
-one understands requests, so a test can fail some and let others through, or count
-what reached the server.
+one understands requests, so a test can fail some and let others through, count what
+reached the server, or change its answers.
 """
 
 from __future__ import annotations
@@ -62,9 +65,44 @@ class HttpProxy:
                 return status
         return None
 
+    def answer(
+        self, method: str, path: str, status: int, headers: list[tuple[str, str]], body: bytes
+    ) -> tuple[list[tuple[str, str]], bytes]:
+        """The headers and body to pass back for an answer of the server (as they are, here)."""
+        return headers, body
+
     def bulk_sizes(self) -> list[int]:
         """The number of actions in each ``_bulk`` request that reached the proxy."""
         return [_actions(body) for method, path, body in self.requests if urlsplit(path).path.endswith("/_bulk")]
+
+
+class OpenSearchProxy(HttpProxy):
+    """The test server as OpenSearch answers: no ``X-Elastic-Product`` header, OpenSearch's ``GET /``.
+
+    Real OpenSearch (1.x to 3.x, and AWS's service) never sends ``X-Elastic-Product:
+    Elasticsearch``, which osmem-server does; the official client refuses a server
+    without it.
+    """
+
+    def __init__(self, upstream: str, version: str = "2.11.0") -> None:
+        super().__init__(upstream)
+        self.version = version
+        self.stripped = 0  # answers that had the product header, taken off
+
+    def answer(
+        self, method: str, path: str, status: int, headers: list[tuple[str, str]], body: bytes
+    ) -> tuple[list[tuple[str, str]], bytes]:
+        kept = [(name, value) for name, value in headers if name.lower() != "x-elastic-product"]
+        if len(kept) < len(headers):
+            with self._lock:
+                self.stripped += 1
+        if method == "GET" and path == "/" and status == 200:
+            info = json.loads(body)
+            version = {k: v for k, v in info.get("version", {}).items() if k != "build_flavor"}
+            info["version"] = {**version, "distribution": "opensearch", "number": self.version}
+            info["tagline"] = "The OpenSearch Project: https://opensearch.org/"
+            body = json.dumps(info).encode()
+        return kept, body
 
 
 def _actions(body: bytes) -> int:
@@ -91,8 +129,10 @@ class _Forward(BaseHTTPRequestHandler):
         try:
             upstream.request(self.command, self.path, body=body or None, headers=headers)
             response = upstream.getresponse()
-            data = response.read()
-            self.reply(response.status, response.getheaders(), data)
+            headers, data = self.proxy.answer(
+                self.command, urlsplit(self.path).path, response.status, response.getheaders(), response.read()
+            )
+            self.reply(response.status, headers, data)
         finally:
             upstream.close()
 

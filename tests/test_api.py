@@ -154,7 +154,7 @@ class TestAScriptWithASettingsModule:
         assert max(size for _, size in batches) == 7 and sum(size for _, size in batches) == 120
 
     def test_the_retry_settings_reach_the_worker_processes(self, catalog, es_url, es, monkeypatch, transactional_db):
-        from tests.test_faults import building_index, wait_for
+        from tests.helpers import building_index, wait_for
 
         catalog(products=300)
         monkeypatch.setenv("REINDEX_TEST_BATCH_DELAY", "0.1")  # a load of a few seconds
@@ -204,7 +204,7 @@ class TestOneLineForAServerError:
 
 class TestSeveralAliases:
     def test_a_failure_is_never_hidden_behind_a_skip(self, catalog, reindex, es, settings):
-        from tests.test_unattended import hold_lock_as
+        from tests.helpers import hold_lock_as
 
         settings.REINDEX = {**settings.REINDEX, "INDEXES": ["tests.definitions.PoisonIndex"]}
         catalog(products=10)
@@ -222,7 +222,7 @@ class TestSeveralAliases:
         assert reports["products"]["swapped"] is True  # the others still ran
 
     def test_the_api_raises_the_most_severe_error_with_every_result(self, catalog, es, es_url, settings):
-        from tests.test_unattended import hold_lock_as
+        from tests.helpers import hold_lock_as
 
         settings.REINDEX = {**settings.REINDEX, "HOSTS": [es_url]}
         catalog(products=5)

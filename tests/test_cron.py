@@ -123,7 +123,7 @@ class TestTheShippedCrontab:
         assert es.count(index="shopproducts")["count"] == 12
 
     def test_a_host_that_loses_the_lock_logs_the_skip_and_mails_nothing(self, fresh_project, es_url, es, tmp_path):
-        from tests.test_unattended import hold_lock_as
+        from tests.helpers import hold_lock_as
 
         log_dir = tmp_path / "log"
         env, command = self.cron_line(fresh_project, log_dir, es_url)

@@ -120,6 +120,60 @@ def test_each_kind_of_change_is_found_with_its_path_and_consequence(
     assert difference.dynamic is False
 
 
+DEFAULTS_SPELLED_OUT = [
+    # (the default the code writes out, where, its value)
+    ("date format", f"{P}.created_at.format", "strict_date_optional_time||epoch_millis"),
+    ("text norms", f"{P}.description.norms", True),
+    ("text index_options", f"{P}.description.index_options", "positions"),
+    ("keyword index_options", f"{P}.sku.index_options", "docs"),
+    ("keyword norms", f"{P}.sku.norms", False),
+    ("eager_global_ordinals", f"{P}.sku.eager_global_ordinals", False),
+    ("text fielddata", f"{P}.description.fielddata", False),
+    ("split_queries_on_whitespace", f"{P}.sku.split_queries_on_whitespace", False),
+    ("position_increment_gap", f"{P}.description.position_increment_gap", 100),
+    ("keyword ignore_above", f"{P}.name.fields.raw.ignore_above", 2147483647),
+    ("numeric coerce", f"{P}.price.coerce", True),
+    ("nested include_in_parent", f"{P}.sellers.include_in_parent", False),
+]
+
+
+@pytest.mark.parametrize("path, value", [c[1:] for c in DEFAULTS_SPELLED_OUT], ids=[c[0] for c in DEFAULTS_SPELLED_OUT])
+def test_a_definition_that_writes_out_a_default_diffs_clean_after_its_rebuild(db, reindex, change_code, path, value):
+    change_code(edit(path, value))
+    assert reindex("rebuild", "products").exit_code == 0
+
+    run = reindex("diff", "products")
+
+    assert run.exit_code == 0, run.stdout
+    assert run.stdout.startswith("products: no differences")
+
+
+NOT_DEFAULTS = [
+    # (a value other than the default, where, its value): still a difference, of that parameter
+    ("text norms off", f"{P}.description.norms", False),
+    ("keyword norms on", f"{P}.sku.norms", True),
+    ("text index_options docs (keyword's default)", f"{P}.description.index_options", "docs"),
+    ("keyword index_options freqs", f"{P}.sku.index_options", "freqs"),
+    ("date format", f"{P}.created_at.format", "yyyy-MM-dd"),
+    ("eager_global_ordinals on", f"{P}.sku.eager_global_ordinals", True),
+    ("position_increment_gap 0", f"{P}.description.position_increment_gap", 0),
+    ("keyword ignore_above 256", f"{P}.sku.ignore_above", 256),
+]
+
+
+@pytest.mark.parametrize("path, value", [c[1:] for c in NOT_DEFAULTS], ids=[c[0] for c in NOT_DEFAULTS])
+def test_a_value_other_than_the_default_is_still_a_difference(built, reindex, change_code, path, value):
+    change_code(edit(path, value))
+
+    run = reindex("diff", "products", "--json")
+
+    assert run.exit_code == 1
+    [difference] = json.loads(run.stdout)[0]["differences"]
+    assert (difference["path"], difference["parameter"], difference["live"]) == tuple(
+        [".".join(path.split(".")[1:-1]), path.split(".")[-1], None]
+    )
+
+
 def test_the_report_groups_differences_and_sums_them_up(built, change_code, reindex):
     change_code(edit(f"{P}.rating", {"type": "float"}))
     change_code(edit(f"{P}.sku.type", "text"))
@@ -211,7 +265,7 @@ class TestStatusSaysWhetherTheLiveIndexMatchesTheCode:
     def test_built_from_the_code(self, built, reindex):
         run = reindex("status", "products")
 
-        assert "built from the definition in code" in run.stdout.splitlines()[0]
+        assert "built from the definition in code" in run.stdout.splitlines()[1]  # after the server line
         assert json.loads(reindex("status", "products", "--json").stdout)[0]["matches_code"] is True
 
     def test_code_changed_since(self, built, change_code, reindex):
@@ -219,7 +273,7 @@ class TestStatusSaysWhetherTheLiveIndexMatchesTheCode:
 
         run = reindex("status", "products")
 
-        assert "built from a different definition (see reindex diff)" in run.stdout.splitlines()[0]
+        assert "built from a different definition (see reindex diff)" in run.stdout.splitlines()[1]
         assert json.loads(reindex("status", "products", "--json").stdout)[0]["matches_code"] is False
 
 

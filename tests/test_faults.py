@@ -9,8 +9,8 @@ from __future__ import annotations
 import json
 import os
 import signal
-import time
-from collections.abc import Callable, Iterator
+import socket
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -19,33 +19,12 @@ import pytest
 from reindex import indexes
 from reindex.locking import read_holder
 from tests.faultproxy import FaultProxy
+from tests.helpers import building_index, hold_lock_as, wait_for
 
 ROWS = 300
 #: Products in small batches: a load that lasts a few seconds, long enough to interrupt.
 SLOW = ("products", "--batch-size", "10")
 SHORT_TTL = {"REINDEX_TEST_LOCK_TTL": "2"}
-
-
-def wait_for(condition: Callable[[], Any], what: str, process: Any = None, timeout: float = 30) -> Any:
-    """Poll ``condition`` until true; fail at once, with its output, if ``process`` ends first."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = condition()
-        if value:
-            return value
-        if process is not None and process.poll() is not None:
-            stdout, stderr = process.communicate()
-            raise AssertionError(f"the run ended ({process.returncode}) before {what}:\n{stdout}\n{stderr}")
-        time.sleep(0.05)
-    raise AssertionError(f"timed out waiting for {what}")
-
-
-def building_index(es: Any, alias: str = "products") -> str | None:
-    """The index a run is loading (owned, not live), once it holds documents."""
-    for info in indexes.owned_indexes(es, alias):
-        if info.owned and not info.live and info.count:
-            return info.name
-    return None
 
 
 def assert_whole(es: Any, alias: str = "products") -> None:
@@ -81,23 +60,56 @@ def built(catalog, reindex_process, es) -> str:
     return live
 
 
-def test_kill_9_mid_load_then_the_next_run_recovers(built, reindex_process, es):
-    run = reindex_process("rebuild", *SLOW, wait=False, env=SHORT_TTL)
+@pytest.mark.parametrize("workers", ["1", "2"])
+def test_kill_9_mid_load_then_the_next_run_takes_the_lock_over_at_once(built, reindex_process, es, workers):
+    run = reindex_process("rebuild", *SLOW, "--workers", workers, wait=False)
     partial = wait_for(lambda: building_index(es), "the load to start", run)
+    spawned = children(run.pid)
     run.kill()
     run.wait(timeout=10)
     assert indexes.alias_targets(es, "products") == [built]
     assert read_holder(es, "products").pid == run.pid  # nobody could clean up
+    wait_for(lambda: not [pid for pid in spawned if alive(pid)], "the workers to die with their parent", timeout=5)
+
+    status = reindex_process("status", "products")
+    again = reindex_process("rebuild", "products")  # at once, with the default TTL of 300 s
+
+    holder = f"{socket.gethostname()}:{run.pid}"
+    assert f"  locked by {holder} since " in status.stdout
+    assert "holder's process is gone: stale)" in status.stdout
+    assert again.returncode == 0, again.stderr
+    assert f"products: took over a stale lock held by {holder} (its process is gone)" in again.stderr
+    assert f"deleted abandoned partial indexes {partial}" in again.stderr
+    assert_whole(es)
+
+
+def test_workers_die_with_their_parent_when_it_is_killed_with_kill_9(built, reindex_process, es, proxy):
+    run = reindex_process("--es-url", proxy.url, "rebuild", *SLOW, "--workers", "2", wait=False)
+    wait_for(lambda: building_index(es), "the load to start", run)
+    workers = children(run.pid)
+    proxy.fail("refuse", seconds=30)  # the workers now wait between retries, with ranges left
+    run.kill()
+    run.wait(timeout=10)
+    try:
+        wait_for(lambda: not [pid for pid in workers if alive(pid)], "the workers to die with their parent", timeout=3)
+    finally:
+        for pid in workers:
+            if alive(pid):
+                os.kill(pid, signal.SIGKILL)
+    assert len(workers) == 2
+
+
+def test_a_run_killed_on_another_host_keeps_its_lock_until_it_goes_stale(built, reindex_process, es):
+    hold_lock_as(es, "products", "web2", 4242, age=0)
 
     too_soon = reindex_process("rebuild", "products", env=SHORT_TTL)
-    assert too_soon.returncode == 3, too_soon.stderr
-    assert "locked by " in too_soon.stderr and f":{run.pid} since" in too_soon.stderr
     wait_for(lambda: lock_free_or_stale(es), "the lock to go stale")
     again = reindex_process("rebuild", "products", env=SHORT_TTL)
 
+    assert too_soon.returncode == 3, too_soon.stderr
+    assert "products: skipped: locked by web2:4242 since " in too_soon.stderr
     assert again.returncode == 0, again.stderr
-    assert "took over a stale lock held by " in again.stderr
-    assert f"deleted abandoned partial indexes {partial}" in again.stderr
+    assert "took over a stale lock held by web2:4242 (no heartbeat within the lock's TTL)" in again.stderr
     assert_whole(es)
 
 

@@ -179,6 +179,155 @@ def test_any_single_change_to_the_code_is_detected(es, mappings, data):
     assert [(d.path, d.parameter, d.kind) for d in differences] == [expected]
 
 
+# -- definitions that write out the server's defaults -----------------------------------
+
+#: Each parameter's documented default, per field type (Elasticsearch's mapping reference,
+#: limited to what osmem-server accepts); required parameters are in ``REQUIRED``.
+DOCUMENTED_DEFAULTS: dict[str, dict[str, Any]] = {
+    "text": {
+        "norms": True,
+        "index_options": "positions",
+        "eager_global_ordinals": False,
+        "fielddata": False,
+        "position_increment_gap": 100,
+        "index_phrases": False,
+        "similarity": "BM25",
+        "term_vector": "no",
+        "store": False,
+        "index": True,
+    },
+    "keyword": {
+        "norms": False,
+        "index_options": "docs",
+        "eager_global_ordinals": False,
+        "split_queries_on_whitespace": False,
+        "ignore_above": 2147483647,
+        "similarity": "BM25",
+        "doc_values": True,
+        "store": False,
+        "index": True,
+    },
+    **{
+        number: {"coerce": True, "ignore_malformed": False, "doc_values": True, "index": True, "store": False}
+        for number in ["long", "integer", "double", "float", "scaled_float"]
+    },
+    "date": {"format": "strict_date_optional_time||epoch_millis", "locale": "ROOT", "ignore_malformed": False},
+    "date_nanos": {"format": "strict_date_optional_time_nanos||epoch_millis", "doc_values": True, "store": False},
+    "boolean": {"doc_values": True, "index": True, "store": False},
+    "ip": {"ignore_malformed": False, "doc_values": True, "index": True, "store": False},
+    "geo_point": {"ignore_malformed": False, "ignore_z_value": True},
+    "completion": {
+        "analyzer": "simple",
+        "search_analyzer": "simple",
+        "preserve_separators": True,
+        "preserve_position_increments": True,
+        "max_input_length": 50,
+    },
+    "search_as_you_type": {"max_shingle_size": 3, "index": True, "store": False, "similarity": "BM25"},
+    "binary": {"doc_values": False, "store": False},
+    "wildcard": {"ignore_above": 2147483647},
+    "integer_range": {"coerce": True, "index": True, "store": False},
+    "rank_feature": {"positive_score_impact": True},
+}
+REQUIRED: dict[str, dict[str, Any]] = {"scaled_float": {"scaling_factor": 100}}
+CONTAINER_DEFAULTS = {"object": {"enabled": True}, "nested": {"include_in_parent": False, "include_in_root": False}}
+ROOT_SPELLED = {
+    "dynamic": True,
+    "date_detection": True,
+    "numeric_detection": False,
+    "_source": {"enabled": True},
+    "_routing": {"required": False},
+}
+
+
+def spellings(value: Any) -> st.SearchStrategy[Any]:
+    """The ways code may write ``value``: ``False`` or ``"false"``, ``100``, ``100.0`` or ``"100"``."""
+    if isinstance(value, bool):
+        return st.sampled_from([value, str(value).lower()])
+    if isinstance(value, int):
+        return st.sampled_from([value, float(value), str(value)])
+    if isinstance(value, dict):
+        return st.fixed_dictionaries({k: spellings(v) for k, v in value.items()})
+    return st.just(value)
+
+
+def written_out(defaults: dict[str, Any]) -> st.SearchStrategy[dict[str, Any]]:
+    """Any of ``defaults``, each in any spelling."""
+    return st.fixed_dictionaries({}, optional={k: spellings(v) for k, v in defaults.items()})
+
+
+SPELLED_LEAF = st.sampled_from(sorted(DOCUMENTED_DEFAULTS)).flatmap(
+    lambda t: st.builds(lambda given: {"type": t, **REQUIRED.get(t, {}), **given}, written_out(DOCUMENTED_DEFAULTS[t]))
+)
+SPELLED_TEXT_WITH_RAW = st.builds(
+    lambda text, raw: {**text, "type": "text", "fields": {"raw": {**raw, "type": "keyword"}}},
+    written_out(DOCUMENTED_DEFAULTS["text"]),
+    written_out(DOCUMENTED_DEFAULTS["keyword"]),
+)
+
+
+def spelled_containers(children: st.SearchStrategy[dict[str, Any]]) -> st.SearchStrategy[dict[str, Any]]:
+    properties = st.dictionaries(NAMES, children, min_size=1, max_size=3)
+    return st.sampled_from(sorted(CONTAINER_DEFAULTS)).flatmap(
+        lambda t: st.builds(
+            lambda given, p: {"type": t, **given, "properties": p}, written_out(CONTAINER_DEFAULTS[t]), properties
+        )
+    )
+
+
+SPELLED_MAPPINGS = st.builds(
+    lambda root, properties: {**root, "properties": properties},
+    written_out(ROOT_SPELLED),
+    st.dictionaries(
+        NAMES,
+        st.recursive(st.one_of(SPELLED_LEAF, SPELLED_TEXT_WITH_RAW), spelled_containers, max_leaves=6),
+        min_size=1,
+    ),
+)
+
+
+@PROPERTY
+@given(mappings=SPELLED_MAPPINGS)
+def test_a_definition_that_writes_out_defaults_compares_equal_to_the_index_built_from_it(es, mappings):
+    live_mappings, _ = build(es, {}, mappings)
+
+    assert compare_mappings(mappings, live_mappings, field_paths(mappings)) == []
+
+
+@pytest.mark.parametrize(
+    "field, parameter, value",
+    [
+        ({"type": "text"}, "index_options", "docs"),  # keyword's default
+        ({"type": "keyword"}, "index_options", "positions"),  # text's default
+        ({"type": "keyword"}, "norms", True),
+        ({"type": "text"}, "norms", False),
+        ({"type": "date_nanos"}, "format", "strict_date_optional_time||epoch_millis"),  # date's default
+        ({"type": "join", "relations": {"q": "a"}}, "eager_global_ordinals", False),  # on by default for join
+        ({"type": "binary"}, "doc_values", True),  # off by default for binary
+        ({"type": "geo_shape"}, "coerce", True),  # off for shapes, on for numbers
+        ({"type": "completion"}, "analyzer", "standard"),  # simple by default for completion
+    ],
+)
+def test_a_default_of_another_field_type_is_a_difference(field, parameter, value):
+    declared = {"properties": {"f": {**field, parameter: value}}}
+    live = {"properties": {"f": field}}
+
+    [difference] = compare_mappings(declared, live)
+    [reverse] = compare_mappings(live, declared)
+
+    assert (difference.path, difference.parameter, difference.live) == ("f", parameter, None)
+    assert (reverse.path, reverse.parameter, reverse.declared) == ("f", parameter, None)
+
+
+def test_the_search_quote_analyzer_defaults_to_the_search_analyzer():
+    live = {"properties": {"t": {"type": "text", "analyzer": "simple", "search_analyzer": "standard"}}}
+    same = {"properties": {"t": {**live["properties"]["t"], "search_quote_analyzer": "standard"}}}
+    other = {"properties": {"t": {**live["properties"]["t"], "search_quote_analyzer": "simple"}}}
+
+    assert compare_mappings(same, live) == []
+    assert [d.parameter for d in compare_mappings(other, live)] == ["search_quote_analyzer"]
+
+
 @pytest.mark.parametrize("value, live", [(1, "1"), (1.0, "1"), ("1", "1"), (True, "true"), (0.5, "0.5")])
 def test_scalars_compare_in_any_spelling(value, live):
     assert compare_settings({"max_ngram_diff": value}, {"index.max_ngram_diff": live}) == []

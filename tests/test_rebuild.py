@@ -4,23 +4,13 @@ from __future__ import annotations
 
 import json
 import re
-from typing import Any
 
 import pytest
 
 from reindex import indexes
+from tests.helpers import live_index, names_of
 
 TIMESTAMPED = re.compile(r"^products-\d{20}$")
-
-
-def live_index(es: Any, alias: str) -> str:
-    targets = indexes.alias_targets(es, alias)
-    assert len(targets) == 1, targets
-    return targets[0]
-
-
-def names_of(es: Any, alias: str) -> list[str]:
-    return sorted(dict(es.indices.get(index=f"{alias}-*")).keys())
 
 
 def test_first_rebuild_points_the_alias_at_a_fresh_index_holding_every_row(catalog, reindex, es):

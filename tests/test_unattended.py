@@ -3,23 +3,14 @@
 from __future__ import annotations
 
 import json
-import time
 from typing import Any
 
 import pytest
 
 from reindex import indexes
-from reindex.locking import LOCK_INDEX, AliasLock, LockHolder, read_holder
+from reindex.locking import LOCK_INDEX, AliasLock, read_holder
 from reindex.rebuilding import rebuild
-from tests.test_rebuild import live_index, names_of
-
-
-def hold_lock_as(es: Any, alias: str, host: str, pid: int, age: float) -> None:
-    """Write a lock document as another host would have, its heartbeat ``age`` seconds old."""
-    then = time.time() - age
-    holder = LockHolder(host, pid, then, then, "other")
-    es.options(ignore_status=400).indices.create(index=LOCK_INDEX)
-    es.index(index=LOCK_INDEX, id=alias, document=holder.as_source(), refresh=True)
+from tests.helpers import hold_lock_as, live_index, names_of
 
 
 class TestOneRunPerAlias:

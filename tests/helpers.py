@@ -1,0 +1,55 @@
+"""Helpers that several test modules share: lock documents as other runs write them, what an alias serves, waiting."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Any
+
+from reindex import indexes
+from reindex.locking import LOCK_INDEX, LockHolder
+
+
+def hold_lock_as(es: Any, alias: str, host: str, pid: int, age: float, **identity: Any) -> LockHolder:
+    """Write a lock document as another run would have, its heartbeat ``age`` seconds old.
+
+    ``identity``: the holder's ``boot_id``, ``pid_namespace`` and ``process_start``
+    (left out, as a run on another machine or an older version of the tool wrote it).
+    """
+    then = time.time() - age
+    holder = LockHolder(host, pid, then, then, "other", **identity)
+    es.options(ignore_status=400).indices.create(index=LOCK_INDEX)
+    es.index(index=LOCK_INDEX, id=alias, document=holder.as_source(), refresh=True)
+    return holder
+
+
+def live_index(es: Any, alias: str) -> str:
+    targets = indexes.alias_targets(es, alias)
+    assert len(targets) == 1, targets
+    return targets[0]
+
+
+def names_of(es: Any, alias: str) -> list[str]:
+    return sorted(dict(es.indices.get(index=f"{alias}-*")).keys())
+
+
+def wait_for(condition: Callable[[], Any], what: str, process: Any = None, timeout: float = 30) -> Any:
+    """Poll ``condition`` until true; fail at once, with its output, if ``process`` ends first."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = condition()
+        if value:
+            return value
+        if process is not None and process.poll() is not None:
+            stdout, stderr = process.communicate()
+            raise AssertionError(f"the run ended ({process.returncode}) before {what}:\n{stdout}\n{stderr}")
+        time.sleep(0.05)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def building_index(es: Any, alias: str = "products") -> str | None:
+    """The index a run is loading (owned, not live), once it holds documents."""
+    for info in indexes.owned_indexes(es, alias):
+        if info.owned and not info.live and info.count:
+            return info.name
+    return None
