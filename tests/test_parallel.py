@@ -9,7 +9,7 @@ import pytest
 
 from reindex import indexes
 from reindex.config import Config
-from reindex.parallel import pk_ranges
+from reindex.ranges import pk_ranges
 from reindex.rebuilding import rebuild
 
 
