@@ -30,7 +30,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from reindex.config import Config
-from reindex.errors import ConfigurationError, ReindexError, RunFailed
+from reindex.errors import ConfigurationError, Interrupted, ReindexError, RunFailed
 from reindex.ranges import BuildState, RangeResult
 
 if TYPE_CHECKING:
@@ -190,12 +190,20 @@ _worker: dict[str, Any] = {}
 
 
 class _QueueProgress:
-    """A progress bar stand-in that forwards its updates to the parent."""
+    """A progress bar stand-in that forwards its updates to the parent, while there is one.
+
+    A parent killed with ``kill -9`` cannot stop its workers: each stops at its next
+    update instead of loading on for a run that is over (the range stays unfinished
+    for ``--resume``).
+    """
 
     def __init__(self, messages: Any) -> None:
         self.messages = messages
+        self.parent = os.getppid()
 
     def update(self, n: int) -> None:
+        if os.getppid() != self.parent:
+            raise Interrupted(f"worker {os.getpid()}: the run that started it is gone")
         self.messages.put(("progress", n))
 
     def close(self) -> None:

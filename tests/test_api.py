@@ -35,7 +35,7 @@ def batch_log(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Any:
     def read() -> list[tuple[int, int]]:
         if not path.exists():
             return []
-        return [(int(pid), int(size)) for pid, size in (line.split() for line in path.read_text().splitlines())]
+        return [(int(pid), int(size)) for pid, size, _ in (line.split() for line in path.read_text().splitlines())]
 
     read.clear = lambda: path.unlink(missing_ok=True)  # type: ignore[attr-defined]
     return read
@@ -154,7 +154,7 @@ class TestAScriptWithASettingsModule:
         assert max(size for _, size in batches) == 7 and sum(size for _, size in batches) == 120
 
     def test_the_retry_settings_reach_the_worker_processes(self, catalog, es_url, es, monkeypatch, transactional_db):
-        from tests.test_faults import building_index, wait_for
+        from tests.helpers import building_index, wait_for
 
         catalog(products=300)
         monkeypatch.setenv("REINDEX_TEST_BATCH_DELAY", "0.1")  # a load of a few seconds

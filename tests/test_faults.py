@@ -9,8 +9,7 @@ from __future__ import annotations
 import json
 import os
 import signal
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -19,33 +18,12 @@ import pytest
 from reindex import indexes
 from reindex.locking import read_holder
 from tests.faultproxy import FaultProxy
+from tests.helpers import alive, building_index, lock_free_or_stale, wait_for
 
 ROWS = 300
 #: Products in small batches: a load that lasts a few seconds, long enough to interrupt.
 SLOW = ("products", "--batch-size", "10")
 SHORT_TTL = {"REINDEX_TEST_LOCK_TTL": "2"}
-
-
-def wait_for(condition: Callable[[], Any], what: str, process: Any = None, timeout: float = 30) -> Any:
-    """Poll ``condition`` until true; fail at once, with its output, if ``process`` ends first."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = condition()
-        if value:
-            return value
-        if process is not None and process.poll() is not None:
-            stdout, stderr = process.communicate()
-            raise AssertionError(f"the run ended ({process.returncode}) before {what}:\n{stdout}\n{stderr}")
-        time.sleep(0.05)
-    raise AssertionError(f"timed out waiting for {what}")
-
-
-def building_index(es: Any, alias: str = "products") -> str | None:
-    """The index a run is loading (owned, not live), once it holds documents."""
-    for info in indexes.owned_indexes(es, alias):
-        if info.owned and not info.live and info.count:
-            return info.name
-    return None
 
 
 def assert_whole(es: Any, alias: str = "products") -> None:
@@ -58,11 +36,6 @@ def assert_whole(es: Any, alias: str = "products") -> None:
         assert es.get(index=alias, id=str(product.pk))["_source"]["name"] == product.name
     assert sorted(dict(es.indices.get(index=f"{alias}-*"))) == [live]
     assert read_holder(es, alias) is None
-
-
-def lock_free_or_stale(es: Any, alias: str = "products") -> bool:
-    holder = read_holder(es, alias)
-    return holder is None or holder.age() > 2.5
 
 
 @pytest.fixture
@@ -112,13 +85,6 @@ def children(pid: int) -> set[int]:
         if int(fields[1]) == pid and fields[0] != "Z":
             found.add(int(stat.parent.name))
     return found
-
-
-def alive(pid: int) -> bool:
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
-    except OSError:
-        return False
 
 
 @pytest.mark.parametrize("workers", ["1", "2"])

@@ -1,0 +1,54 @@
+"""Helpers the tests share: waiting for a condition, the index a run is loading, processes."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from reindex import indexes
+from reindex.locking import read_holder
+
+
+def wait_for(condition: Callable[[], Any], what: str, process: Any = None, timeout: float = 30) -> Any:
+    """Poll ``condition`` until true; fail at once, with its output, if ``process`` ends first."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = condition()
+        if value:
+            return value
+        if process is not None and process.poll() is not None:
+            stdout, stderr = process.communicate()
+            raise AssertionError(f"the run ended ({process.returncode}) before {what}:\n{stdout}\n{stderr}")
+        time.sleep(0.05)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def building_index(es: Any, alias: str = "products") -> str | None:
+    """The index a run is loading (owned, not live), once it holds documents."""
+    for info in indexes.owned_indexes(es, alias):
+        if info.owned and not info.live and info.count:
+            return info.name
+    return None
+
+
+def lock_free_or_stale(es: Any, alias: str = "products") -> bool:
+    holder = read_holder(es, alias)
+    return holder is None or holder.age() > 2.5
+
+
+def alive(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+def sources(es: Any, alias: str) -> dict[str, dict[str, Any]]:
+    """Documents by id; sellers sorted, as the M2M comes back in no particular order on PostgreSQL."""
+    hits = es.search(index=alias, size=1000, sort=[{"_id": "asc"}])["hits"]["hits"]
+    docs = {hit["_id"]: hit["_source"] for hit in hits}
+    for doc in docs.values():
+        doc["sellers"] = sorted(doc["sellers"], key=lambda seller: seller["id"])
+    return docs
