@@ -10,6 +10,7 @@ from reindex.config import Config
 from reindex.definitions import IndexDefinition
 from reindex.drift import definition_fingerprint
 from reindex.locking import LockHolder, read_holder
+from reindex.ranges import BuildState
 
 
 @dataclass
@@ -26,6 +27,8 @@ class AliasStatus:
     matches_code: bool | None = None
     #: The run holding the alias's lock now, if any.
     lock: LockHolder | None = None
+    #: For each build under way (or abandoned) with recorded ranges: ranges per state, rows read.
+    ranges: dict[str, dict[str, int]] = field(default_factory=dict)
 
     @property
     def built(self) -> bool:
@@ -42,6 +45,7 @@ class AliasStatus:
             "indexes": [i.as_dict() for i in self.indexes],
             "matches_code": self.matches_code,
             "lock": None if self.lock is None else {**self.lock.as_source(), "token": None},
+            "ranges": self.ranges,
         }
 
 
@@ -58,6 +62,10 @@ def alias_status(client: Any, definition: IndexDefinition, lock_index: str = Con
         status.count = int(client.count(index=alias)["count"])
     status.indexes = [i for i in indexes.owned_indexes(client, alias) if i.owned or i.live]
     status.matches_code = matches_code(definition, status.indexes)
+    for info in status.indexes:
+        found = BuildState.find(client, lock_index, info.name) if info.building else None
+        if found is not None:
+            status.ranges[info.name] = found[0].summary(client)
     return status
 
 

@@ -219,6 +219,13 @@ class BuildState:
                     found.append(RangeState.from_source(int(doc["_source"]["number"]), doc["_source"]))
         return found
 
+    def summary(self, client: Any) -> dict[str, int]:
+        """How many ranges are in each state, and the rows read so far: what ``status`` shows."""
+        found = self.read(client)
+        counts = {state: sum(r.state == state for r in found) for state in (DONE, RUNNING, FAILED)}
+        counts[PENDING] = self.ranges - sum(counts.values())
+        return {"ranges": self.ranges, **counts, "rows_read": sum(r.rows for r in found)}
+
     def claim(self, client: Any, number: int) -> Attempt | None:
         """Take range ``number`` for this process; None when it is done (or claimed this very moment).
 

@@ -125,7 +125,10 @@ def format_status(st: AliasStatus) -> list[str]:
         lines = [f"{st.alias}: live {', '.join(st.live)} ({st.count} documents){_CODE_MATCH[st.matches_code]}"]
     for info in st.indexes:
         marks = "live" if info.live else "building" if info.building else "kept"
-        lines.append(f"  {info.name}\t{marks}\tcreated {info.created or '?'}\t{info.count} documents")
+        line = f"  {info.name}\t{marks}\tcreated {info.created or '?'}\t{info.count} documents"
+        if info.name in st.ranges:
+            line += f"\t{format_ranges(st.ranges[info.name])}"
+        lines.append(line)
     if st.lock is not None:
         holder = st.lock
         lines.append(
@@ -133,6 +136,15 @@ def format_status(st: AliasStatus) -> list[str]:
             f" (heartbeat {holder.age():.0f}s ago)"
         )
     return lines
+
+
+def format_ranges(summary: dict[str, int]) -> str:
+    """``ranges: 3 of 8 done, 2 running, 3 pending (1,234 rows read)``, with failed ones when any."""
+    parts = [f"{summary['done']} of {summary['ranges']} done", f"{summary['running']} running"]
+    parts.append(f"{summary['pending']} pending")
+    if summary["failed"]:
+        parts.append(f"{summary['failed']} failed")
+    return f"ranges: {', '.join(parts)} ({summary['rows_read']:,} rows read)"
 
 
 # -- diff and migrate ----------------------------------------------------------------------

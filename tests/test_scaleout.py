@@ -290,3 +290,120 @@ def test_resume_after_kill_9_keeps_the_ranges_done_for_the_local_and_processes_e
     assert (report["rows_read"], report["indexed"], report["failed"], report["duplicates"]) == (ROWS, ROWS, 0, 0)
     assert es.count(index="batches")["count"] == ROWS
     assert sorted(dict(es.indices.get(index="batches-*"))) == [build.index]
+
+
+# -- the range documents --------------------------------------------------------------------
+
+
+@pytest.fixture
+def tiny_build(catalog, es, settings) -> Callable[..., BuildState]:
+    """A build of the ``tiny`` alias under way: its index created and ``parts`` ranges recorded."""
+    from reindex.ranges import pk_ranges
+    from reindex.rebuilding import create_new_index
+    from tests.definitions import TinyIndex
+
+    settings.REINDEX = {**settings.REINDEX, "INDEXES": ["tests.definitions.TinyIndex"]}
+
+    def start(products: int = 30, parts: int = 3) -> BuildState:
+        catalog(products=products)
+        definition = TinyIndex()
+        queryset = definition.get_queryset()
+        index = create_new_index(es, definition)
+        return BuildState.start(es, Config.lock_index, definition, index, pk_ranges(queryset, products, parts))
+
+    return start
+
+
+def test_a_range_sent_twice_is_loaded_and_recorded_once(tiny_build, es, es_url):
+    from reindex.executors import load_range
+    from tests.definitions import TinyIndex
+
+    build = tiny_build(products=30, parts=3)
+    config = Config(hosts=(es_url,), batch_size=4)
+
+    first = load_range(es, TinyIndex(), build, 1, config)
+    again = load_range(es, TinyIndex(), build, 1, config)
+
+    assert first is not None and (first.counts.rows_read, first.counts.indexed) == (10, 10)
+    assert again is None  # done already: nothing read, nothing written
+    [state] = build.read(es, [1])
+    assert (state.state, state.attempts, state.result.counts.indexed) == (DONE, 1, 10)
+
+
+def test_an_attempt_whose_range_was_claimed_again_stops_without_recording(tiny_build, es):
+    from reindex.errors import Superseded
+    from reindex.ranges import RangeResult
+
+    build = tiny_build()
+    killed = build.claim(es, 0)  # a worker that went silent ...
+    again = build.claim(es, 0)  # ... and the attempt that took its range over
+    assert killed is not None and again is not None and again.rerun
+
+    with pytest.raises(Superseded, match="claimed by another attempt"):
+        killed.finish(RangeResult(0))
+    again.finish(RangeResult(0))
+    assert [r.attempts for r in build.read(es, [0])] == [2]
+
+
+def test_a_task_for_a_build_that_is_gone_stops_without_writing(tiny_build, es, es_url):
+    from reindex.celery_executor import load_range_task
+    from reindex.ranges import forget_builds
+
+    build = tiny_build()
+    forget_builds(es, Config.lock_index, [build.index])  # the coordinator gave up ...
+    es.indices.delete(index=build.index)
+    es.index(index=build.index, id="1", document={"name": "late"})  # ... and a late bulk request re-created it
+
+    outcome = load_range_task("tests.definitions.TinyIndex", build.index, build.ranges, 0, {"hosts": [es_url]})
+
+    assert outcome == "superseded"
+    assert not es.indices.exists(index=build.index)
+
+
+def test_status_shows_the_ranges_of_a_build_under_way(tiny_build, es, es_url, reindex):
+    from reindex.executors import load_range
+    from tests.definitions import TinyIndex
+
+    build = tiny_build(products=30, parts=3)
+    load_range(es, TinyIndex(), build, 0, Config(hosts=(es_url,)))
+    build.claim(es, 1)
+
+    text = reindex("status", "tiny").stdout
+    [report] = json.loads(reindex("status", "tiny", "--json").stdout)
+
+    assert f"{build.index}\tbuilding" in text
+    assert "ranges: 1 of 3 done, 1 running, 1 pending (10 rows read)" in text
+    assert report["ranges"] == {
+        build.index: {"ranges": 3, "done": 1, "running": 1, "pending": 1, "failed": 0, "rows_read": 10}
+    }
+
+
+def test_without_resume_an_abandoned_build_and_its_ranges_are_deleted(tiny_build, es, reindex):
+    build = tiny_build()
+
+    run = reindex("rebuild", "tiny", "--json")
+
+    [report] = json.loads(run.stdout)
+    assert (report["resumed"], report["abandoned_dropped"]) == (False, [build.index])
+    assert BuildState.find(es, Config.lock_index, build.index) is None
+    assert not es.search(index=Config.lock_index)["hits"]["hits"]
+
+
+def test_resume_with_nothing_to_resume_builds_afresh(catalog, reindex, es):
+    catalog(products=12)
+
+    run = reindex("rebuild", "products", "--resume", "--json")
+
+    [report] = json.loads(run.stdout)
+    assert (run.exit_code, report["resumed"], report["indexed"]) == (0, False, 12)
+
+
+def test_resume_refuses_a_build_made_from_another_definition(tiny_build, es, reindex):
+    build = tiny_build()
+    es.update(index=Config.lock_index, id=build.header_id, doc={"fingerprint": "an older definition"})
+
+    run = reindex("rebuild", "tiny", "--resume")
+
+    assert run.exit_code == 2
+    assert f"tiny: cannot resume {build.index}: it was built from another definition" in run.stderr
+    assert es.indices.exists(index=build.index)  # nothing was changed
