@@ -29,6 +29,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -105,11 +106,14 @@ def postgres_cpu_seconds() -> float:
     return ticks / os.sysconf("SC_CLK_TCK")
 
 
-def run_contender(args: argparse.Namespace, name: str, url: str) -> dict[str, Any]:
-    """One run of one contender in a fresh process: its figures plus the SQL queries of all its processes."""
+def run_contender(args: argparse.Namespace, name: str, url: str, extra: Sequence[str] = ()) -> dict[str, Any]:
+    """One run of one contender in a fresh process: its figures plus the SQL queries of all its processes.
+
+    ``extra``: more options for ``contenders.py`` (``--queue``, ``--range-size``).
+    """
     python = args.dedsl_python if name == "django-elasticsearch-dsl" else sys.executable
     with tempfile.NamedTemporaryFile("r", suffix=".queries") as log:
-        command = [python, str(ROOT / "benchmarks" / "contenders.py"), name, "--url", url]
+        command = [python, str(ROOT / "benchmarks" / "contenders.py"), name, "--url", url, *extra]
         command += ["--workers", str(args.workers), "--batch-size", str(args.batch_size)]
         command += ["--max-chunk-bytes", str(args.max_chunk_bytes)]
         done = subprocess.run(

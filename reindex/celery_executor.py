@@ -17,7 +17,8 @@ process. The task is acknowledged late and rejected when its worker process dies
 was killed to another worker; the new attempt claims the range (a compare-and-swap on
 its document) and the counts recorded are that attempt's alone. A running range
 without a heartbeat for ``LOCK_TTL`` seconds (a whole worker machine gone, its message
-not yet redelivered) is sent again.
+not yet redelivered) is sent again; a run whose ranges no worker takes for ``LOCK_TTL``
+seconds (a minute at least) fails.
 
 A task whose build is gone (the coordinator failed, was interrupted or gave up)
 stops at its next batch without recording anything, and deletes the index if its own
@@ -40,8 +41,13 @@ from reindex.loading import Progress
 from reindex.ranges import DONE, FAILED, PENDING, RUNNING, BuildState, RangeResult, dropped_if_recreated
 
 TASK_NAME = "reindex.load_range"
-#: Seconds between two reads of the range documents by the coordinator.
-POLL_INTERVAL = 0.5
+#: Seconds between two reads of the range documents left, by the coordinator: a tenth of a
+#: second (a run's end is noticed soon), up to a second when thousands of ranges are left.
+POLL_INTERVAL = (0.1, 1.0)
+#: Ranges left per second of the interval between two reads.
+RANGES_PER_POLL_SECOND = 2000
+#: Seconds at least (``LOCK_TTL`` if longer) before a run whose ranges no worker took fails.
+NO_WORKER_TIMEOUT = 60.0
 #: Settings a worker takes from the coordinator's explicit overrides (secrets never cross the broker).
 NOT_SENT = SECRET_FIELDS | {"executor", "workers", "worker_start", "celery_app", "celery_queue"}
 
@@ -156,7 +162,8 @@ class Follower:
             running_rows = sum(self.step(state) for state in self.build.read(self.client, sorted(self.todo)))
             self.show(self.finished_rows + running_rows)
             if self.todo:
-                interrupts.sleep(POLL_INTERVAL)
+                shortest, longest = POLL_INTERVAL
+                interrupts.sleep(min(longest, max(shortest, len(self.todo) / RANGES_PER_POLL_SECOND)))
 
     def step(self, state: Any) -> int:
         """Take in one range's state; the rows its running attempt has read so far."""
@@ -168,10 +175,11 @@ class Follower:
             self.absorb(state.result)  # raises when the run must stop
             return 0
         now, stale = time.time(), self.config.lock_ttl
-        if state.state == PENDING and not self.claimed and now - self.started > stale:
+        unserved = max(stale, NO_WORKER_TIMEOUT)
+        if state.state == PENDING and not self.claimed and now - self.started > unserved:
             raise RunFailed(
                 f"{self.build.index}: no Celery worker took a range from queue {self.config.celery_queue!r} "
-                f"in {stale:g}s (is a worker serving it?)"
+                f"in {unserved:g}s (is a worker serving it?)"
             )
         if state.state == RUNNING:
             if now - state.heartbeat > stale and now - self.resent.get(state.number, 0) > stale:
