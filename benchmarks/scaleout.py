@@ -122,7 +122,7 @@ def overhead(runs: dict[str, list[dict[str, Any]]], many: Contender, few: Conten
     for a, b in zip(runs[many.label], runs[few.label], strict=False):
         walls.append((a["seconds"] - b["seconds"]) * many.pool / extra_ranges)
         cpus.append(((a["cpu"] + a["worker_cpu"]) - (b["cpu"] + b["worker_cpu"])) / extra_ranges)
-        coordinator.append(a["cpu"] / many.ranges(rows))
+        coordinator.append((a["cpu"] - b["cpu"]) / extra_ranges)
     return {
         "worker_ms_per_range": 1000 * statistics.median(walls),
         "cpu_ms_per_range": 1000 * statistics.median(cpus),

@@ -22,6 +22,7 @@ attempt, whatever ran it twice.
 
 from __future__ import annotations
 
+import logging
 import math
 import os
 import socket
@@ -37,6 +38,8 @@ from reindex.drift import definition_fingerprint
 from reindex.errors import ConfigurationError, Superseded
 from reindex.loading import LoadCounts
 from reindex.locking import ensure_lock_index
+
+logger = logging.getLogger("reindex.ranges")
 
 PENDING, RUNNING, DONE, FAILED = "pending", "running", "done", "failed"
 #: Ranges per worker process at least: enough that a worker with a slow range does not hold up the end.
@@ -317,17 +320,25 @@ class Attempt:
 
 
 def forget_builds(client: Any, state_index: str, names: list[str]) -> None:
-    """Delete the recorded state of the builds of ``names`` (indexes deleted or gone live)."""
+    """Delete the recorded state of the builds of ``names`` (indexes deleted or gone live).
+
+    Best effort: the builds are over, and a run's own outcome matters more than this;
+    the header goes first, so that the tasks of a build left stop at once.
+    """
     from elasticsearch.helpers import bulk
 
     for name in names:
-        found = BuildState.find(client, state_index, name)
-        if found is None:
-            continue
-        build = found[0]
-        client.options(ignore_status=404).delete(index=state_index, id=build.header_id)
-        deletes = ({"_op_type": "delete", "_index": state_index, "_id": build.range_id(n)} for n in range(build.ranges))
-        bulk(client, deletes, chunk_size=CHUNK, raise_on_error=False)
+        try:
+            found = BuildState.find(client, state_index, name)
+            if found is None:
+                continue
+            build = found[0]
+            client.options(ignore_status=404).delete(index=state_index, id=build.header_id)
+            ids = (build.range_id(n) for n in range(build.ranges))
+            deletes = ({"_op_type": "delete", "_index": state_index, "_id": i} for i in ids)
+            bulk(client, deletes, chunk_size=CHUNK, raise_on_error=False)
+        except Exception as exc:
+            logger.warning("%s: could not delete the recorded ranges of the build (%s)", name, type(exc).__name__)
 
 
 def resumable(client: Any, definition: IndexDefinition, state_index: str) -> str | None:

@@ -219,6 +219,23 @@ def test_a_coordinator_killed_at_half_is_resumed_without_reading_its_done_ranges
     assert read_holder(es, "batches") is None
 
 
+def test_an_interrupted_coordinator_deletes_the_build_and_its_tasks_stop_without_writing(catalog, site, es):
+    catalog(products=ROWS)
+    site.env["REINDEX_TEST_BATCH_DELAY"] = "0.05"
+    site.start_workers()
+    run = site.rebuild("batches", "--batch-size", "10", "--workers", "2", wait=False)
+    wait_for(lambda: ranges_done(es, "batches"), "a range to be done", run, timeout=60)
+    run.send_signal(signal.SIGTERM)
+    _, stderr = run.communicate(timeout=60)
+    read_then = len(site.batches())
+    time.sleep(1)  # the tasks still queued or running meet a build that is gone
+
+    assert run.returncode == 1 and "interrupted by SIGTERM" in stderr
+    assert len(site.batches()) - read_then <= 2  # at most the batch each process was in
+    assert dict(es.indices.get(index="batches-*")) == {}
+    assert not es.search(index=Config.lock_index)["hits"]["hits"]
+
+
 def test_the_error_budget_is_global_over_the_ranges_of_all_workers(catalog, site, es, reindex, settings):
     from catalog.models import Product
 
@@ -290,6 +307,20 @@ def test_resume_after_kill_9_keeps_the_ranges_done_for_the_local_and_processes_e
     assert (report["rows_read"], report["indexed"], report["failed"], report["duplicates"]) == (ROWS, ROWS, 0, 0)
     assert es.count(index="batches")["count"] == ROWS
     assert sorted(dict(es.indices.get(index="batches-*"))) == [build.index]
+
+
+def test_the_core_never_imports_celery_unless_the_executor_is_asked_for(catalog, es_url, transactional_db):
+    catalog(products=5)
+    script = (
+        "import sys, django; django.setup(); import reindex, reindex.cli, reindex.api; "
+        "reindex.rebuild('products', workers=2); print(sorted(m for m in sys.modules if m.split('.')[0] == 'celery'))"
+    )
+    env = subprocess_env(DJANGO_SETTINGS_MODULE="tests.settings", REINDEX_ES_URL=es_url)
+    command = [sys.executable, "-c", script]
+    done = subprocess.run(command, env=env, capture_output=True, text=True, cwd=ROOT, timeout=120)
+
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "[]"
 
 
 # -- the range documents --------------------------------------------------------------------
