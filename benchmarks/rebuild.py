@@ -59,6 +59,20 @@ def dataset_env(args: argparse.Namespace) -> dict[str, str]:
     return env
 
 
+def seed_dataset(args: argparse.Namespace) -> None:
+    """Create and fill the dataset of ``args.rows`` rows unless it is there already (contenders.py seed)."""
+    seeding = subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / "contenders.py"), "seed", "--rows", str(args.rows)],
+        env=dataset_env(args),
+        capture_output=True,
+        text=True,
+        timeout=args.timeout,
+    )
+    if seeding.returncode:
+        raise SystemExit(f"seeding failed:\n{seeding.stderr[-3000:]}")
+    print(f"dataset: {seeding.stdout.strip()}", file=sys.stderr)
+
+
 def contender_env(args: argparse.Namespace, url: str, query_log: str, name: str) -> dict[str, str]:
     env = dataset_env(args)
     env.update(REINDEX_BENCH_QUERY_LOG=query_log, REINDEX_ES_URL=url)
@@ -207,16 +221,7 @@ def main() -> None:
             f"unknown contenders {sorted(unknown)}" if unknown else "django-elasticsearch-dsl needs --dedsl-python"
         )
 
-    seeding = subprocess.run(
-        [sys.executable, str(ROOT / "benchmarks" / "contenders.py"), "seed", "--rows", str(args.rows)],
-        env=dataset_env(args),
-        capture_output=True,
-        text=True,
-        timeout=args.timeout,
-    )
-    if seeding.returncode:
-        raise SystemExit(f"seeding failed:\n{seeding.stderr[-3000:]}")
-    print(f"dataset: {seeding.stdout.strip()}", file=sys.stderr)
+    seed_dataset(args)
     server, url = start_server(args.server)
     runs: dict[str, list[dict[str, Any]]] = {name: [] for name in names}
     failed: set[str] = set()

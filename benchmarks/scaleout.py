@@ -40,6 +40,7 @@ from benchmarks.rebuild import (  # noqa: E402  (the repository root first)
     dataset_env,
     process_stats,
     run_contender,
+    seed_dataset,
     start_server,
 )
 
@@ -144,15 +145,7 @@ def main() -> None:
     args = parser.parse_args()
     args.max_chunk_bytes, args.compress, args.dedsl_python, args.workers = 0, False, None, 1
 
-    seeding = subprocess.run(
-        [sys.executable, str(ROOT / "benchmarks" / "contenders.py"), "seed", "--rows", str(args.rows)],
-        env=dataset_env(args),
-        capture_output=True,
-        text=True,
-        timeout=args.timeout,
-    )
-    if seeding.returncode:
-        raise SystemExit(f"seeding failed:\n{seeding.stderr[-3000:]}")
+    seed_dataset(args)
     everyone = contenders(args)
     server, url = start_server("sink")
     pools: dict[int, Any] = {}

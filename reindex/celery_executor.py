@@ -35,10 +35,9 @@ from celery import shared_task
 
 from reindex import interrupts
 from reindex.config import SECRET_FIELDS, Config
-from reindex.definitions import IndexDefinition
 from reindex.errors import ConfigurationError, LockLost, RunFailed, Superseded
-from reindex.loading import Progress
-from reindex.ranges import DONE, FAILED, PENDING, RUNNING, BuildState, RangeResult, dropped_if_recreated
+from reindex.executors import Job
+from reindex.ranges import DONE, FAILED, PENDING, RUNNING, BuildState, dropped_if_recreated
 
 TASK_NAME = "reindex.load_range"
 #: Seconds between two reads of the range documents left, by the coordinator: a tenth of a
@@ -110,45 +109,26 @@ def celery_app(config: Config) -> Any:
     return app
 
 
-def run_ranges(
-    client: Any,
-    definition: IndexDefinition,
-    build: BuildState,
-    numbers: list[int],
-    config: Config,
-    bar: Progress | None,
-    absorb: Callable[[RangeResult], None],
-    lock: Any = None,
-) -> None:
+def run_ranges(job: Job, numbers: list[int]) -> None:
     """The Celery executor: send one task per range of ``numbers``, follow them, ``absorb`` each result."""
-    app = celery_app(config)
-    overrides = worker_overrides(config)
+    app = celery_app(job.config)
+    overrides = worker_overrides(job.config)
 
     def send(number: int) -> None:
-        args = [definition.path, build.index, build.ranges, number, overrides]
-        app.send_task(TASK_NAME, args=args, queue=config.celery_queue)
+        args = [job.definition.path, job.build.index, job.build.ranges, number, overrides]
+        app.send_task(TASK_NAME, args=args, queue=job.config.celery_queue)
 
     for number in numbers:
         send(number)
-    Follower(client, build, set(numbers), config, bar, absorb, lock, send).run()
+    Follower(job, set(numbers), send).run()
 
 
 class Follower:
     """The coordinator's loop: read the ranges left, merge those finished, resend the stalled ones."""
 
-    def __init__(
-        self,
-        client: Any,
-        build: BuildState,
-        todo: set[int],
-        config: Config,
-        bar: Progress | None,
-        absorb: Callable[[RangeResult], None],
-        lock: Any,
-        send: Callable[[int], None],
-    ) -> None:
-        self.client, self.build, self.todo, self.config = client, build, todo, config
-        self.bar, self.absorb, self.lock, self.send = bar, absorb, lock, send
+    def __init__(self, job: Job, todo: set[int], send: Callable[[int], None]) -> None:
+        self.client, self.build, self.config, self.lock = job.client, job.build, job.config, job.lock
+        self.bar, self.absorb, self.todo, self.send = job.bar, job.absorb, todo, send
         self.started = time.time()
         self.resent: dict[int, float] = {}
         self.finished_rows = self.shown = 0

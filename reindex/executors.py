@@ -1,6 +1,6 @@
 """Who loads a build's ranges: this process, worker processes, or the site's Celery workers.
 
-``load_ranges()`` splits the rows at primary-key quantiles and records the ranges in
+``load()`` splits the rows at primary-key quantiles and records the ranges in
 the search server (``reindex.ranges``), or, resuming, reads back those a killed run
 recorded; it merges the ranges done already and has an executor load the others:
 
@@ -12,7 +12,7 @@ recorded; it merges the ranges done already and has an executor load the others:
 Wherever a range runs, ``load_range()`` loads it and records its result, and the
 coordinator merges that result by range number, once::
 
-    load_ranges(client, ProductIndex(), queryset, "products-2026...", counts, Config(), None, total)
+    load(client, ProductIndex(), queryset, "products-2026...", counts, Config(), None, total)
 """
 
 from __future__ import annotations
@@ -38,13 +38,27 @@ from reindex.loading import (
 )
 from reindex.ranges import DONE, BuildState, RangeResult, decode_pk, pk_ranges, range_count
 
-#: Runs the ranges ``numbers`` of a build: (client, definition, build, numbers, config, bar, absorb, lock).
-Executor = Callable[..., None]
+#: Loads the ranges ``numbers`` of a job's build: ``run(job, numbers)``.
+Executor = Callable[["Job", list[int]], None]
 #: Seconds between two records of a running range's progress (its heartbeat).
 BEAT_INTERVAL = 1.0
 
 
-def load_ranges(
+@dataclass
+class Job:
+    """What an executor needs to load ranges of a build, and to hand each result back (``absorb``)."""
+
+    client: Any
+    definition: IndexDefinition
+    build: BuildState
+    config: Config
+    absorb: Callable[[RangeResult], None]
+    bar: Progress | None = None
+    #: The coordinator's ``AliasLock`` (None when there is none): a lost lock stops a long load.
+    lock: Any = None
+
+
+def load(
     client: Any,
     definition: IndexDefinition,
     queryset: Any,
@@ -58,7 +72,11 @@ def load_ranges(
     resume: bool = False,
     lock: Any = None,
 ) -> None:
-    """Load every range of ``index`` not done yet with the executor ``config`` names; merge into ``counts``."""
+    """Load every range of ``index`` not done yet with the executor ``config`` names; merge into ``counts``.
+
+    ``resume``: keep the ranges a killed run recorded as done (their counts merged as
+    recorded), load the others.
+    """
     build = open_build(client, definition, queryset, index, config, total, resume)
     merger = Merger(definition.alias, counts, config.max_errors, on_failure)
     todo = []
@@ -73,7 +91,7 @@ def load_ranges(
         if bar is not None and counts.rows_read:
             bar.update(counts.indexed + counts.failed)
         if todo:
-            run(client, definition, build, todo, config, bar, merger.absorb, lock)
+            run(Job(client, definition, build, config, merger.absorb, bar, lock), todo)
 
 
 def open_build(
@@ -126,21 +144,12 @@ class Merger:
             raise error_named(result.error_type, result.error)
 
 
-def run_local(
-    client: Any,
-    definition: IndexDefinition,
-    build: BuildState,
-    numbers: list[int],
-    config: Config,
-    bar: Progress | None,
-    absorb: Callable[[RangeResult], None],
-    lock: Any = None,
-) -> None:
+def run_local(job: Job, numbers: list[int]) -> None:
     """The local executor: load the ranges one after the other in this process."""
     for number in numbers:
-        result = load_range(client, definition, build, number, config, bar)
+        result = load_range(job.client, job.definition, job.build, number, job.config, job.bar)
         if result is not None:
-            absorb(result)
+            job.absorb(result)
 
 
 def load_range(

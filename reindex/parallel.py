@@ -9,7 +9,7 @@ client, built from the very ``Config`` the parent resolved (so every flag and
 override reaches it); the parent neither serialises nor sends anything. A worker
 that dies fails the run (a ``multiprocessing.Pool`` would wait forever for its range)::
 
-    run_ranges(client, ProductIndex(), build, [0, 1, 2, 3], Config(workers=2), bar, merger.absorb)
+    run_ranges(Job(client, ProductIndex(), build, Config(workers=2), merger.absorb, bar), [0, 1, 2, 3])
 
 Workers are forked on Linux: they inherit the booted Django and start in
 milliseconds, where a spawned worker spends about half a CPU second importing and
@@ -25,7 +25,7 @@ import queue
 import signal
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -34,8 +34,7 @@ from reindex.errors import ConfigurationError, Interrupted, ReindexError, RunFai
 from reindex.ranges import BuildState, RangeResult
 
 if TYPE_CHECKING:
-    from reindex.definitions import IndexDefinition
-    from reindex.loading import Progress
+    from reindex.executors import Job
 
 
 @dataclass(frozen=True)
@@ -91,22 +90,14 @@ def worker_setup(config: Config, method: str = "spawn") -> WorkerSetup:
     return WorkerSetup(module or "", names, config)
 
 
-def run_ranges(
-    client: Any,
-    definition: IndexDefinition,
-    build: BuildState,
-    numbers: list[int],
-    config: Config,
-    bar: Progress | None,
-    absorb: Callable[[RangeResult], None],
-    lock: Any = None,
-) -> None:
+def run_ranges(job: Job, numbers: list[int]) -> None:
     """The processes executor: load ranges ``numbers`` with ``config.workers`` processes, ``absorb`` each result."""
     from django.db import connections
 
+    config = job.config
     method = start_method(config.worker_start)
     setup = worker_setup(config, method)
-    tasks = [RangeTask(definition.path, build, number) for number in numbers]
+    tasks = [RangeTask(job.definition.path, job.build, number) for number in numbers]
     context: Any = multiprocessing.get_context(method)
     if method == "fork":
         connections.close_all()  # a forked child must not share the parent's database sockets
@@ -121,9 +112,9 @@ def run_ranges(
             worker.start()
         for task in [*tasks, *[None] * len(workers)]:  # a None tells a worker to exit
             todo.put(task)
-        for result in _results(messages, workers, len(tasks), bar):
+        for result in _results(messages, workers, len(tasks), job.bar):
             if result is not None:  # None: the range was done already
-                absorb(result)
+                job.absorb(result)
         finished = True
     finally:
         _stop(workers, wait=finished)

@@ -26,7 +26,7 @@ from reindex.config import Config
 from reindex.definitions import IndexDefinition
 from reindex.drift import definition_marker
 from reindex.errors import ConfigurationError, ReindexError, RunFailed, TooFewDocuments
-from reindex.executors import load_ranges
+from reindex.executors import load
 from reindex.loading import FailureCallback, LoadCounts, ProgressFactory
 from reindex.locking import AliasLock
 from reindex.ownership import new_index_meta
@@ -233,29 +233,6 @@ def create_new_index(client: Any, definition: IndexDefinition) -> str:
                 continue  # another run took this very microsecond
             raise
     raise RunFailed(f"{definition.alias}: could not find a free index name")
-
-
-def load(
-    client: Any,
-    definition: IndexDefinition,
-    queryset: Any,
-    index: str,
-    counts: LoadCounts,
-    config: Config,
-    progress: ProgressFactory | None,
-    total: int,
-    on_failure: FailureCallback | None = None,
-    *,
-    resume: bool = False,
-    lock: AliasLock | None = None,
-) -> None:
-    """Load every row into ``index`` range by range, with the executor ``config`` names (``reindex.executors``).
-
-    ``resume``: keep the ranges a killed run recorded as done, load the others.
-    """
-    load_ranges(
-        client, definition, queryset, index, counts, config, progress, total, on_failure, resume=resume, lock=lock
-    )
 
 
 def finish_settings(client: Any, definition: IndexDefinition, index: str) -> None:
