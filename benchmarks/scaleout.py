@@ -8,7 +8,8 @@ bulk endpoint (``benchmarks/sink.py``), so the figures are the client side's alo
 The Celery workers are started once, before the rounds, as a site's workers are always
 running: one ``celery worker -c N`` per size, each serving a queue of its own. The
 contenders run round by round (every one once, then again), and the speed-ups are
-paired within a round. CPU is the coordinator's plus, for Celery, its workers'.
+paired within a round. CPU is the coordinator's plus, for Celery, its workers'; on
+PostgreSQL the database server's CPU is printed too.
 
 The coordinator's overhead per range comes from one more contender: Celery with 2
 processes and ranges of ``--small-ranges`` rows (many ranges) against the default
@@ -38,6 +39,7 @@ from benchmarks.rebuild import (  # noqa: E402  (the repository root first)
     clear_server,
     cpu_seconds,
     dataset_env,
+    postgres_cpu_seconds,
     process_stats,
     run_contender,
     seed_dataset,
@@ -99,8 +101,10 @@ def run_once(args: argparse.Namespace, contender: Contender, url: str, pool: Any
         worker, queue = pool
         extra = ["--queue", queue, "--range-size", str(contender.range_size)]
         worker_cpu = cpu_seconds(worker.pid)
+    db_cpu = postgres_cpu_seconds() if args.db == "postgres" else 0.0
     run = run_contender(argparse.Namespace(**{**vars(args), "workers": contender.workers}), contender.name, url, extra)
     run["worker_cpu"] = cpu_seconds(pool[0].pid) - worker_cpu if pool is not None else 0.0
+    run["db_cpu"] = postgres_cpu_seconds() - db_cpu if args.db == "postgres" else 0.0
     run["ranges"] = contender.ranges(args.rows)
     return run
 
@@ -145,8 +149,12 @@ def main() -> None:
     args = parser.parse_args()
     args.max_chunk_bytes, args.compress, args.dedsl_python, args.workers = 0, False, None, 1
 
-    seed_dataset(args)
     everyone = contenders(args)
+    if everyone[-1].ranges(args.rows) <= Contender("", "", 2, 2).ranges(args.rows):
+        parser.error(f"--small-ranges {args.small_ranges} gives no more ranges than the default for 2 processes")
+    if 2 not in args.pools:
+        parser.error("--pools must include 2 (the overhead probe compares with it)")
+    seed_dataset(args)
     server, url = start_server("sink")
     pools: dict[int, Any] = {}
     runs: dict[str, list[dict[str, Any]]] = {c.label: [] for c in everyone}
@@ -174,9 +182,12 @@ def report(args: argparse.Namespace, everyone: list[Contender], runs: dict[str, 
     for c in everyone:
         rates = [rate(r) for r in runs[c.label]]
         cpu = statistics.median(10_000 * (r["cpu"] + r["worker_cpu"]) / r["docs"] for r in runs[c.label])
+        db_cpu = statistics.median(10_000 * r["db_cpu"] / r["docs"] for r in runs[c.label])
         over_one = paired(runs, c.label, everyone[0].label)
         figures = {"docs_per_s": statistics.median(rates), "min": min(rates), "max": max(rates), "cpu_s_per_10k": cpu}
-        rows.append({"contender": c.label, "ranges": c.ranges(args.rows), **figures, "over_one_process": over_one})
+        figures["db_cpu_s_per_10k"] = db_cpu
+        rows.append({"contender": c.label, "ranges": c.ranges(args.rows), "docs": runs[c.label][0]["docs"], **figures})
+        rows[-1]["over_one_process"] = over_one
     workers_2 = everyone[1].label
     celery_2 = next(c.label for c in everyone if c.pool == 2 and not c.range_size)
     probe = overhead(runs, everyone[-1], next(c for c in everyone if c.label == celery_2), args.rows)
@@ -189,10 +200,12 @@ def report(args: argparse.Namespace, everyone: list[Contender], runs: dict[str, 
         print(json.dumps(summary, indent=2))
         return
     print(f"{args.rows:,} rows, {args.db}, broker {args.broker}, do-nothing endpoint, {args.repeat} rounds; {machine}")
-    print(f"{'contender':<40}{'ranges':>7}{'docs/s median (min-max)':>28}{'CPU s/10k':>11}{'x one process':>22}")
+    header = f"{'docs/s median (min-max)':>28}{'CPU s/10k':>11}{'db':>6}{'x one process':>22}"
+    print(f"{'contender':<40}{'ranges':>7}{header}")
     for r in rows:
         spread = f"{r['docs_per_s']:,.0f} ({r['min']:,.0f}-{r['max']:,.0f})"
-        print(f"{r['contender']:<40}{r['ranges']:>7}{spread:>28}{r['cpu_s_per_10k']:>11.2f}{r['over_one_process']:>22}")
+        cpu = f"{r['cpu_s_per_10k']:>11.2f}{r['db_cpu_s_per_10k']:>6.2f}"
+        print(f"{r['contender']:<40}{r['ranges']:>7}{spread:>28}{cpu}{r['over_one_process']:>22}")
     print(f"celery with 2 processes over --workers 2, round by round: {summary['celery_2_over_workers_2']}")
     print(
         f"per range: {probe['worker_ms_per_range']:.1f} ms of a worker process, {probe['cpu_ms_per_range']:.1f} ms CPU "
