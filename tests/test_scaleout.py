@@ -190,8 +190,8 @@ def test_a_coordinator_killed_at_half_is_resumed_without_reading_its_done_ranges
     catalog(products=ROWS)
     site.env["REINDEX_TEST_BATCH_DELAY"] = "0.05"
     site.start_workers()
-    run = site.rebuild("batches", "--batch-size", "10", "--workers", "2", wait=False)
-    wait_for(lambda: len(ranges_done(es, "batches")) >= 4, "half of the 8 ranges to be done", run, timeout=60)
+    run = site.rebuild("batches", "--batch-size", "10", "--workers", "4", wait=False)
+    wait_for(lambda: len(ranges_done(es, "batches")) >= 8, "half of the 16 ranges to be done", run, timeout=60)
     run.kill()
     run.wait()
     site.stop_workers()  # the ranges they had started are finished; the others wait in the queue ...
@@ -199,7 +199,7 @@ def test_a_coordinator_killed_at_half_is_resumed_without_reading_its_done_ranges
     build = build_of(es, "batches")
     assert build is not None
     done = {r.number: (r.after, r.upto) for r in ranges_done(es, "batches")}
-    assert 4 <= len(done) < build.ranges
+    assert 8 <= len(done) < build.ranges == 16
     read_before = len(site.batches())
     wait_for(lambda: lock_free_or_stale(es, "batches"), "the lock to go stale")
     site.start_workers()
