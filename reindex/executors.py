@@ -141,7 +141,8 @@ class Merger:
                 self.on_failure(report)
         check_failures(self.counts, self.max_errors, self.alias)
         if result.error:
-            raise error_named(result.error_type, result.error)
+            prefixed = result.error.startswith(f"{self.alias}:")
+            raise error_named(result.error_type, result.error if prefixed else f"{self.alias}: {result.error}")
 
 
 def run_local(job: Job, numbers: list[int]) -> None:
