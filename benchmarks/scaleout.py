@@ -80,7 +80,6 @@ def start_pool(args: argparse.Namespace, url: str, processes: int) -> tuple[subp
         DJANGO_SETTINGS_MODULE="benchmarks.settings",
         PYTHONPATH=os.pathsep.join([str(ROOT), str(ROOT / "example")]),
         REINDEX_ES_URL=url,
-        CELERY_BROKER_URL=BROKERS[args.broker],
     )
     command = [sys.executable, "-m", "celery", "-A", "demo.celery", "worker", "-Q", queue, "-c", str(processes)]
     command += ["-n", f"{queue}@%h", "--without-gossip", "--without-mingle", "--loglevel", "WARNING"]
@@ -154,6 +153,8 @@ def main() -> None:
         parser.error(f"--small-ranges {args.small_ranges} gives no more ranges than the default for 2 processes")
     if 2 not in args.pools:
         parser.error("--pools must include 2 (the overhead probe compares with it)")
+    os.environ["CELERY_BROKER_URL"] = BROKERS[args.broker]  # for the workers and the coordinators
+    os.environ["CELERY_BROKER_URL"] = BROKERS[args.broker]  # for the workers and the coordinators
     seed_dataset(args)
     server, url = start_server("sink")
     pools: dict[int, Any] = {}
