@@ -187,6 +187,7 @@ def report(args: argparse.Namespace, everyone: list[Contender], runs: dict[str, 
         over_one = paired(runs, c.label, everyone[0].label)
         figures = {"docs_per_s": statistics.median(rates), "min": min(rates), "max": max(rates), "cpu_s_per_10k": cpu}
         figures["db_cpu_s_per_10k"] = db_cpu
+        figures["coordinator_cpu_s_per_10k"] = statistics.median(10_000 * r["cpu"] / r["docs"] for r in runs[c.label])
         rows.append({"contender": c.label, "ranges": c.ranges(args.rows), "docs": runs[c.label][0]["docs"], **figures})
         rows[-1]["over_one_process"] = over_one
     workers_2 = everyone[1].label

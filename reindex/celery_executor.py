@@ -21,7 +21,7 @@ not yet redelivered) is sent again; a run whose ranges no worker takes for ``LOC
 seconds (a minute at least) fails.
 
 A task whose build is gone (the coordinator failed, was interrupted or gave up)
-stops at its next batch without recording anything, and deletes the index if its own
+stops within a second (at its next heartbeat) without recording anything, and deletes the index if its own
 last bulk request re-created it. Celery is imported only when this executor is asked for.
 """
 

@@ -298,9 +298,10 @@ class Attempt:
         return self.source.get("upto")
 
     def beat(self, rows: int) -> None:
-        """Record progress and that this attempt is alive; Superseded if it is no longer wanted."""
-        if not self.build.alive(self.client):
-            raise Superseded(f"{self.build.index}: the build is gone")
+        """Record progress and that this attempt is alive; Superseded if it is no longer wanted.
+
+        One request: a build given up has its range documents deleted, so the write fails then.
+        """
         self._write({"rows": rows, "heartbeat": time.time()})
 
     def finish(self, result: RangeResult) -> None:
@@ -322,8 +323,9 @@ class Attempt:
 def forget_builds(client: Any, state_index: str, names: list[str]) -> None:
     """Delete the recorded state of the builds of ``names`` (indexes deleted or gone live).
 
-    Best effort: the builds are over, and a run's own outcome matters more than this;
-    the header goes first, so that the tasks of a build left stop at once.
+    Best effort: the builds are over, and a run's own outcome matters more than this.
+    The header goes first (a task about to claim a range then stops), then the range
+    documents (a task loading one stops at its next heartbeat, within a second).
     """
     from elasticsearch.helpers import bulk
 
