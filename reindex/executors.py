@@ -17,9 +17,10 @@ coordinator merges that result by range number, once::
 
 from __future__ import annotations
 
+import gc
 import time
-from collections.abc import Callable
-from contextlib import closing, nullcontext, suppress
+from collections.abc import Callable, Iterator
+from contextlib import closing, contextmanager, nullcontext, suppress
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -180,17 +181,18 @@ def load_range(
     try:
         # The lower bound is where the keyset starts, not a second "pk >" condition,
         # which PostgreSQL may misestimate into scanning the rest of the range per batch.
-        stream_rows(
-            client,
-            definition,
-            queryset,
-            build.index,
-            result.counts,
-            config,
-            on_failure=duplicates.add,
-            bar=heartbeat,
-            after=decode_pk(queryset, attempt.after),
-        )
+        with frozen_heap():
+            stream_rows(
+                client,
+                definition,
+                queryset,
+                build.index,
+                result.counts,
+                config,
+                on_failure=duplicates.add,
+                bar=heartbeat,
+                after=decode_pk(queryset, attempt.after),
+            )
     except TooManyErrors as exc:
         result.error, result.error_type = str(exc), type(exc).__name__
     except (Superseded, Interrupted):  # not this attempt's to record: the range is simply not done
@@ -205,6 +207,26 @@ def load_range(
     result.reports = result.counts.failures + duplicates.kept
     attempt.finish(result)
     return result
+
+
+@contextmanager
+def frozen_heap() -> Iterator[None]:
+    """Keep the objects alive before a range out of the garbage collector's passes during it.
+
+    A range allocates millions of short-lived objects, and the full collections they
+    set off walk every object the process holds: in a Celery worker process (Celery's,
+    Django's and the site's objects) that was 15-20% of its CPU. ``gc.freeze()`` sets
+    them aside for the range and ``gc.unfreeze()`` gives them back, so nothing is kept
+    alive for good; a process that froze objects itself is left alone.
+    """
+    if gc.get_freeze_count():
+        yield
+        return
+    gc.freeze()
+    try:
+        yield
+    finally:
+        gc.unfreeze()
 
 
 class DuplicateReports:
