@@ -98,6 +98,15 @@ def reindex_workers(es: Any, args: argparse.Namespace) -> int:
     return run_rebuild(es, args, "benchmarks.definitions.ProductRowsIndex", workers=args.workers)
 
 
+@contender("reindex-celery")
+def reindex_celery(es: Any, args: argparse.Namespace) -> int:
+    """The same with ``--executor celery`` (ranges for ``--workers N`` processes) on workers started beforehand."""
+    options: dict[str, Any] = {"executor": "celery", "celery_queue": args.queue, "workers": args.workers}
+    if args.range_size:
+        options["range_size"] = args.range_size
+    return run_rebuild(es, args, "benchmarks.definitions.ProductRowsIndex", **options)
+
+
 @contender("reindex-models")
 def reindex_models(es: Any, args: argparse.Namespace) -> int:
     """``reindex rebuild`` of the demo's model-instance definition (select/prefetch_related)."""
@@ -235,6 +244,8 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--batch-size", type=int, default=0)
     parser.add_argument("--max-chunk-bytes", type=int, default=0)
+    parser.add_argument("--queue", default="reindex", help="reindex-celery: the workers' queue")
+    parser.add_argument("--range-size", type=int, default=0, help="reindex-celery: rows per range at most")
     args = parser.parse_args()
     if args.name == "seed":
         setup_settings_only()

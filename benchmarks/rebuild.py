@@ -29,6 +29,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -56,6 +57,20 @@ def dataset_env(args: argparse.Namespace) -> dict[str, str]:
         REINDEX_BENCH_PG_NAME=f"reindex_bench_{args.rows}",
     )
     return env
+
+
+def seed_dataset(args: argparse.Namespace) -> None:
+    """Create and fill the dataset of ``args.rows`` rows unless it is there already (contenders.py seed)."""
+    seeding = subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / "contenders.py"), "seed", "--rows", str(args.rows)],
+        env=dataset_env(args),
+        capture_output=True,
+        text=True,
+        timeout=args.timeout,
+    )
+    if seeding.returncode:
+        raise SystemExit(f"seeding failed:\n{seeding.stderr[-3000:]}")
+    print(f"dataset: {seeding.stdout.strip()}", file=sys.stderr)
 
 
 def contender_env(args: argparse.Namespace, url: str, query_log: str, name: str) -> dict[str, str]:
@@ -105,11 +120,14 @@ def postgres_cpu_seconds() -> float:
     return ticks / os.sysconf("SC_CLK_TCK")
 
 
-def run_contender(args: argparse.Namespace, name: str, url: str) -> dict[str, Any]:
-    """One run of one contender in a fresh process: its figures plus the SQL queries of all its processes."""
+def run_contender(args: argparse.Namespace, name: str, url: str, extra: Sequence[str] = ()) -> dict[str, Any]:
+    """One run of one contender in a fresh process: its figures plus the SQL queries of all its processes.
+
+    ``extra``: more options for ``contenders.py`` (``--queue``, ``--range-size``).
+    """
     python = args.dedsl_python if name == "django-elasticsearch-dsl" else sys.executable
     with tempfile.NamedTemporaryFile("r", suffix=".queries") as log:
-        command = [python, str(ROOT / "benchmarks" / "contenders.py"), name, "--url", url]
+        command = [python, str(ROOT / "benchmarks" / "contenders.py"), name, "--url", url, *extra]
         command += ["--workers", str(args.workers), "--batch-size", str(args.batch_size)]
         command += ["--max-chunk-bytes", str(args.max_chunk_bytes)]
         done = subprocess.run(
@@ -203,16 +221,7 @@ def main() -> None:
             f"unknown contenders {sorted(unknown)}" if unknown else "django-elasticsearch-dsl needs --dedsl-python"
         )
 
-    seeding = subprocess.run(
-        [sys.executable, str(ROOT / "benchmarks" / "contenders.py"), "seed", "--rows", str(args.rows)],
-        env=dataset_env(args),
-        capture_output=True,
-        text=True,
-        timeout=args.timeout,
-    )
-    if seeding.returncode:
-        raise SystemExit(f"seeding failed:\n{seeding.stderr[-3000:]}")
-    print(f"dataset: {seeding.stdout.strip()}", file=sys.stderr)
+    seed_dataset(args)
     server, url = start_server(args.server)
     runs: dict[str, list[dict[str, Any]]] = {name: [] for name in names}
     failed: set[str] = set()

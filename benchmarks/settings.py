@@ -31,9 +31,15 @@ else:
 
 REINDEX = {
     "HOSTS": [os.environ.get("REINDEX_ES_URL", "http://127.0.0.1:9200")],
+    "CELERY_APP": "demo.celery.app",  # benchmarks/scaleout.py: the Celery executor
     # --compress: gzip every request body, as REINDEX["CLIENT_OPTIONS"] can ask of the client.
     "CLIENT_OPTIONS": {"http_compress": True} if os.environ.get("REINDEX_BENCH_COMPRESS") else {},
 }
+
+# benchmarks/scaleout.py starts Celery workers with these settings.
+CELERY_BROKER_URL = os.environ.get("CELERY_BROKER_URL", "redis://127.0.0.1:6379/0")
+CELERY_RESULT_BACKEND = "cache+memory://"  # the Celery executor needs no result backend
+CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 
 if os.environ.get("REINDEX_BENCH_DEDSL"):
     from reindex.connection import PlainJsonTransport

@@ -17,6 +17,7 @@ import threading
 from collections import Counter
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
+from urllib.parse import unquote
 
 #: A bulk action's header line, and the same with its ``_index`` captured (it may be absent).
 HEADER = re.compile(rb'^\{\s*"(?:index|create)"\s*:\s*\{', re.MULTILINE)
@@ -54,6 +55,7 @@ class State:
         self.indexes: dict[str, dict[str, Any]] = {}  # name -> {"mappings": ..., "count": n}
         self.aliases: dict[str, set[str]] = {}  # alias -> index names
         self.docs: dict[tuple[str, str], tuple[int, Any]] = {}  # the lock documents: (seq_no, source)
+        self.document_indexes: set[str] = set()  # indexes that hold such documents (the lock index)
         self.seq_no = 0
 
     def matching(self, pattern: str) -> list[str]:
@@ -90,19 +92,23 @@ class Handler(BaseHTTPRequestHandler):
             self.wfile.write(data)
 
     def parts(self) -> list[str]:
-        return [p for p in self.path.split("?", 1)[0].split("/") if p]
+        return [unquote(p) for p in self.path.split("?", 1)[0].split("/") if p]
 
     def do_HEAD(self) -> None:
         parts, st = self.parts(), self.state
         if parts[:1] == ["_alias"]:
             found = parts[1] in st.aliases and bool(st.aliases[parts[1]])
+        elif len(parts) == 3 and parts[1] == "_doc":
+            found = (parts[0], parts[2]) in st.docs
         else:
             found = bool(parts) and (parts[0] in st.indexes or bool(st.aliases.get(parts[0])))
         self.reply(200 if found else 404)
 
     def do_GET(self) -> None:
         parts, st = self.parts(), self.state
-        self.body()
+        data = self.body()
+        if parts and parts[-1] == "_mget":
+            return self.mget(parts, data)
         if not parts:
             return self.reply(200, INFO)
         if parts == ["_alias"]:
@@ -144,6 +150,8 @@ class Handler(BaseHTTPRequestHandler):
             return self.bulk(parts, data)
         if parts and parts[-1] == "_count":
             return self.count(parts)
+        if parts and parts[-1] == "_mget":
+            return self.mget(parts, data)
         if parts == ["_aliases"]:
             with st.lock:
                 for action in json.loads(data)["actions"]:
@@ -163,6 +171,10 @@ class Handler(BaseHTTPRequestHandler):
 
     def bulk(self, parts: list[str], data: bytes) -> None:
         """Count the actions per target index from the header lines alone (no JSON parsing)."""
+        first = HEADER_INDEX.match(data)
+        stored = first is not None and first.group(1).decode() in self.state.document_indexes
+        if stored or data.startswith(b'{"delete"'):
+            return self.bulk_documents(data)
         counts = count_actions(data)
         total = counts.total()
         unnamed = counts.pop(None, 0)
@@ -174,7 +186,34 @@ class Handler(BaseHTTPRequestHandler):
         body = b",".join([ITEM] * total)
         self.reply(200, raw=b'{"took":0,"errors":false,"items":[' + body + b"]}")
 
-    # -- single documents: just enough for the tool's lock (create, get, compare-and-swap)
+    # -- single documents: just enough for the tool's lock and range documents
+    #    (create, get, compare-and-swap, exists, mget, bulk writes and deletes)
+
+    def bulk_documents(self, data: bytes) -> None:
+        """A bulk request to the lock index (a build's range documents): stored, not just counted."""
+        st, lines, items = self.state, data.splitlines(), []
+        with st.lock:
+            while lines:
+                ((kind, meta),) = json.loads(lines.pop(0)).items()
+                key = (meta["_index"], meta["_id"])
+                if kind == "delete":
+                    found = st.docs.pop(key, None) is not None
+                    items.append({kind: {"status": 200 if found else 404, "result": "deleted"}})
+                    continue
+                st.seq_no += 1
+                st.docs[key] = (st.seq_no, json.loads(lines.pop(0)))
+                items.append({kind: {"status": 201, "result": "created", **self.version(st.seq_no)}})
+        self.reply(200, {"took": 0, "errors": False, "items": items})
+
+    def mget(self, parts: list[str], data: bytes) -> None:
+        st, found = self.state, []
+        for doc_id in json.loads(data or b"{}").get("ids", []):
+            doc = st.docs.get((parts[0], doc_id))
+            answer: dict[str, Any] = {"_index": parts[0], "_id": doc_id, "found": doc is not None}
+            if doc is not None:
+                answer.update(self.version(doc[0]), _source=doc[1])
+            found.append(answer)
+        self.reply(200, {"docs": found})
 
     def get_doc(self, index: str, doc_id: str) -> None:
         found = self.state.docs.get((index, doc_id))
@@ -191,6 +230,7 @@ class Handler(BaseHTTPRequestHandler):
                 return self.reply(409, {"error": {"type": "version_conflict_engine_exception"}, "status": 409})
             st.seq_no += 1
             st.docs[(index, doc_id)] = (st.seq_no, json.loads(data))
+            st.document_indexes.add(index)
             seq_no = st.seq_no
         self.reply(201, {"_index": index, "_id": doc_id, "result": "created", **self.version(seq_no)})
 

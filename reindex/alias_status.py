@@ -17,6 +17,7 @@ from reindex.config import Config
 from reindex.definitions import IndexDefinition
 from reindex.drift import definition_fingerprint
 from reindex.locking import LockState, lock_state, read_holder
+from reindex.ranges import BuildState
 
 
 @dataclass(frozen=True)
@@ -57,6 +58,8 @@ class AliasStatus:
     lock: LockState | None = None
     #: The server it was read from (the same for every alias of a run).
     server: ServerInfo | None = None
+    #: For each build under way (or abandoned) with recorded ranges: ranges per state, rows read.
+    ranges: dict[str, dict[str, int]] = field(default_factory=dict)
 
     @property
     def built(self) -> bool:
@@ -74,6 +77,7 @@ class AliasStatus:
             "matches_code": self.matches_code,
             "lock": None if self.lock is None else self.lock.as_dict(),
             "server": None if self.server is None else self.server.as_dict(),
+            "ranges": self.ranges,
         }
 
 
@@ -95,6 +99,10 @@ def alias_status(
         status.count = int(client.count(index=alias)["count"])
     status.indexes = [i for i in indexes.owned_indexes(client, alias) if i.owned or i.live]
     status.matches_code = matches_code(definition, status.indexes)
+    for info in status.indexes:
+        found = BuildState.find(client, config.lock_index, info.name) if info.building else None
+        if found is not None:
+            status.ranges[info.name] = found[0].summary(client)
     return status
 
 

@@ -83,6 +83,7 @@ def rebuild_each(
     on_failure: FailureCallback | None = None,
     progress: ProgressFactory | None = None,
     handle_signals: bool = False,
+    resume: bool = False,
     **overrides: Any,
 ) -> Iterator[RebuildResult]:
     """Rebuild each target in turn, yielding each alias's result as soon as it is done.
@@ -90,6 +91,7 @@ def rebuild_each(
     Never raises for one alias: a failed or skipped alias's result carries its
     ``exception`` (and ``exit_status``), and the next alias runs. An interrupt
     (SIGTERM/SIGINT with ``handle_signals``) ends the iteration after its result.
+    ``resume``: go on with the build a killed run left for an alias, keeping its ranges done.
     Raises ConfigurationError before any alias when the setup is wrong.
     """
     session = _Session(targets, config, overrides)
@@ -99,7 +101,7 @@ def rebuild_each(
         log = stack.enter_context(FailureLog(errors_file, session.connection.redact)) if errors_file else None
         for definition in session.definitions:
             callbacks = [c for c in (on_failure, log.for_alias(definition.alias) if log else None) if c is not None]
-            result = _rebuild_one(session, definition, force, replace_existing_index, progress, callbacks)
+            result = _rebuild_one(session, definition, force, replace_existing_index, progress, callbacks, resume)
             yield result
             if isinstance(result.exception, Interrupted):
                 return
@@ -112,6 +114,7 @@ def _rebuild_one(
     replace_existing_index: bool,
     progress: ProgressFactory | None,
     callbacks: list[FailureCallback],
+    resume: bool = False,
 ) -> RebuildResult:
     def on_failure(failure: Any) -> None:
         for callback in callbacks:
@@ -126,6 +129,7 @@ def _rebuild_one(
             replace_existing_index=replace_existing_index,
             progress=progress,
             on_failure=on_failure if callbacks else None,
+            resume=resume,
         )
     except ReindexError as exc:
         result = getattr(exc, "result", None)
@@ -142,9 +146,9 @@ def rebuild(*targets: Target, raise_on_error: bool = True, **options: Any) -> li
     """Rebuild the aliases of ``targets`` (all when none), one after the other.
 
     Keyword options: ``force``, ``replace_existing_index``, ``errors_file``,
-    ``on_failure``, ``progress``, ``handle_signals``, ``config``, and overrides of
-    any setting by its lowercase name (``keep=1``, ``batch_size=500``, ``workers=2``,
-    ``es_url=...``). A failed or locked alias does not stop the others. With
+    ``on_failure``, ``progress``, ``handle_signals``, ``resume``, ``config``, and
+    overrides of any setting by its lowercase name (``keep=1``, ``batch_size=500``,
+    ``workers=2``, ``executor="celery"``, ``es_url=...``). A failed or locked alias does not stop the others. With
     ``raise_on_error`` (the default), once all ran, the most severe error is raised
     (``errors.STATUS_PRECEDENCE``: configuration 2, failed 1, locked 3), with
     ``.results`` holding every alias's result.

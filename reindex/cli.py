@@ -312,6 +312,23 @@ def retry_options(f: Callable[..., Any]) -> Callable[..., Any]:
     type=click.IntRange(1),
     help=f"Processes that build and send documents, each its pk ranges (default REINDEX['WORKERS'], {Config.workers}).",
 )
+@click.option(
+    "--executor",
+    type=click.Choice(["local", "processes", "celery"]),
+    help="Who loads the ranges: this process, --workers processes, or the site's Celery workers "
+    "(default: processes with --workers above 1, else local).",
+)
+@click.option(
+    "--queue",
+    "celery_queue",
+    metavar="NAME",
+    help="The Celery queue of the range tasks (default REINDEX['CELERY_QUEUE'], reindex).",
+)
+@click.option(
+    "--resume",
+    is_flag=True,
+    help="Go on with the build a killed run left, keeping the ranges it loaded; else start afresh.",
+)
 @click.option("--no-progress", is_flag=True, help="No progress bar, even on a terminal.")
 @dry_run_option
 @json_option
@@ -322,6 +339,7 @@ def rebuild(
     force: bool,
     replace_existing_index: bool,
     errors_file: str | None,
+    resume: bool,
     no_progress: bool,
     dry_run: bool,
     as_json: bool,
@@ -336,12 +354,16 @@ def rebuild(
 
     One run per alias at a time (a lock in the search server): a run that finds
     the alias locked exits 3. SIGTERM/SIGINT delete the partial index and exit 1.
+    Rows are loaded in primary-key ranges whose state is kept in the search
+    server: after a kill -9, --resume goes on where the killed run stopped.
 
     \b
     Example:
       reindex --settings mysite.settings rebuild products --keep 1
       reindex --settings mysite.settings rebuild products --errors-file failed.jsonl
       reindex --settings mysite.settings rebuild products --workers 2
+      reindex --settings mysite.settings rebuild products --executor celery --workers 8
+      reindex --settings mysite.settings rebuild products --resume
     """
     from reindex import api, reporting
 
@@ -365,6 +387,7 @@ def rebuild(
         errors_file=errors_file,
         progress=progress,
         handle_signals=True,
+        resume=resume,
         **overrides,
     )
     results = []

@@ -30,6 +30,9 @@ from reindex.errors import ConfigurationError
 ENV_URL = "REINDEX_ES_URL"
 ENV_API_KEY = "REINDEX_ES_API_KEY"
 
+#: Who may load a build's ranges (``Config.executor``).
+EXECUTORS = ("local", "processes", "celery")
+
 #: Keys of ``settings.REINDEX`` that are not run options: where definitions come from.
 DISCOVERY_KEYS = ("INDEXES", "AUTODISCOVER")
 
@@ -64,6 +67,16 @@ class Config:
     workers: int = 1
     #: How workers start: None = "fork" on Linux, "spawn" elsewhere.
     worker_start: str | None = None
+    #: Who loads the ranges: "local" (this process), "processes" (``workers`` forked
+    #: processes) or "celery" (the site's Celery workers); None: "processes" when
+    #: ``workers`` > 1, else "local".
+    executor: str | None = None
+    #: Rows per primary-key range at most: the unit of work of every executor and of ``--resume``.
+    range_size: int = 100_000
+    #: The Celery queue the range tasks go to (``--queue``).
+    celery_queue: str = "reindex"
+    #: Dotted path of the site's Celery app (e.g. ``"mysite.celery.app"``); None: Celery's current app.
+    celery_app: str | None = None
     max_errors: int = 0
     keep: int = 0
     min_ratio: float = 0.5
@@ -136,6 +149,11 @@ class Config:
         given = {name: getattr(changed, name) for name in changed.explicit}
         return dataclasses.replace(self, **given, origins={**self.origins, **changed.origins})
 
+    @property
+    def executor_name(self) -> str:
+        """The executor that loads the ranges: the one asked for, else by ``workers``."""
+        return self.executor or ("processes" if self.workers > 1 else "local")
+
     def batch_size_for(self, definition: Any) -> int:
         """Rows per batch for ``definition``: an override, else its own ``batch_size``, else the default."""
         own = getattr(definition, "batch_size", None)
@@ -179,6 +197,10 @@ _CHECKS: dict[str, tuple[Any, str]] = {
     "max_chunk_bytes": (_positive_int, "a whole number of bytes >= 1"),
     "workers": (_positive_int, "a whole number >= 1"),
     "worker_start": (_start_method, f"None or one of {', '.join(multiprocessing.get_all_start_methods())}"),
+    "executor": (lambda v: v is None or v in EXECUTORS, f"None or one of {', '.join(EXECUTORS)}"),
+    "range_size": (_positive_int, "a whole number >= 1"),
+    "celery_queue": (lambda v: isinstance(v, str) and bool(v), "a queue name"),
+    "celery_app": (lambda v: v is None or (isinstance(v, str) and "." in v), "None or a dotted path"),
     "max_errors": (_count, "a whole number >= 0"),
     "keep": (_count, "a whole number >= 0"),
     "min_ratio": (lambda v: _number(v) and v <= 1, "a number from 0 to 1"),

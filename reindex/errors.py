@@ -101,6 +101,11 @@ class LockLost(RunFailed):
     """Another run took the lock over while this one was building; this run did not swap."""
 
 
+class Superseded(RunFailed):
+    """This attempt at a range is no longer wanted: the build is gone (its coordinator gave
+    up) or another attempt claimed the range since. It stopped without writing its result."""
+
+
 class Interrupted(RunFailed):
     """The run was stopped by SIGTERM or SIGINT; the alias was left as it was."""
 
@@ -111,6 +116,14 @@ class Interrupted(RunFailed):
     @classmethod
     def by(cls, signum: int) -> Interrupted:
         return cls(f"interrupted by {signal.Signals(signum).name}", signum=signum)
+
+
+def error_named(name: str | None, message: str) -> ReindexError:
+    """The error of class ``name`` with ``message``, as another process reported it (RunFailed if unknown)."""
+    found = globals().get(name or "")
+    if isinstance(found, type) and issubclass(found, ReindexError):
+        return found(message)
+    return RunFailed(message)
 
 
 class NoPreviousIndex(ReindexError):

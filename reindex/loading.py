@@ -115,6 +115,8 @@ def stream_rows(
         for ok, item in others:
             if ok and replaced_a_document(item):
                 counts.duplicates += 1
+                if bar is not None:  # a row done all the same (and a range loaded again beats on)
+                    bar.update(1)
                 if on_failure is not None:
                     on_failure(duplicate_failure(item))
             elif ok:

@@ -1,15 +1,15 @@
-"""Loading with worker processes: each builds, serialises and sends its own primary-key ranges.
+"""The processes executor (``--workers N``): worker processes each build, serialise and send their own ranges.
 
-The parent splits the rows at primary-key quantiles into a few ranges per worker,
-hands them to worker processes and merges what comes back: rows read, documents
-indexed, failures, and the progress bar. Each worker reads the very databases the
+The parent hands a build's primary-key ranges (``reindex.ranges``: split at quantiles,
+a few per worker) to worker processes and merges what comes back: rows read, documents
+indexed, failures, and the progress bar. Each worker records the ranges it loads in the
+search server like any executor (``reindex.executors.load_range``). Each worker reads the very databases the
 parent reads, over its own connections, and sends its bulk requests with its own
 client, built from the very ``Config`` the parent resolved (so every flag and
 override reaches it); the parent neither serialises nor sends anything. A worker
 that dies fails the run (a ``multiprocessing.Pool`` would wait forever for its range)::
 
-    counts = LoadCounts()
-    load_parallel(ProductIndex(), queryset, "products-2026...", counts, Config(workers=2), None, total)
+    run_ranges(Job(client, ProductIndex(), build, Config(workers=2), merger.absorb, bar), [0, 1, 2, 3])
 
 Workers are forked on Linux: they inherit the booted Django and start in
 milliseconds, where a spawned worker spends about half a CPU second importing and
@@ -19,7 +19,6 @@ and set Django up themselves.
 
 from __future__ import annotations
 
-import math
 import multiprocessing
 import os
 import queue
@@ -31,14 +30,11 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from reindex.config import Config
-from reindex.errors import ConfigurationError, ReindexError, RunFailed
-from reindex.loading import FailureCallback, LoadCounts, ProgressFactory, check_failures, stream_rows
+from reindex.errors import ConfigurationError, Interrupted, ReindexError, RunFailed
+from reindex.ranges import BuildState, RangeResult
 
 if TYPE_CHECKING:
-    from reindex.definitions import IndexDefinition
-
-#: Ranges per worker: enough that a worker with a slow range does not hold up the end.
-RANGES_PER_WORKER = 4
+    from reindex.executors import Job
 
 
 @dataclass(frozen=True)
@@ -53,35 +49,11 @@ class WorkerSetup:
 
 @dataclass(frozen=True)
 class RangeTask:
-    """Rows with ``after < pk <= upto`` (``None``: unbounded) to load into ``index``."""
+    """Range ``number`` of ``build`` to load with the definition at dotted path ``definition``."""
 
     definition: str
-    index: str
-    after: Any
-    upto: Any
-
-
-def pk_ranges(queryset: Any, total: int, parts: int) -> list[tuple[Any, Any]]:
-    """Split the rows into at most ``parts`` ranges of about equal size, at primary-key quantiles.
-
-    One query, numbering the rows in primary-key order with a window function (no
-    OFFSET); works for any orderable primary key, however sparse.
-    """
-    from django.db.models import F, Window
-    from django.db.models.functions import RowNumber
-
-    if parts <= 1 or total <= parts:
-        return [(None, None)]
-    step = math.ceil(total / parts)
-    bounds = list(
-        queryset.order_by()
-        .values_list("pk", flat=True)
-        .annotate(position=Window(RowNumber(), order_by=F("pk").asc()))
-        .annotate(phase=F("position") % step)
-        .filter(phase=0, position__lt=total)
-        .order_by("pk")
-    )
-    return list(zip([None, *bounds], [*bounds, None], strict=True))
+    build: BuildState
+    number: int
 
 
 def start_method(wanted: str | None = None) -> str:
@@ -120,25 +92,14 @@ def worker_setup(config: Config, method: str = "spawn") -> WorkerSetup:
     return WorkerSetup(module or "", names, config, parent)
 
 
-def load_parallel(
-    definition: IndexDefinition,
-    queryset: Any,
-    index: str,
-    counts: LoadCounts,
-    config: Config,
-    progress: ProgressFactory | None,
-    total: int,
-    on_failure: FailureCallback | None = None,
-) -> None:
-    """Load ``index`` with ``config.workers`` processes and merge what they report into ``counts``."""
+def run_ranges(job: Job, numbers: list[int]) -> None:
+    """The processes executor: load ranges ``numbers`` with ``config.workers`` processes, ``absorb`` each result."""
     from django.db import connections
 
+    config = job.config
     method = start_method(config.worker_start)
     setup = worker_setup(config, method)
-    tasks = [
-        RangeTask(definition.path, index, after, upto)
-        for after, upto in pk_ranges(queryset, total, config.workers * RANGES_PER_WORKER)
-    ]
+    tasks = [RangeTask(job.definition.path, job.build, number) for number in numbers]
     context: Any = multiprocessing.get_context(method)
     if method == "fork":
         connections.close_all()  # a forked child must not share the parent's database sockets
@@ -147,30 +108,24 @@ def load_parallel(
         context.Process(target=_work, args=(setup, todo, messages), name=f"reindex-worker-{i + 1}", daemon=True)
         for i in range(min(config.workers, len(tasks)))
     ]
-    bar = progress(total, definition.alias) if progress else None
     finished = False
     try:
         for worker in workers:
             worker.start()
         for task in [*tasks, *[None] * len(workers)]:  # a None tells a worker to exit
             todo.put(task)
-        for part in _results(messages, workers, len(tasks), bar):
-            counts.merge(part)
-            if on_failure is not None:
-                for failure in part.failures:
-                    on_failure(failure)
-            check_failures(counts, config.max_errors, definition.alias)
+        for result in _results(messages, workers, len(tasks), job.bar):
+            if result is not None:  # None: the range was done already
+                job.absorb(result)
         finished = True
     finally:
         _stop(workers, wait=finished)
         for channel in (todo, messages):
             channel.close()
             channel.cancel_join_thread()  # never wait on a pipe that a killed worker left
-        if bar is not None:
-            bar.close()
 
 
-def _results(messages: Any, workers: list[Any], count: int, bar: Any) -> Iterator[LoadCounts]:
+def _results(messages: Any, workers: list[Any], count: int, bar: Any) -> Iterator[RangeResult | None]:
     """The ``count`` ranges' results as they finish, updating ``bar`` on the way.
 
     Raises what a worker raised, RunFailed when a worker dies (killed, out of memory),
@@ -228,12 +183,20 @@ _worker: dict[str, Any] = {}
 
 
 class _QueueProgress:
-    """A progress bar stand-in that forwards its updates to the parent."""
+    """A progress bar stand-in that forwards its updates to the parent, while there is one.
+
+    A parent killed with ``kill -9`` cannot stop its workers: each stops at its next
+    update instead of loading on for a run that is over (the range stays unfinished
+    for ``--resume``).
+    """
 
     def __init__(self, messages: Any) -> None:
         self.messages = messages
+        self.parent = os.getppid()
 
     def update(self, n: int) -> None:
+        if os.getppid() != self.parent:
+            raise Interrupted(f"worker {os.getpid()}: the run that started it is gone")
         self.messages.put(("progress", n))
 
     def close(self) -> None:
@@ -291,34 +254,21 @@ def die_with_parent(parent: int) -> None:
         os._exit(1)
 
 
-def _load_range(task: RangeTask) -> LoadCounts:
+def _load_range(task: RangeTask) -> RangeResult | None:
     from django.utils.module_loading import import_string
+
+    from reindex.executors import load_range
 
     definitions = _worker["definitions"]
     if task.definition not in definitions:
         definitions[task.definition] = import_string(task.definition)()
     definition = definitions[task.definition]
-    queryset = definition.get_queryset()
-    if task.upto is not None:
-        queryset = queryset.filter(pk__lte=task.upto)
-    part = LoadCounts()
     try:
-        # The lower bound is where the keyset starts, not a second "pk >" condition,
-        # which PostgreSQL may misestimate into scanning the rest of the range per batch.
-        # Failures go back with the part (the parent calls on_failure); max_errors is
-        # checked here per range and again by the parent on the merged counts.
-        stream_rows(
-            _worker["client"],
-            definition,
-            queryset,
-            task.index,
-            part,
-            _worker["config"],
-            bar=_worker["progress"],
-            after=task.after,
-        )
+        # Failures go back with the result (the parent calls on_failure); max_errors is
+        # checked per range here and on the merged counts by the parent.
+        client, config, bar = _worker["client"], _worker["config"], _worker["progress"]
+        return load_range(client, definition, task.build, task.number, config, bar)
     except ReindexError:
         raise
     except Exception as exc:
         raise RunFailed(f"{definition.alias}: worker {os.getpid()}: {type(exc).__name__}: {exc}") from None
-    return part

@@ -17,16 +17,17 @@ the new index is deleted and the alias is left where it was::
 from __future__ import annotations
 
 import time
-from contextlib import closing, nullcontext, suppress
+from contextlib import suppress
 from dataclasses import dataclass, field
 from typing import Any
 
-from reindex import indexes, interrupts
+from reindex import indexes, interrupts, ranges
 from reindex.config import Config
 from reindex.definitions import IndexDefinition
 from reindex.drift import definition_marker
 from reindex.errors import ConfigurationError, ReindexError, RunFailed, TooFewDocuments
-from reindex.loading import FailureCallback, LoadCounts, ProgressFactory, stream_rows
+from reindex.executors import load
+from reindex.loading import FailureCallback, LoadCounts, ProgressFactory
 from reindex.locking import AliasLock
 from reindex.ownership import new_index_meta
 from reindex.retention import lock_of, retention
@@ -46,6 +47,8 @@ class RebuildResult(LoadCounts):
     live_count: int | None = None
     replaced_index: str | None = None
     abandoned_dropped: list[str] = field(default_factory=list)
+    #: True when this run went on with a build a killed run left (``resume``).
+    resumed: bool = False
     lock_taken_over_from: str | None = None
     #: Why: "process_gone" (the holder's process no longer exists) or "heartbeat_expired".
     lock_taken_over_because: str | None = None
@@ -78,6 +81,7 @@ class RebuildResult(LoadCounts):
             "live_count": self.live_count,
             "replaced_index": self.replaced_index,
             "abandoned_dropped": self.abandoned_dropped,
+            "resumed": self.resumed,
             "lock_taken_over_from": self.lock_taken_over_from,
             "lock_taken_over_because": self.lock_taken_over_because,
             "seconds": round(self.seconds, 3),
@@ -98,8 +102,11 @@ def rebuild(
     replace_existing_index: bool = False,
     progress: ProgressFactory | None = None,
     on_failure: FailureCallback | None = None,
+    resume: bool = False,
 ) -> RebuildResult:
     """Rebuild the alias of ``definition`` from the database, without a gap in search.
+
+    With ``resume``, go on with the newest build a killed run left, keeping its ranges done.
 
     Raises RunFailed (alias untouched, new index deleted), Locked or ConfigurationError;
     a RunFailed carries the result so far in ``.result``.
@@ -112,7 +119,7 @@ def rebuild(
             if lock.took_over is not None:
                 result.lock_taken_over_from = f"{lock.took_over.host}:{lock.took_over.pid}"
                 result.lock_taken_over_because = lock.took_over_because
-            build = Build(definition, client, config, result, lock, force, replace_existing_index)
+            build = Build(definition, client, config, result, lock, force, replace_existing_index, resume)
             build.run(progress, on_failure)
     except RunFailed as exc:
         result.error = str(exc)
@@ -139,6 +146,7 @@ class Build:
     lock: AliasLock
     force: bool = False
     replace_existing_index: bool = False
+    resume: bool = False
 
     def run(self, progress: ProgressFactory | None, on_failure: FailureCallback | None) -> None:
         """The named steps: check, clear abandoned builds, create, load, verify, guard, swap, clean up."""
@@ -146,21 +154,41 @@ class Build:
         old = result.old_indexes = check_alias(client, alias, self.replace_existing_index)
         if not old and self.replace_existing_index and indexes.is_concrete_index(client, alias):
             result.replaced_index = alias
-        result.abandoned_dropped = indexes.delete_owned(client, alias, indexes.abandoned_indexes(client, alias))
+        resumed = ranges.resumable(client, self.definition, self.config.lock_index) if self.resume else None
+        abandoned = [name for name in indexes.abandoned_indexes(client, alias) if name != resumed]
+        result.abandoned_dropped = indexes.delete_owned(client, alias, abandoned)
+        ranges.forget_builds(client, self.config.lock_index, result.abandoned_dropped)
         queryset = self.definition.get_queryset()
         total = queryset.count()
         interrupts.check()
-        result.new_index = create_new_index(client, self.definition)
+        result.new_index = resumed or create_new_index(client, self.definition)
+        result.resumed = resumed is not None
         try:
-            load(client, self.definition, queryset, result.new_index, result, self.config, progress, total, on_failure)
+            load(
+                client,
+                self.definition,
+                queryset,
+                result.new_index,
+                result,
+                self.config,
+                progress,
+                total,
+                on_failure,
+                resume=result.resumed,
+                lock=self.lock,
+            )
             finish_settings(client, self.definition, result.new_index)
             verify(client, result)
             check_ratio(client, result, self.config.min_ratio, self.force)
             self.swap()
         except BaseException:
             if not result.swapped:
+                ranges.forget_builds(client, self.config.lock_index, [result.new_index])  # tasks left stop
                 drop_new_index(client, result.new_index)
             raise
+        finally:
+            if result.swapped:
+                ranges.forget_builds(client, self.config.lock_index, [result.new_index])
         kept = retention(client, alias, self.config.keep, before=result.new_index)
         result.dropped, result.kept = indexes.delete_owned(client, alias, kept.delete), kept.kept
 
@@ -209,28 +237,6 @@ def create_new_index(client: Any, definition: IndexDefinition) -> str:
                 continue  # another run took this very microsecond
             raise
     raise RunFailed(f"{definition.alias}: could not find a free index name")
-
-
-def load(
-    client: Any,
-    definition: IndexDefinition,
-    queryset: Any,
-    index: str,
-    counts: LoadCounts,
-    config: Config,
-    progress: ProgressFactory | None,
-    total: int,
-    on_failure: FailureCallback | None = None,
-) -> None:
-    """Stream every row into ``index``, in this process or in ``config.workers`` processes."""
-    if config.workers > 1:
-        from reindex.parallel import load_parallel
-
-        load_parallel(definition, queryset, index, counts, config, progress, total, on_failure)
-        return
-    bar = progress(total, definition.alias) if progress else None
-    with nullcontext() if bar is None else closing(bar):
-        stream_rows(client, definition, queryset, index, counts, config, on_failure=on_failure, bar=bar)
 
 
 def finish_settings(client: Any, definition: IndexDefinition, index: str) -> None:

@@ -148,7 +148,10 @@ def format_status(st: AliasStatus) -> list[str]:
         lines = [f"{st.alias}: live {', '.join(st.live)} ({st.count} documents){_CODE_MATCH[st.matches_code]}"]
     for info in st.indexes:
         marks = "live" if info.live else "building" if info.building else "kept"
-        lines.append(f"  {info.name}\t{marks}\tcreated {info.created or '?'}\t{info.count} documents")
+        line = f"  {info.name}\t{marks}\tcreated {info.created or '?'}\t{info.count} documents"
+        if info.name in st.ranges:
+            line += f"\t{format_ranges(st.ranges[info.name])}"
+        lines.append(line)
     if st.lock is not None:
         lines.append(f"  locked by {format_lock(st.lock)}")
     return lines
@@ -175,6 +178,13 @@ def format_unlock(result: UnlockResult) -> str:
         return f"{result.alias}: not locked"
     forced = " (forced)" if result.forced else ""
     return f"{result.alias}: removed the lock held by {format_lock(result.lock)}{forced}"
+def format_ranges(summary: dict[str, int]) -> str:
+    """``ranges: 3 of 8 done, 2 running, 3 pending (1,234 rows read)``, with failed ones when any."""
+    parts = [f"{summary['done']} of {summary['ranges']} done", f"{summary['running']} running"]
+    parts.append(f"{summary['pending']} pending")
+    if summary["failed"]:
+        parts.append(f"{summary['failed']} failed")
+    return f"ranges: {', '.join(parts)} ({summary['rows_read']:,} rows read)"
 
 
 # -- diff and migrate ----------------------------------------------------------------------

@@ -21,6 +21,7 @@ from reindex import indexes
 from reindex.config import Config
 from reindex.errors import ConfigurationError, NoPreviousIndex
 from reindex.locking import AliasLock
+from reindex.ranges import forget_builds
 
 
 @dataclass
@@ -105,9 +106,12 @@ def prune(client: Any, alias: str, keep: int, config: Config | None = None) -> P
 
     Builds abandoned by a killed run go too: holding the lock, no run is building.
     """
-    with lock_of(client, alias, config or Config()):
+    config = config or Config()
+    with lock_of(client, alias, config):
         plan = retention(client, alias, keep)
-        return PruneResult(alias, sorted(indexes.delete_owned(client, alias, plan.delete)), plan.kept)
+        dropped = sorted(indexes.delete_owned(client, alias, plan.delete))
+        forget_builds(client, config.lock_index, [name for name in dropped if name in plan.abandoned])
+        return PruneResult(alias, dropped, plan.kept)
 
 
 def _live_indexes(client: Any, alias: str) -> list[str]:

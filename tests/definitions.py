@@ -66,7 +66,7 @@ class RejectedMappingIndex(IndexDefinition):
 
 
 class BatchesIndex(IndexDefinition):
-    """Product names; every batch's size, and the process that read it, go to ``$REINDEX_TEST_BATCH_LOG``.
+    """Product names; every batch's size, the process that read it and its first pk go to ``$REINDEX_TEST_BATCH_LOG``.
 
     ``$REINDEX_TEST_BATCH_DELAY`` seconds pass before each batch: a load long enough to interrupt.
     """
@@ -84,7 +84,7 @@ class BatchesIndex(IndexDefinition):
         path = os.environ.get("REINDEX_TEST_BATCH_LOG")
         if path:
             with open(path, "a", encoding="utf-8") as log:
-                log.write(f"{os.getpid()} {len(rows)}\n")
+                log.write(f"{os.getpid()} {len(rows)} {rows[0]['pk']}\n")
 
     def prepare(self, row: dict[str, Any]) -> dict[str, Any]:
         return {"name": row["name"]}

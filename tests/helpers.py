@@ -1,13 +1,15 @@
-"""Helpers that several test modules share: lock documents as other runs write them, what an alias serves, waiting."""
+"""Helpers that several test modules share: lock documents as other runs write them, what an alias serves,
+waiting for a condition, the index a run is loading, processes."""
 
 from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from reindex import indexes
-from reindex.locking import LOCK_INDEX, LockHolder
+from reindex.locking import LOCK_INDEX, LockHolder, read_holder
 
 
 def hold_lock_as(es: Any, alias: str, host: str, pid: int, age: float, **identity: Any) -> LockHolder:
@@ -53,3 +55,25 @@ def building_index(es: Any, alias: str = "products") -> str | None:
         if info.owned and not info.live and info.count:
             return info.name
     return None
+
+
+
+def lock_free_or_stale(es: Any, alias: str = "products") -> bool:
+    holder = read_holder(es, alias)
+    return holder is None or holder.age() > 2.5
+
+
+def alive(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+def sources(es: Any, alias: str) -> dict[str, dict[str, Any]]:
+    """Documents by id; sellers sorted, as the M2M comes back in no particular order on PostgreSQL."""
+    hits = es.search(index=alias, size=1000, sort=[{"_id": "asc"}])["hits"]["hits"]
+    docs = {hit["_id"]: hit["_source"] for hit in hits}
+    for doc in docs.values():
+        doc["sellers"] = sorted(doc["sellers"], key=lambda seller: seller["id"])
+    return docs

@@ -47,8 +47,17 @@ REINDEX = {
     "INDEXES": [p for p in os.environ.get("REINDEX_TEST_INDEXES", "").split(",") if p],
     # Fault tests shorten the lock's time to live so that a killed run's lock goes stale soon.
     "LOCK_TTL": float(os.environ.get("REINDEX_TEST_LOCK_TTL", "300")),
+    # --executor celery: the app that sends the range tasks (a site following Celery's
+    # Django guide imports it from its project package and needs no setting).
+    "CELERY_APP": "demo.celery.app",
+    # Resume tests split a few hundred rows into several ranges.
+    "RANGE_SIZE": int(os.environ.get("REINDEX_TEST_RANGE_SIZE", "100000")),
 }
 
 # The Celery tests start real workers; each test uses a queue of its own.
 CELERY_BROKER_URL = os.environ.get("CELERY_BROKER_URL", "redis://127.0.0.1:6379/0")
 CELERY_RESULT_BACKEND = os.environ.get("CELERY_RESULT_BACKEND", CELERY_BROKER_URL)
+# What the Celery executor asks of a site's workers: one task at a time per process, and
+# on Redis a short visibility timeout, so that a task whose whole worker died comes back soon.
+CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 30}

@@ -35,7 +35,7 @@ def batch_log(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Any:
     def read() -> list[tuple[int, int]]:
         if not path.exists():
             return []
-        return [(int(pid), int(size)) for pid, size in (line.split() for line in path.read_text().splitlines())]
+        return [(int(pid), int(size)) for pid, size, _ in (line.split() for line in path.read_text().splitlines())]
 
     read.clear = lambda: path.unlink(missing_ok=True)  # type: ignore[attr-defined]
     return read

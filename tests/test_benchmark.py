@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
+
+import pytest
 
 from tests.conftest import ROOT
 
@@ -47,3 +50,28 @@ def test_the_do_nothing_endpoint_counts_actions_per_index_whatever_the_header_st
     assert count_actions(body(compact % 1, b'{"create":{"_index":"other","_id":"2"}}')) == {"products-1": 1, "other": 1}
     assert count_actions(body(b'{"index":{"_id":"1","_index":"raw"}}', b'{"create":{"_index":"raw"}}')) == {"raw": 2}
     assert count_actions(body(b'{ "index" : { "_id" : "1" } }', compact % 2)) == {None: 1, "products-1": 1}
+
+
+def test_the_scale_out_benchmark_runs_every_contender_through_a_real_celery_worker():
+    import socket
+
+    try:
+        socket.create_connection(("127.0.0.1", 6379), timeout=1).close()
+    except OSError:
+        if os.environ.get("REINDEX_REQUIRE_SERVICES"):
+            raise
+        pytest.skip("no Redis on 127.0.0.1:6379")
+    command = [sys.executable, "benchmarks/scaleout.py", "--rows", "300", "--repeat", "1", "--pools", "2"]
+    done = subprocess.run(
+        [*command, "--small-ranges", "20", "--json"], capture_output=True, text=True, timeout=300, cwd=ROOT
+    )
+
+    assert done.returncode == 0, done.stderr
+    report = json.loads(done.stdout)
+    assert [r["contender"] for r in report["results"]] == [
+        "one process",
+        "--workers 2",
+        "celery, 2 processes",
+        "celery, 2 processes, 20-row ranges",
+    ]
+    assert [(r["ranges"], r["docs"]) for r in report["results"]] == [(1, 300), (8, 300), (8, 300), (15, 300)]

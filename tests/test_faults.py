@@ -19,7 +19,7 @@ import pytest
 from reindex import indexes
 from reindex.locking import read_holder
 from tests.faultproxy import FaultProxy
-from tests.helpers import building_index, hold_lock_as, wait_for
+from tests.helpers import alive, building_index, hold_lock_as, lock_free_or_stale, wait_for
 
 ROWS = 300
 #: Products in small batches: a load that lasts a few seconds, long enough to interrupt.
@@ -37,11 +37,6 @@ def assert_whole(es: Any, alias: str = "products") -> None:
         assert es.get(index=alias, id=str(product.pk))["_source"]["name"] == product.name
     assert sorted(dict(es.indices.get(index=f"{alias}-*"))) == [live]
     assert read_holder(es, alias) is None
-
-
-def lock_free_or_stale(es: Any, alias: str = "products") -> bool:
-    holder = read_holder(es, alias)
-    return holder is None or holder.age() > 2.5
 
 
 @pytest.fixture
@@ -124,13 +119,6 @@ def children(pid: int) -> set[int]:
         if int(fields[1]) == pid and fields[0] != "Z":
             found.add(int(stat.parent.name))
     return found
-
-
-def alive(pid: int) -> bool:
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
-    except OSError:
-        return False
 
 
 @pytest.mark.parametrize("workers", ["1", "2"])

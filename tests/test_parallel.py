@@ -9,17 +9,9 @@ import pytest
 
 from reindex import indexes
 from reindex.config import Config
-from reindex.parallel import pk_ranges
+from reindex.ranges import pk_ranges
 from reindex.rebuilding import rebuild
-
-
-def sources(es: Any, alias: str) -> dict[str, dict[str, Any]]:
-    """Documents by id; sellers sorted, as the M2M comes back in no particular order on PostgreSQL."""
-    hits = es.search(index=alias, size=1000, sort=[{"_id": "asc"}])["hits"]["hits"]
-    docs = {hit["_id"]: hit["_source"] for hit in hits}
-    for doc in docs.values():
-        doc["sellers"] = sorted(doc["sellers"], key=lambda seller: seller["id"])
-    return docs
+from tests.helpers import sources
 
 
 def test_two_workers_build_the_same_documents_as_one_process(catalog, reindex, es, transactional_db):

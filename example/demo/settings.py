@@ -40,11 +40,15 @@ else:
     }
 
 # The CLI's --es-url and $REINDEX_ES_URL take precedence over HOSTS.
-REINDEX = {"HOSTS": ["http://127.0.0.1:9200"]}
+REINDEX = {"HOSTS": ["http://127.0.0.1:9200"], "CELERY_APP": "demo.celery.app"}
 
 # Celery (optional: pip install 'reindex[celery]'); `celery -A demo.celery worker --beat`.
 CELERY_BROKER_URL = os.environ.get("CELERY_BROKER_URL", "redis://127.0.0.1:6379/0")
 CELERY_RESULT_BACKEND = os.environ.get("CELERY_RESULT_BACKEND", CELERY_BROKER_URL)
+# For `rebuild --executor celery`: each worker process takes one range at a time; on Redis,
+# a task whose worker machine died is delivered again after the visibility timeout (seconds).
+CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 3600}
 CELERY_BEAT_SCHEDULE = {
     "rebuild-search-nightly": {
         "task": "catalog.tasks.rebuild_search",
