@@ -26,13 +26,22 @@ class ProductRowsIndex(IndexDefinition):
     settings = ProductIndex.settings
     mappings = ProductIndex.mappings
 
+    updated_field = "updated_at"
+    changed_since = ProductIndex.changed_since
+
     def get_queryset(self) -> Any:
-        return Product.objects.values(*COLUMNS, "created_at", "updated_at")
+        return Product.objects.filter(is_active=True).values(*COLUMNS, "created_at", "updated_at")
 
     def load_batch(self, rows: Sequence[dict[str, Any]]) -> None:
-        links = Product.sellers.through.objects.filter(
-            product_id__gte=rows[0]["pk"], product_id__lte=rows[-1]["pk"]
-        ).values_list("product_id", "seller_id", "seller__name", "seller__country")
+        keys = [row["pk"] for row in rows]
+        links = Product.sellers.through.objects.all()
+        if keys[-1] - keys[0] < 2 * len(keys):  # a rebuild's batch, contiguous: one range scan
+            links = links.filter(product_id__gte=keys[0], product_id__lte=keys[-1])
+        else:  # an update's changed rows, spread over the table: by key (the range would read it all)
+            links = links.filter(product_id__in=keys)
+        links = links.order_by("product_id", "seller_id").values_list(
+            "product_id", "seller_id", "seller__name", "seller__country"
+        )
         self.sellers: dict[int, list[dict[str, Any]]] = defaultdict(list)
         for product_id, seller_id, name, country in links:
             self.sellers[product_id].append({"id": seller_id, "name": name, "country": country})

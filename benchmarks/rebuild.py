@@ -35,11 +35,15 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 CONTENDERS = ["reindex", "reindex-workers", "reindex-models", "raw", "ceiling", "django-elasticsearch-dsl"]
-SERVERS = {"sink": [str(ROOT / "benchmarks" / "sink.py")], "osmem": ["-m", "reindex.testserver"]}
+SERVERS = {
+    "sink": [str(ROOT / "benchmarks" / "sink.py")],
+    "store": [str(ROOT / "benchmarks" / "store.py")],
+    "osmem": ["-m", "reindex.testserver"],
+}
 
 
 def start_server(kind: str) -> tuple[subprocess.Popen[str], str]:
-    """Start the sink or osmem-server; it stops when its stdin closes."""
+    """Start the sink, the store or osmem-server; it stops when its stdin closes."""
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     process = subprocess.Popen(
         [sys.executable, *SERVERS[kind]], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=env

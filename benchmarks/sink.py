@@ -15,6 +15,7 @@ import re
 import sys
 import threading
 from collections import Counter
+from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import unquote
@@ -260,17 +261,18 @@ class Handler(BaseHTTPRequestHandler):
         self.reply(200, {"acknowledged": True})
 
 
-def serve(port: int = 0) -> ThreadingHTTPServer:
-    """Start the sink on a background thread; ``server.server_address`` says where."""
-    handler = type("SinkHandler", (Handler,), {"state": State()})
-    server = ThreadingHTTPServer(("127.0.0.1", port), handler)
+def serve(port: int = 0, handler: type[Handler] = Handler, state: State | None = None) -> ThreadingHTTPServer:
+    """Start the sink (or ``handler`` with ``state``) on a background thread; ``server.server_address`` says where."""
+    bound = type(f"Sink{handler.__name__}", (handler,), {"state": state or State()})
+    server = ThreadingHTTPServer(("127.0.0.1", port), bound)
     server.daemon_threads = True
     threading.Thread(target=server.serve_forever, daemon=True).start()
     return server
 
 
-def main() -> None:
-    server = serve(int(sys.argv[1]) if len(sys.argv) > 1 else 0)
+def main(start: Callable[[int], ThreadingHTTPServer] = serve) -> None:
+    """Print the URL of the server ``start`` starts, then serve until killed or stdin closes."""
+    server = start(int(sys.argv[1]) if len(sys.argv) > 1 else 0)
     print(f"http://127.0.0.1:{server.server_address[1]}", flush=True)
     try:
         while sys.stdin.read(1):

@@ -23,7 +23,12 @@ from reindex.api import (
     rebuild_each,
     rollback,
     status,
+    sweep,
+    sweep_each,
     unlock,
+    update,
+    update_each,
+    verify,
 )
 from reindex.config import Config
 from reindex.definitions import IndexDefinition
@@ -74,6 +79,11 @@ __all__ = [
     "rebuild_each",
     "rollback",
     "status",
+    "sweep",
+    "sweep_each",
     "unlock",
+    "update",
+    "update_each",
+    "verify",
 ]
 __version__ = "0.1.0"

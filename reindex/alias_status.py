@@ -18,6 +18,7 @@ from reindex.definitions import IndexDefinition
 from reindex.drift import definition_fingerprint
 from reindex.locking import LockState, lock_state, read_holder
 from reindex.ranges import BuildState
+from reindex.watermarks import Watermark, read_watermark
 
 
 @dataclass(frozen=True)
@@ -60,6 +61,8 @@ class AliasStatus:
     server: ServerInfo | None = None
     #: For each build under way (or abandoned) with recorded ranges: ranges per state, rows read.
     ranges: dict[str, dict[str, int]] = field(default_factory=dict)
+    #: How far the live index is known to be fresh (the last update or rebuild's watermark).
+    watermark: Watermark | None = None
 
     @property
     def built(self) -> bool:
@@ -78,6 +81,7 @@ class AliasStatus:
             "lock": None if self.lock is None else self.lock.as_dict(),
             "server": None if self.server is None else self.server.as_dict(),
             "ranges": self.ranges,
+            "watermark": None if self.watermark is None else self.watermark.as_dict(),
         }
 
 
@@ -90,6 +94,7 @@ def alias_status(
     holder = read_holder(client, alias, config.lock_index)
     lock = None if holder is None else lock_state(holder, config.lock_ttl)
     status = AliasStatus(alias=alias, definition=definition.path, lock=lock, server=server)
+    status.watermark = read_watermark(client, alias, config.lock_index)
     if indexes.is_concrete_index(client, alias):
         status.concrete = True
         status.count = int(client.count(index=alias)["count"])

@@ -18,7 +18,8 @@ with the ``exit_status`` the command would exit with.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+import datetime
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import ExitStack
 from typing import Any
 
@@ -28,7 +29,7 @@ from reindex.connection import Connection
 from reindex.definitions import IndexDefinition, Target, discover
 from reindex.drift import IndexDrift
 from reindex.drift import drift as drift_of
-from reindex.errors import Interrupted, ReindexError, worst_status
+from reindex.errors import ConfigurationError, Interrupted, ReindexError, worst_status
 from reindex.failure_log import FailureLog
 from reindex.interrupts import signals_raise_interrupted
 from reindex.loading import FailureCallback, ProgressFactory
@@ -42,6 +43,12 @@ from reindex.rebuilding import rebuild as rebuild_definition
 from reindex.retention import PruneResult, RollbackResult
 from reindex.retention import prune as prune_alias
 from reindex.retention import rollback as rollback_alias
+from reindex.sweeping import SweepResult
+from reindex.sweeping import sweep as sweep_definition
+from reindex.updating import UpdateResult
+from reindex.updating import update as update_definition
+from reindex.verification import VerifyResult
+from reindex.verification import verify as verify_definition
 
 
 def load_config(**overrides: Any) -> Config:
@@ -95,32 +102,8 @@ def rebuild_each(
     Raises ConfigurationError before any alias when the setup is wrong.
     """
     session = _Session(targets, config, overrides)
-    with ExitStack() as stack:
-        if handle_signals:
-            stack.enter_context(signals_raise_interrupted())
-        log = stack.enter_context(FailureLog(errors_file, session.connection.redact)) if errors_file else None
-        for definition in session.definitions:
-            callbacks = [c for c in (on_failure, log.for_alias(definition.alias) if log else None) if c is not None]
-            result = _rebuild_one(session, definition, force, replace_existing_index, progress, callbacks, resume)
-            yield result
-            if isinstance(result.exception, Interrupted):
-                return
 
-
-def _rebuild_one(
-    session: _Session,
-    definition: IndexDefinition,
-    force: bool,
-    replace_existing_index: bool,
-    progress: ProgressFactory | None,
-    callbacks: list[FailureCallback],
-    resume: bool = False,
-) -> RebuildResult:
-    def on_failure(failure: Any) -> None:
-        for callback in callbacks:
-            callback(failure)
-
-    try:
+    def run(definition: IndexDefinition, failed: FailureCallback | None) -> RebuildResult:
         return rebuild_definition(
             definition,
             session.client,
@@ -128,18 +111,68 @@ def _rebuild_one(
             force=force,
             replace_existing_index=replace_existing_index,
             progress=progress,
-            on_failure=on_failure if callbacks else None,
+            on_failure=failed,
             resume=resume,
         )
+
+    yield from _each(session, session.definitions, run, RebuildResult, errors_file, on_failure, handle_signals)
+
+
+def _each(
+    session: _Session,
+    chosen: Sequence[IndexDefinition],
+    run: Callable[[IndexDefinition, FailureCallback | None], Any],
+    result_type: type[Any],
+    errors_file: str | None,
+    on_failure: FailureCallback | None,
+    handle_signals: bool,
+) -> Iterator[Any]:
+    """``run`` each definition in turn, turning its error into its result's, until an interrupt."""
+    with ExitStack() as stack:
+        if handle_signals:
+            stack.enter_context(signals_raise_interrupted())
+        log = stack.enter_context(FailureLog(errors_file, session.connection.redact)) if errors_file else None
+        for definition in chosen:
+            callbacks = [c for c in (on_failure, log.for_alias(definition.alias) if log else None) if c is not None]
+            result = _run_one(session, definition, run, result_type, callbacks)
+            yield result
+            if isinstance(result.exception, Interrupted):
+                return
+
+
+def _run_one(
+    session: _Session,
+    definition: IndexDefinition,
+    run: Callable[[IndexDefinition, FailureCallback | None], Any],
+    result_type: type[Any],
+    callbacks: list[FailureCallback],
+) -> Any:
+    def on_failure(failure: Any) -> None:
+        for callback in callbacks:
+            callback(failure)
+
+    try:
+        return run(definition, on_failure if callbacks else None)
     except ReindexError as exc:
-        result = getattr(exc, "result", None)
-        if not isinstance(result, RebuildResult):
-            result = RebuildResult(alias=definition.alias, definition=definition.path)
+        result: Any = getattr(exc, "result", None)
+        if not isinstance(result, result_type):
+            result = result_type(alias=definition.alias, definition=definition.path)
         result.error = session.connection.redact(str(exc))
         result.exception = exc
         if exc.exit_status == 3:
             result.skipped = "locked"
         return result
+
+
+def _raise_worst(results: list[Any]) -> None:
+    """Raise the most severe error of ``results`` (``errors.STATUS_PRECEDENCE``), with ``.results`` on it."""
+    failed = [r for r in results if r.exception is not None]
+    if not failed:
+        return
+    worst = worst_status(r.exit_status for r in failed)
+    exc = next(r.exception for r in failed if r.exit_status == worst)
+    exc.results = results
+    raise exc
 
 
 def rebuild(*targets: Target, raise_on_error: bool = True, **options: Any) -> list[RebuildResult]:
@@ -154,14 +187,112 @@ def rebuild(*targets: Target, raise_on_error: bool = True, **options: Any) -> li
     ``.results`` holding every alias's result.
     """
     results = list(rebuild_each(*targets, **options))
-    failed = [r for r in results if r.exception is not None]
-    if raise_on_error and failed:
-        worst = worst_status(r.exit_status for r in failed)
-        exc = next(r.exception for r in failed if r.exit_status == worst)
-        assert exc is not None
-        exc.results = results  # type: ignore[attr-defined]
-        raise exc
+    if raise_on_error:
+        _raise_worst(results)
     return results
+
+
+def update_each(
+    *targets: Target,
+    config: Config | None = None,
+    since: str | datetime.datetime | datetime.timedelta | None = None,
+    all_rows: bool = False,
+    errors_file: str | None = None,
+    on_failure: FailureCallback | None = None,
+    progress: ProgressFactory | None = None,
+    handle_signals: bool = False,
+    **overrides: Any,
+) -> Iterator[UpdateResult]:
+    """Update each target in turn, yielding each alias's result as soon as it is done (like ``rebuild_each``).
+
+    With no target: every definition that tracks its changes (every one with ``all_rows``).
+    """
+    session = _Session(targets, config, overrides)
+    chosen = session.definitions
+    if not targets and not all_rows:
+        chosen = [d for d in chosen if d.tracks_changes]
+        if not chosen:
+            raise ConfigurationError(
+                "no definition tracks its changes (updated_field or changed_since()); "
+                "name one, or re-send every row with update --all"
+            )
+
+    def run(definition: IndexDefinition, failed: FailureCallback | None) -> UpdateResult:
+        return update_definition(
+            definition,
+            session.client,
+            session.config,
+            since=since,
+            everything=all_rows,
+            progress=progress,
+            on_failure=failed,
+        )
+
+    yield from _each(session, chosen, run, UpdateResult, errors_file, on_failure, handle_signals)
+
+
+def update(*targets: Target, raise_on_error: bool = True, **options: Any) -> list[UpdateResult]:
+    """Re-send the documents of the rows changed since each alias's watermark, into its live index.
+
+    Keyword options: ``since`` (a datetime, a timedelta, or ``"15m"``, ``"2h"``, ``"1d"``,
+    an ISO time: instead of the watermark), ``all_rows`` (re-send every row),
+    ``errors_file``, ``on_failure``, ``progress``, ``handle_signals``, ``config``, and
+    overrides of any setting (``batch_size=500``, ``workers=2``, ``update_overlap=120``).
+    Errors as in ``rebuild()``.
+    """
+    results = list(update_each(*targets, **options))
+    if raise_on_error:
+        _raise_worst(results)
+    return results
+
+
+def sweep_each(
+    *targets: Target,
+    config: Config | None = None,
+    progress: ProgressFactory | None = None,
+    errors_file: str | None = None,
+    on_failure: FailureCallback | None = None,
+    handle_signals: bool = False,
+    **overrides: Any,
+) -> Iterator[SweepResult]:
+    """Sweep each target in turn, yielding each alias's result as soon as it is done (like ``rebuild_each``)."""
+    session = _Session(targets, config, overrides)
+
+    def run(definition: IndexDefinition, failed: FailureCallback | None) -> SweepResult:
+        return sweep_definition(definition, session.client, session.config, progress=progress, on_failure=failed)
+
+    yield from _each(session, session.definitions, run, SweepResult, errors_file, on_failure, handle_signals)
+
+
+def sweep(*targets: Target, raise_on_error: bool = True, **options: Any) -> list[SweepResult]:
+    """Delete from each live index the documents whose rows are gone or filtered out (all aliases when none).
+
+    Keyword options: ``progress``, ``errors_file``, ``on_failure``, ``handle_signals``,
+    ``config``, and overrides of any setting (``batch_size=5000``: ids per page). Errors
+    as in ``rebuild()``.
+    """
+    results = list(sweep_each(*targets, **options))
+    if raise_on_error:
+        _raise_worst(results)
+    return results
+
+
+def verify(
+    *targets: Target,
+    sample: int | None = None,
+    full: bool = False,
+    progress: ProgressFactory | None = None,
+    config: Config | None = None,
+    **overrides: Any,
+) -> list[VerifyResult]:
+    """Compare each live index with its table (all aliases when none): ``sample`` random rows and
+    documents (default 1000), or every one with ``full``. ``result.agrees`` says whether they match."""
+    session = _Session(targets, config, overrides)
+    with session.connection.server_errors():
+        return [
+            verify_definition(d, session.client, session.config, sample=sample, full=full, progress=progress)
+            for d in session.definitions
+        ]
 
 
 def plan(*targets: Target, force: bool = False, config: Config | None = None, **overrides: Any) -> list[RebuildPlan]:

@@ -271,21 +271,56 @@ def retry_options(f: Callable[..., Any]) -> Callable[..., Any]:
     )(f)
 
 
+def batch_size_option(f: Callable[..., Any]) -> Callable[..., Any]:
+    return click.option(
+        "--batch-size",
+        type=click.IntRange(1),
+        help=(
+            "Rows per database query and documents per bulk request (default: the definition's batch_size, "
+            f"else REINDEX['BATCH_SIZE'], {Config.batch_size})."
+        ),
+    )(f)
+
+
+def no_progress_option(f: Callable[..., Any]) -> Callable[..., Any]:
+    return click.option("--no-progress", is_flag=True, help="No progress bar, even on a terminal.")(f)
+
+
+def lock_wait_option(f: Callable[..., Any]) -> Callable[..., Any]:
+    return click.option(
+        "--lock-wait",
+        type=click.FloatRange(0),
+        metavar="SECONDS",
+        help=f"Wait this long for another run to release the alias's lock before skipping it "
+        f"(default REINDEX['LOCK_WAIT'], {Config.lock_wait:g}).",
+    )(f)
+
+
+def load_options(f: Callable[..., Any]) -> Callable[..., Any]:
+    """The options of every command that sends documents: batches, failed rows, retries, workers, progress, lock."""
+    f = lock_wait_option(f)
+    f = no_progress_option(f)
+    f = click.option(
+        "--workers",
+        type=click.IntRange(1),
+        help=f"Processes that build and send documents (default REINDEX['WORKERS'], {Config.workers}).",
+    )(f)
+    f = retry_options(f)
+    f = click.option(
+        "--errors-file",
+        type=click.Path(dir_okay=False),
+        help="Write one JSON line per failed row: alias, id, reason, error_type.",
+    )(f)
+    f = click.option(
+        "--max-errors",
+        type=click.IntRange(0),
+        help=f"Rows that may fail before the run aborts (default REINDEX['MAX_ERRORS'], {Config.max_errors}).",
+    )(f)
+    return batch_size_option(f)
+
+
 @cli.command()
 @names_argument
-@click.option(
-    "--batch-size",
-    type=click.IntRange(1),
-    help=(
-        "Rows per database query and documents per bulk request (default: the definition's batch_size, "
-        f"else REINDEX['BATCH_SIZE'], {Config.batch_size})."
-    ),
-)
-@click.option(
-    "--max-errors",
-    type=click.IntRange(0),
-    help=f"Rows that may fail before the run aborts (default REINDEX['MAX_ERRORS'], {Config.max_errors}).",
-)
 @keep_option
 @click.option(
     "--min-ratio",
@@ -301,17 +336,7 @@ def retry_options(f: Callable[..., Any]) -> Callable[..., Any]:
     is_flag=True,
     help="When the alias name is a concrete index, remove it in the same atomic request that adds the alias.",
 )
-@click.option(
-    "--errors-file",
-    type=click.Path(dir_okay=False),
-    help="Write one JSON line per failed row: alias, id, reason, error_type.",
-)
-@retry_options
-@click.option(
-    "--workers",
-    type=click.IntRange(1),
-    help=f"Processes that build and send documents, each its pk ranges (default REINDEX['WORKERS'], {Config.workers}).",
-)
+@load_options
 @click.option(
     "--executor",
     type=click.Choice(["local", "processes", "celery"]),
@@ -329,7 +354,6 @@ def retry_options(f: Callable[..., Any]) -> Callable[..., Any]:
     is_flag=True,
     help="Go on with the build a killed run left, keeping the ranges it loaded; else start afresh.",
 )
-@click.option("--no-progress", is_flag=True, help="No progress bar, even on a terminal.")
 @dry_run_option
 @json_option
 @pass_state
@@ -378,7 +402,7 @@ def rebuild(
                 if plan.refusal:
                     state.console.error(f"the real run would fail: {plan.refusal}")
         return errors.worst_status(plan.exit_status for plan in plans)
-    progress = None if (no_progress or state.quiet or as_json) else tqdm_progress
+    progress = progress_for(state, no_progress, as_json)
     runs = api.rebuild_each(
         *names,
         config=state.config,
@@ -408,17 +432,53 @@ def print_rebuild(state: State, result: Any, as_json: bool) -> None:
         return
     for line in reporting.rebuild_notices(result):
         state.say(line)
+    started = result.new_index is not None or result.rows_read
+    print_outcome(state, result, as_json, reporting.format_rebuild, reporting.alias_left, started)
+
+
+def print_outcome(
+    state: State,
+    result: Any,
+    as_json: bool,
+    summary: Callable[[Any], str],
+    left: Callable[[Any], str],
+    started: bool,
+) -> None:
+    """A run's summary line, or its one error line (saying what it left); -v adds the failed rows."""
+    from reindex import reporting
+
     if result.exception is not None:
-        message = result.error
-        if result.new_index is not None:
-            message += f"; {reporting.alias_left(result)}"
+        message = f"{result.error}; {left(result)}" if started else result.error
         failures = "\n".join(reporting.format_failures(result, all_kept=True, tracebacks=True))
         report_error(state, result.exception, detail=failures if state.verbose else None, message=message)
         return
     if not as_json:
-        state.out(reporting.format_rebuild(result))
+        state.out(summary(result))
     for line in reporting.format_failures(result, all_kept=bool(state.verbose), tracebacks=bool(state.verbose)):
         state.console.warning(line)
+
+
+def print_in_place_runs(
+    state: State, runs: Any, as_json: bool, summary: Callable[[Any], str], left: Callable[[Any], str]
+) -> int:
+    """Print each alias's run of a command that works on the live index (a skip is a notice); its exit status."""
+    from reindex import reporting
+
+    results = []
+    for result in runs:
+        if result.skipped:
+            state.say(result.error)
+        else:
+            print_outcome(state, result, as_json, summary, left, started=result.index is not None)
+        results.append(result)
+    if as_json:
+        state.data(reporting.as_json(results))
+    return errors.worst_status(r.exit_status for r in results)
+
+
+def progress_for(state: State, no_progress: bool, as_json: bool) -> Any:
+    """The progress bar factory of a run: none with --no-progress, -q or --json (and tqdm hides off a terminal)."""
+    return None if (no_progress or state.quiet or as_json) else tqdm_progress
 
 
 def tqdm_progress(total: int, description: str) -> Any:
@@ -426,6 +486,154 @@ def tqdm_progress(total: int, description: str) -> Any:
     from tqdm import tqdm
 
     return tqdm(total=total, desc=description, unit="doc", unit_scale=True, disable=None, file=sys.stderr, leave=False)
+
+
+@cli.command()
+@names_argument
+@click.option(
+    "--since",
+    metavar="DURATION|TIME",
+    help="The rows changed since then (90s, 15m, 2h, 1d, 1w, or an ISO time) instead of since the watermark.",
+)
+@click.option("--all", "all_rows", is_flag=True, help="Re-send every row in place (after migrate added a field).")
+@load_options
+@json_option
+@pass_state
+def update(
+    state: State,
+    names: Sequence[str],
+    since: str | None,
+    all_rows: bool,
+    errors_file: str | None,
+    no_progress: bool,
+    as_json: bool,
+    **overrides: Any,
+) -> int:
+    """Re-send, in place, the documents of the rows changed since the last update or rebuild.
+
+    Reads the rows whose last-updated field (the definition's updated_field, or its
+    changed_since()) is at or after the alias's watermark, less REINDEX["UPDATE_OVERLAP"]
+    seconds; writes their documents into the live index; deletes the documents of
+    changed rows that left the queryset (soft-deleted, filtered out); then records
+    the new watermark. With no NAME: every alias that tracks its changes. Rows
+    deleted outright leave no timestamp: reindex sweep finds those.
+
+    Holds the alias's lock: while a rebuild runs, update exits 3 (quietly with -q)
+    and the rebuild's catch-up covers its rows.
+
+    \b
+    Example:
+      reindex --settings mysite.settings update products
+      reindex --settings mysite.settings update products --since 2h
+      reindex --settings mysite.settings update products --all
+    """
+    from reindex import api, reporting
+
+    if since and all_rows:
+        raise click.UsageError("--since and --all do not go together: --all re-sends every row")
+    runs = api.update_each(
+        *names,
+        config=state.config,
+        since=since,
+        all_rows=all_rows,
+        errors_file=errors_file,
+        progress=progress_for(state, no_progress, as_json),
+        handle_signals=True,
+        **overrides,
+    )
+    return print_in_place_runs(state, runs, as_json, reporting.format_update, reporting.update_left)
+
+
+@cli.command()
+@names_argument
+@batch_size_option
+@lock_wait_option
+@retry_options
+@click.option(
+    "--errors-file",
+    type=click.Path(dir_okay=False),
+    help="Write one JSON line per document that could not be deleted: alias, id, reason, error_type.",
+)
+@no_progress_option
+@json_option
+@pass_state
+def sweep(
+    state: State, names: Sequence[str], errors_file: str | None, no_progress: bool, as_json: bool, **overrides: Any
+) -> int:
+    """Delete the documents whose rows are gone or filtered out (all aliases when no NAME).
+
+    Rows deleted outright leave no timestamp for reindex update to find. Walks the
+    live index's ids page by page (--batch-size ids a page, memory bounded by it),
+    looks each page's rows up with one query, and deletes the documents of the
+    rows that are gone or that get_queryset() leaves out. Holds the alias's lock
+    (exit 3 while a rebuild or an update runs).
+
+    \b
+    Example:
+      reindex --settings mysite.settings sweep products
+    """
+    from reindex import api, reporting
+
+    runs = api.sweep_each(
+        *names,
+        config=state.config,
+        errors_file=errors_file,
+        progress=progress_for(state, no_progress, as_json),
+        handle_signals=True,
+        **overrides,
+    )
+    return print_in_place_runs(state, runs, as_json, reporting.format_sweep, reporting.sweep_left)
+
+
+@cli.command()
+@names_argument
+@click.option(
+    "--sample",
+    type=click.IntRange(1),
+    metavar="N",
+    help="Check N random rows and N random documents (default 1000).",
+)
+@click.option("--full", is_flag=True, help="Check every row and every document (memory bounded by --batch-size).")
+@batch_size_option
+@no_progress_option
+@json_option
+@pass_state
+def verify(
+    state: State,
+    names: Sequence[str],
+    sample: int | None,
+    full: bool,
+    no_progress: bool,
+    as_json: bool,
+    **overrides: Any,
+) -> int:
+    """Compare each live index with its table: counts, missing, orphan and stale documents.
+
+    A document is stale when prepare() builds a different one from its row now.
+    Reads only. Exit status 0 when they agree, 1 on drift (a summary line per
+    alias), so it can run from monitoring.
+
+    \b
+    Example:
+      reindex --settings mysite.settings verify products --sample 500
+      reindex --settings mysite.settings verify products --full --json
+    """
+    from reindex import api, reporting
+
+    if sample and full:
+        raise click.UsageError("--sample and --full do not go together")
+    progress = progress_for(state, no_progress, as_json)
+    results = api.verify(*names, config=state.config, sample=sample, full=full, progress=progress, **overrides)
+    if as_json:
+        state.out(reporting.as_json(results))
+    elif not state.quiet:
+        for result in results:
+            state.out(reporting.format_verify(result))
+    drift = [r for r in results if not r.agrees]
+    if drift and state.quiet:
+        for result in drift:
+            click.echo(state.redact(reporting.format_verify(result)), err=True)
+    return errors.EXIT_DIFFERENCES if drift else errors.EXIT_OK
 
 
 @cli.command()

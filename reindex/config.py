@@ -59,6 +59,9 @@ class Config:
     # -- the lock of an alias -----------------------------------------------------
     lock_ttl: float = 300.0
     lock_index: str = "reindex-locks"
+    #: Seconds a run waits for another run to release the alias's lock before it is
+    #: skipped (exit 3); 0: skip at once.
+    lock_wait: float = 0.0
     # -- loading --------------------------------------------------------------------
     #: Rows per database query and documents per bulk request (a definition's own
     #: ``batch_size`` wins over this default, an explicit override over both).
@@ -80,6 +83,10 @@ class Config:
     max_errors: int = 0
     keep: int = 0
     min_ratio: float = 0.5
+    # -- freshness (``update`` and the rebuild's catch-up) ----------------------------
+    #: Seconds read again before a watermark: a transaction that stamped its rows before
+    #: the watermark was taken may commit after the read, and clocks may disagree.
+    update_overlap: float = 60.0
     # -- where definitions come from -------------------------------------------------
     indexes: tuple[str, ...] = ()
     autodiscover: bool = True
@@ -193,6 +200,7 @@ _CHECKS: dict[str, tuple[Any, str]] = {
     "retry_on_timeout": (lambda v: isinstance(v, bool), "True or False"),
     "lock_ttl": (lambda v: _number(v) and v > 0, "a number of seconds above 0"),
     "lock_index": (lambda v: isinstance(v, str) and v and v == v.lower() and v[0] not in "-_+.", "an index name"),
+    "lock_wait": (_number, "a number of seconds >= 0"),
     "batch_size": (_positive_int, "a whole number >= 1"),
     "max_chunk_bytes": (_positive_int, "a whole number of bytes >= 1"),
     "workers": (_positive_int, "a whole number >= 1"),
@@ -204,6 +212,7 @@ _CHECKS: dict[str, tuple[Any, str]] = {
     "max_errors": (_count, "a whole number >= 0"),
     "keep": (_count, "a whole number >= 0"),
     "min_ratio": (lambda v: _number(v) and v <= 1, "a number from 0 to 1"),
+    "update_overlap": (_number, "a number of seconds >= 0"),
     "indexes": (lambda v: not isinstance(v, str) and all(isinstance(p, str) for p in v), "a list of dotted paths"),
     "autodiscover": (lambda v: isinstance(v, bool), "True or False"),
 }

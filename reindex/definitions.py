@@ -23,6 +23,8 @@ paths in ``settings.REINDEX["INDEXES"]``.
 from __future__ import annotations
 
 import copy
+import datetime
+import functools
 import importlib
 import inspect
 import re
@@ -79,6 +81,10 @@ class IndexDefinition:
     #: Rows read per database query and documents per bulk request for this alias: wins
     #: over ``REINDEX["BATCH_SIZE"]``, loses to ``--batch-size`` / ``batch_size=``.
     batch_size: int | None = None
+    #: The model field holding each row's last-updated time (e.g. ``"updated_at"``), which
+    #: ``reindex update`` and the rebuild's catch-up look for changes by. None: not tracked
+    #: (unless ``changed_since()`` is overridden).
+    updated_field: str | None = None
 
     # -- what the subclass provides -------------------------------------------------
     def get_queryset(self) -> Any:
@@ -104,6 +110,44 @@ class IndexDefinition:
         """The document id; by default the row's primary key, so a hit leads back to it."""
         return str(row_pk(row))
 
+    def changed_since(self, since: datetime.datetime) -> Any:
+        """The primary keys of the rows whose *documents* may have changed since ``since``.
+
+        A queryset of primary keys (``values("pk")``, a ``union()`` of several) or any
+        iterable of them. The default finds the rows of the queryset's model whose
+        ``updated_field`` is at or after ``since``, through the model's base manager and
+        not through ``get_queryset()``, so that rows which left the queryset (soft-deleted,
+        filtered out) are found too and their documents deleted. Override it when a
+        document carries data of other rows: a renamed seller changes every product
+        document that names it::
+
+            def changed_since(self, since):
+                return Product.objects.filter(updated_at__gte=since).values("pk").union(
+                    Product.sellers.through.objects.filter(seller__updated_at__gte=since).values("product_id"),
+                )
+        """
+        if not self.updated_field:
+            raise ConfigurationError(
+                f"{self.name}: changes are not tracked: set updated_field (the model's last-updated field) "
+                "or override changed_since()"
+            )
+        return self.get_queryset().model._base_manager.filter(**{f"{self.updated_field}__gte": since}).values("pk")
+
+    def pk_from_id(self, doc_id: str) -> Any:
+        """The primary key of the row a document id belongs to: the inverse of ``get_id()``.
+
+        The default converts the id with the primary key field (``"42"`` -> ``42``); raises
+        ``ValidationError`` for an id no row can have. Override it with ``get_id()``.
+        """
+        return self.pk_field.to_python(doc_id)
+
+    def id_from_pk(self, pk: Any) -> str:
+        """The document id of the row with this primary key (to delete it when the row is gone).
+
+        The default is ``str(pk)``, as ``get_id()`` makes it. Override it with ``get_id()``.
+        """
+        return str(pk)
+
     # -- derived ------------------------------------------------------------------
     @property
     def name(self) -> str:
@@ -126,6 +170,34 @@ class IndexDefinition:
     def get_mappings(self) -> dict[str, Any]:
         """Declared mappings, as a plain dict with ``properties`` at the top."""
         return _as_dict(self.mappings)
+
+    @functools.cached_property
+    def pk_field(self) -> Any:
+        """The primary key field of the queryset's model (looked up once: ``sweep`` asks per document)."""
+        return self.get_queryset().model._meta.pk
+
+    @property
+    def tracks_changes(self) -> bool:
+        """True when the definition can find its changed rows: ``updated_field`` or its own ``changed_since()``."""
+        return bool(self.updated_field) or type(self).changed_since is not IndexDefinition.changed_since
+
+    def check_ids(self) -> None:
+        """Raise ConfigurationError when ``get_id()`` is overridden without its inverses.
+
+        ``update`` deletes a gone row's document by ``id_from_pk()``; ``sweep`` and
+        ``verify`` find the row of a document by ``pk_from_id()``.
+        """
+        cls = type(self)
+        if cls.get_id is IndexDefinition.get_id:
+            return
+        missing = [
+            name for name in ("pk_from_id", "id_from_pk") if getattr(cls, name) is getattr(IndexDefinition, name)
+        ]
+        if missing:
+            raise ConfigurationError(
+                f"{self.name}: get_id() is overridden, so {' and '.join(f'{m}()' for m in missing)} must be too "
+                "(to go from a document to its row and back)"
+            )
 
     def source_models(self) -> list[str]:
         """Labels of the models this definition reads (for ``reindex list``)."""

@@ -9,7 +9,7 @@ import datetime
 import decimal
 import traceback
 import uuid
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -55,6 +55,15 @@ def dumps(document: dict[str, Any]) -> bytes:
     return json.dumps(document, default=_default, allow_nan=False, separators=(",", ":")).encode()
 
 
+def loads(data: bytes) -> Any:
+    """Decode what ``dumps()`` made (or any JSON document)."""
+    if orjson is not None:
+        return orjson.loads(data)
+    import json
+
+    return json.loads(data)
+
+
 def iter_batches(queryset: Any, batch_size: int, after: Any = None) -> Iterator[list[Any]]:
     """Yield lists of at most ``batch_size`` rows in primary-key order, from ``pk > after`` if given.
 
@@ -93,7 +102,8 @@ class Failure:
         return {"id": self.id, "reason": self.reason, "error_type": self.error_type}
 
 
-Action = tuple[dict[str, Any], bytes]
+#: A bulk action: its header, and its serialised document (None for a delete).
+Action = tuple[dict[str, Any], bytes | None]
 
 
 def build_actions(
@@ -123,6 +133,12 @@ def build_actions(
             yield {"index": {"_index": index, "_id": doc_id}}, data
 
 
+def delete_actions(index: str, doc_ids: Iterable[str]) -> Iterator[Action]:
+    """Yield the bulk actions that delete these documents."""
+    for doc_id in doc_ids:
+        yield {"delete": {"_index": index, "_id": doc_id}}, None
+
+
 def _safe_pk(row: Any) -> str | None:
     try:
         return str(row_pk(row))
@@ -148,6 +164,12 @@ def item_failure(item: dict[str, Any]) -> Failure:
     else:
         reason, kind = str(error), None
     return Failure(op.get("_id"), reason or f"status {op.get('status')}", kind)
+
+
+def created_a_document(item: dict[str, Any]) -> bool:
+    """True when a bulk result says an index action created a new document (the common case)."""
+    op = item.get("index")
+    return op is not None and op.get("result") == "created"
 
 
 def replaced_a_document(item: dict[str, Any]) -> bool:

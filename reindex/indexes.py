@@ -72,6 +72,24 @@ def is_concrete_index(client: Any, name: str) -> bool:
     return not client.indices.exists_alias(name=name)
 
 
+def serving_index(client: Any, alias: str) -> str:
+    """The one index ``alias`` serves, to write to or walk (the name itself when it is a concrete index).
+
+    Raises ConfigurationError when the alias is not built, or points at several indexes.
+    """
+    if is_concrete_index(client, alias):
+        return alias
+    targets = alias_targets(client, alias)
+    if not targets:
+        raise ConfigurationError(f"{alias}: not built; run reindex rebuild {alias} first")
+    if len(targets) > 1:
+        raise ConfigurationError(
+            f"{alias}: the alias points at {len(targets)} indexes ({', '.join(targets)}); "
+            "this command works on one index: point the alias at one (reindex rebuild does)"
+        )
+    return targets[0]
+
+
 def owned_indexes(client: Any, alias: str, with_counts: bool = True) -> list[IndexInfo]:
     """Indexes named ``<alias>-*`` with their ownership, oldest first."""
     from elasticsearch import NotFoundError

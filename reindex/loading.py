@@ -1,9 +1,11 @@
 """Loading rows into an index: read in keyset batches, build, send in bulk, count.
 
 The one loader used by a single process and by each worker process of ``--workers``
-(``reindex.parallel``). It reads the queryset batch by batch on the caller's thread,
-builds and serialises the documents, and sends them from a background thread
-(``reindex.sending``) while the next batch is built::
+(``reindex.parallel``), for a rebuild's fresh index and for ``update``'s writes in
+place. It reads the rows batch by batch on the caller's thread (a whole queryset, or
+the rows of chunks of changed primary keys), builds and serialises the documents,
+and sends them from a background thread (``reindex.sending``) while the next batch
+is built::
 
     counts = LoadCounts()
     stream_rows(client, ProductIndex(), queryset, "products-2026...", counts, Config())
@@ -13,17 +15,20 @@ builds and serialises the documents, and sends them from a background thread
 from __future__ import annotations
 
 import itertools
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 from reindex import interrupts
+from reindex.changes import change_actions
 from reindex.config import Config
 from reindex.definitions import IndexDefinition
 from reindex.documents import Action, Failure, build_actions, item_failure, iter_batches, replaced_a_document
 from reindex.errors import TooManyErrors
 from reindex.retries import bulk_retry_options
 from reindex.sending import BulkSender
+
+T = TypeVar("T")
 
 #: Failures kept in a result for reporting (all are counted).
 MAX_REPORTED_FAILURES = 100
@@ -42,13 +47,15 @@ FailureCallback = Callable[[Failure], None]
 
 @dataclass(kw_only=True)
 class LoadCounts:
-    """What a load did to its rows: read, indexed, failed (with the first reasons), duplicates."""
+    """What a load did to its rows: read, indexed, failed (with the first reasons), duplicates, deleted."""
 
     rows_read: int = 0
     indexed: int = 0
     failed: int = 0
     failures: list[Failure] = field(default_factory=list)
     duplicates: int = 0
+    #: Documents deleted because their rows are gone or left the queryset (``update``, ``sweep``).
+    deleted: int = 0
 
     def add_failure(self, failure: Failure) -> None:
         self.failed += 1
@@ -60,6 +67,7 @@ class LoadCounts:
         self.rows_read += part.rows_read
         self.indexed += part.indexed
         self.duplicates += part.duplicates
+        self.deleted += part.deleted
         failed_before = self.failed
         for failure in part.failures:
             self.add_failure(failure)
@@ -87,55 +95,115 @@ def stream_rows(
     on_failure: FailureCallback | None = None,
     bar: Progress | None = None,
     after: Any = None,
+    in_place: bool = False,
 ) -> None:
     """Read ``queryset`` in batches and send its documents to ``index`` through the bulk helper.
 
-    ``after``: start the keyset past this primary key. Raises TooManyErrors past
-    ``config.max_errors`` failed rows, Interrupted at a batch boundary after a signal.
+    ``after``: start the keyset past this primary key. ``in_place``: the index already
+    holds documents, so a write that replaces one is no duplicate (``update --all``).
+    Raises TooManyErrors past ``config.max_errors`` failed rows, Interrupted at a batch
+    boundary after a signal.
     """
+    tally = Tally(definition.alias, counts, config.max_errors, on_failure, bar, in_place)
     batch_size = config.batch_size_for(definition)
+    batches = iter_batches(queryset, batch_size, after)
+    send(client, build_actions(definition, index, batches, tally.read, tally.failed), tally, config, batch_size)
 
-    def on_read(n: int) -> None:
+
+def stream_changes(
+    client: Any,
+    definition: IndexDefinition,
+    pk_chunks: Iterable[Sequence[Any]],
+    index: str,
+    counts: LoadCounts,
+    config: Config,
+    *,
+    on_failure: FailureCallback | None = None,
+    bar: Progress | None = None,
+    max_errors: int | None = None,
+) -> None:
+    """Re-send, in place, the documents of the rows with these primary keys (chunks in ascending order).
+
+    Each chunk is one ``get_queryset().filter(pk__in=chunk)`` read; a primary key the
+    read does not return (the row is gone, or the queryset leaves it out) has its
+    document deleted, and a document already absent is no failure. ``max_errors``:
+    failed rows allowed (default ``config.max_errors``).
+    """
+    allowed = config.max_errors if max_errors is None else max_errors
+    tally = Tally(definition.alias, counts, allowed, on_failure, bar, in_place=True)
+    actions = change_actions(definition, index, definition.get_queryset(), pk_chunks, tally.read, tally.failed)
+    send(client, actions, tally, config, config.batch_size_for(definition))
+
+
+@dataclass
+class Tally:
+    """The counting side of a load: rows read, bulk results, failures, the bar."""
+
+    alias: str
+    counts: LoadCounts
+    max_errors: int
+    on_failure: FailureCallback | None = None
+    bar: Progress | None = None
+    #: Writes that replace a document are expected (``update``), not duplicates (a fresh index).
+    in_place: bool = False
+
+    def read(self, n: int) -> None:
         interrupts.check()
-        counts.rows_read += n
+        self.counts.rows_read += n
 
-    def failed(failure: Failure) -> None:
-        counts.add_failure(failure)
-        if on_failure is not None:
-            on_failure(failure)
-        if bar is not None:
-            bar.update(1)
-        check_failures(counts, config.max_errors, definition.alias)
+    def failed(self, failure: Failure) -> None:
+        self.counts.add_failure(failure)
+        if self.on_failure is not None:
+            self.on_failure(failure)
+        self.tick(1)
+        check_failures(self.counts, self.max_errors, self.alias)
 
-    def account(indexed: int, others: list[tuple[bool, dict[str, Any]]]) -> None:
+    def tick(self, n: int) -> None:
+        if self.bar is not None and n:
+            self.bar.update(n)
+
+    def account(self, indexed: int, others: list[tuple[bool, dict[str, Any]]]) -> None:
+        """Count what the sender reports: documents created, and every other result."""
         interrupts.check()
+        counts = self.counts
         counts.indexed += indexed
-        if bar is not None and indexed:
-            bar.update(indexed)
+        self.tick(indexed)
         for ok, item in others:
-            if ok and replaced_a_document(item):
+            if "delete" in item:
+                self.deleted(ok, item)
+            elif ok and replaced_a_document(item) and not self.in_place:
                 counts.duplicates += 1
-                if bar is not None:  # a row done all the same (and a range loaded again beats on)
-                    bar.update(1)
-                if on_failure is not None:
-                    on_failure(duplicate_failure(item))
+                self.tick(1)  # a row done all the same (and a range loaded again beats on)
+                if self.on_failure is not None:
+                    self.on_failure(duplicate_failure(item))
             elif ok:
                 counts.indexed += 1
+                self.tick(1)
             else:
-                failed(item_failure(item))
+                self.failed(item_failure(item))
 
+    def deleted(self, ok: bool, item: dict[str, Any]) -> None:
+        if ok:
+            self.counts.deleted += 1
+        elif item["delete"].get("status") != 404:  # already gone is what a delete wants
+            self.failed(item_failure(item))
+            return
+        self.tick(1)
+
+
+def send(client: Any, actions: Iterator[Action], tally: Tally, config: Config, batch_size: int) -> None:
+    """Send ``actions`` in bulk requests from a background thread, counting the results in ``tally``."""
     bulk_options = {"chunk_size": batch_size, "max_chunk_bytes": config.max_chunk_bytes, **bulk_retry_options(config)}
-    actions = build_actions(definition, index, iter_batches(queryset, batch_size, after), on_read, failed)
     with BulkSender(client, bulk_options) as sender:
         for batch in chunked(actions, batch_size):
             sender.send(batch)
-            account(*sender.take())
-    account(*sender.take())
+            tally.account(*sender.take())
+    tally.account(*sender.take())
 
 
-def chunked(actions: Iterator[Action], size: int) -> Iterator[list[Action]]:
-    """Lists of ``size`` actions (the last may be shorter)."""
-    while batch := list(itertools.islice(actions, size)):
+def chunked(items: Iterator[T], size: int) -> Iterator[list[T]]:
+    """Lists of ``size`` items (the last may be shorter)."""
+    while batch := list(itertools.islice(items, size)):
         yield batch
 
 

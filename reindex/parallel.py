@@ -19,6 +19,7 @@ and set Django up themselves.
 
 from __future__ import annotations
 
+import datetime
 import multiprocessing
 import os
 import queue
@@ -31,10 +32,15 @@ from typing import TYPE_CHECKING, Any
 
 from reindex.config import Config
 from reindex.errors import ConfigurationError, Interrupted, ReindexError, RunFailed
-from reindex.ranges import BuildState, RangeResult
+from reindex.loading import FailureCallback, LoadCounts, ProgressFactory, check_failures
+from reindex.ranges import BuildState, RangeResult, pk_ranges
 
 if TYPE_CHECKING:
+    from reindex.definitions import IndexDefinition
     from reindex.executors import Job
+
+#: Ranges per worker for ``update --workers``: enough that a slow range does not hold up the end.
+RANGES_PER_WORKER = 4
 
 
 @dataclass(frozen=True)
@@ -54,6 +60,20 @@ class RangeTask:
     definition: str
     build: BuildState
     number: int
+
+
+@dataclass(frozen=True)
+class UpdateTask:
+    """Rows with ``after < pk <= upto`` (``None``: unbounded) to write in place into ``index`` (``update``).
+
+    ``since``: only the rows changed since then; else every row (``update --all``).
+    """
+
+    definition: str
+    index: str
+    after: Any
+    upto: Any
+    since: datetime.datetime | None = None
 
 
 def start_method(wanted: str | None = None) -> str:
@@ -94,12 +114,55 @@ def worker_setup(config: Config, method: str = "spawn") -> WorkerSetup:
 
 def run_ranges(job: Job, numbers: list[int]) -> None:
     """The processes executor: load ranges ``numbers`` with ``config.workers`` processes, ``absorb`` each result."""
+    tasks = [RangeTask(job.definition.path, job.build, number) for number in numbers]
+    for result in run_tasks(job.config, tasks, job.bar):
+        if result is not None:  # None: the range was done already
+            job.absorb(result)
+
+
+def update_parallel(
+    definition: IndexDefinition,
+    index: str,
+    counts: LoadCounts,
+    config: Config,
+    progress: ProgressFactory | None,
+    total: int,
+    on_failure: FailureCallback | None = None,
+    *,
+    since: datetime.datetime | None = None,
+) -> None:
+    """``update`` with ``config.workers`` processes: the rows changed ``since`` (else every row), in place.
+
+    The rows (or the changed keys) are split at primary-key quantiles into a few ranges
+    per worker; each worker writes its ranges into ``index`` and the parent merges the
+    counts into ``counts``.
+    """
+    from django.db.models import QuerySet
+
+    from reindex.changes import changed_keys
+
+    keys = definition.get_queryset() if since is None else changed_keys(definition, since)
+    parts = config.workers * RANGES_PER_WORKER if isinstance(keys, QuerySet) else 1
+    tasks = [UpdateTask(definition.path, index, after, upto, since) for after, upto in pk_ranges(keys, total, parts)]
+    bar = progress(total, definition.alias) if progress else None
+    try:
+        for part in run_tasks(config, tasks, bar):
+            counts.merge(part)
+            if on_failure is not None:
+                for failure in part.failures:
+                    on_failure(failure)
+            check_failures(counts, config.max_errors, definition.alias)
+    finally:
+        if bar is not None:
+            bar.close()
+
+
+def run_tasks(config: Config, tasks: list[Any], bar: Any) -> Iterator[Any]:
+    """Hand ``tasks`` to ``config.workers`` worker processes; yield each task's result as it comes."""
     from django.db import connections
 
-    config = job.config
     method = start_method(config.worker_start)
     setup = worker_setup(config, method)
-    tasks = [RangeTask(job.definition.path, job.build, number) for number in numbers]
     context: Any = multiprocessing.get_context(method)
     if method == "fork":
         connections.close_all()  # a forked child must not share the parent's database sockets
@@ -114,9 +177,7 @@ def run_ranges(job: Job, numbers: list[int]) -> None:
             worker.start()
         for task in [*tasks, *[None] * len(workers)]:  # a None tells a worker to exit
             todo.put(task)
-        for result in _results(messages, workers, len(tasks), job.bar):
-            if result is not None:  # None: the range was done already
-                job.absorb(result)
+        yield from _results(messages, workers, len(tasks), bar)
         finished = True
     finally:
         _stop(workers, wait=finished)
@@ -125,7 +186,7 @@ def run_ranges(job: Job, numbers: list[int]) -> None:
             channel.cancel_join_thread()  # never wait on a pipe that a killed worker left
 
 
-def _results(messages: Any, workers: list[Any], count: int, bar: Any) -> Iterator[RangeResult | None]:
+def _results(messages: Any, workers: list[Any], count: int, bar: Any) -> Iterator[Any]:
     """The ``count`` ranges' results as they finish, updating ``bar`` on the way.
 
     Raises what a worker raised, RunFailed when a worker dies (killed, out of memory),
@@ -208,7 +269,8 @@ def _work(setup: WorkerSetup, todo: Any, messages: Any) -> None:
     try:
         _start_worker(setup, messages)
         while (task := todo.get()) is not None:
-            messages.put(("result", _load_range(task)))
+            run = _update_range if isinstance(task, UpdateTask) else _load_range
+            messages.put(("result", run(task)))
     except ReindexError as exc:
         messages.put(("error", exc))
     except Exception as exc:
@@ -254,15 +316,19 @@ def die_with_parent(parent: int) -> None:
         os._exit(1)
 
 
-def _load_range(task: RangeTask) -> RangeResult | None:
+def _definition(path: str) -> Any:
     from django.utils.module_loading import import_string
 
+    definitions = _worker["definitions"]
+    if path not in definitions:
+        definitions[path] = import_string(path)()
+    return definitions[path]
+
+
+def _load_range(task: RangeTask) -> RangeResult | None:
     from reindex.executors import load_range
 
-    definitions = _worker["definitions"]
-    if task.definition not in definitions:
-        definitions[task.definition] = import_string(task.definition)()
-    definition = definitions[task.definition]
+    definition = _definition(task.definition)
     try:
         # Failures go back with the result (the parent calls on_failure); max_errors is
         # checked per range here and on the merged counts by the parent.
@@ -272,3 +338,31 @@ def _load_range(task: RangeTask) -> RangeResult | None:
         raise
     except Exception as exc:
         raise RunFailed(f"{definition.alias}: worker {os.getpid()}: {type(exc).__name__}: {exc}") from None
+
+
+def _update_range(task: UpdateTask) -> LoadCounts:
+    from reindex.changes import changed_pk_chunks
+    from reindex.loading import stream_changes, stream_rows
+
+    definition = _definition(task.definition)
+    client, config, bar = _worker["client"], _worker["config"], _worker["progress"]
+    part = LoadCounts()
+    try:
+        # Failures go back with the part (the parent calls on_failure); max_errors is
+        # checked here per range and again by the parent on the merged counts.
+        if task.since is not None:
+            size = config.batch_size_for(definition)
+            chunks = changed_pk_chunks(definition, task.since, size, after=task.after, upto=task.upto)
+            stream_changes(client, definition, chunks, task.index, part, config, bar=bar)
+        else:
+            queryset = definition.get_queryset()
+            if task.upto is not None:
+                queryset = queryset.filter(pk__lte=task.upto)
+            stream_rows(
+                client, definition, queryset, task.index, part, config, bar=bar, after=task.after, in_place=True
+            )
+    except ReindexError:
+        raise
+    except Exception as exc:
+        raise RunFailed(f"{definition.alias}: worker {os.getpid()}: {type(exc).__name__}: {exc}") from None
+    return part

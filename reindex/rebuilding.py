@@ -1,7 +1,8 @@
-"""The full rebuild: create a fresh index, load it, verify it, swap the alias, clean up.
+"""The full rebuild: create a fresh index, load it, verify it, catch up, swap the alias, clean up.
 
 ``rebuild()`` strings the named steps together; if anything fails before the swap
-the new index is deleted and the alias is left where it was::
+the new index is deleted and the alias is left where it was. A definition that
+tracks its changes also gets the writes made during the load (``reindex.catching_up``)::
 
     from reindex.config import Config
     from reindex.connection import Connection
@@ -16,28 +17,30 @@ the new index is deleted and the alias is left where it was::
 
 from __future__ import annotations
 
-import time
+import datetime
 from contextlib import suppress
 from dataclasses import dataclass, field
 from typing import Any
 
 from reindex import indexes, interrupts, ranges
+from reindex.catching_up import CatchUp, CatchUpReport
 from reindex.config import Config
 from reindex.definitions import IndexDefinition
 from reindex.drift import definition_marker
-from reindex.errors import ConfigurationError, ReindexError, RunFailed, TooFewDocuments
+from reindex.errors import ConfigurationError, RunFailed, TooFewDocuments
 from reindex.executors import load
 from reindex.loading import FailureCallback, LoadCounts, ProgressFactory
 from reindex.locking import AliasLock
+from reindex.outcomes import RunOutcome, failing_into
 from reindex.ownership import new_index_meta
-from reindex.retention import lock_of, retention
+from reindex.retention import held_lock, retention
 
 #: Index settings applied while loading, then restored to the declared values.
 LOAD_SETTINGS = {"refresh_interval": "-1", "number_of_replicas": 0}
 
 
 @dataclass(kw_only=True)
-class RebuildResult(LoadCounts):
+class RebuildResult(RunOutcome, LoadCounts):
     """What one rebuild did: the report ``--json`` prints."""
 
     alias: str
@@ -56,16 +59,11 @@ class RebuildResult(LoadCounts):
     swapped: bool = False
     dropped: list[str] = field(default_factory=list)
     kept: list[str] = field(default_factory=list)
-    #: "locked" when the run was skipped because another run holds the lock.
-    skipped: str | None = None
-    error: str | None = None
-    #: The exception that ended the run (None when it succeeded); not in ``as_dict()``.
-    exception: ReindexError | None = field(default=None, repr=False, compare=False)
-
-    @property
-    def exit_status(self) -> int:
-        """The exit status this alias's run alone would have."""
-        return 0 if self.exception is None else self.exception.exit_status
+    #: The changes made during the load, applied before and after the swap (None when
+    #: the definition does not track its changes).
+    caught_up: CatchUpReport | None = None
+    #: The watermark recorded after the swap (``update`` continues from it).
+    watermark: datetime.datetime | None = None
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -90,6 +88,8 @@ class RebuildResult(LoadCounts):
             "kept": self.kept,
             "skipped": self.skipped,
             "error": self.error,
+            "caught_up": None if self.caught_up is None else self.caught_up.as_dict(),
+            "watermark": None if self.watermark is None else self.watermark.isoformat(),
         }
 
 
@@ -113,25 +113,12 @@ def rebuild(
     """
     config = config or Config()
     result = RebuildResult(alias=definition.alias, definition=definition.path)
-    started = time.monotonic()
-    try:
-        with lock_of(client, definition.alias, config) as lock:
-            if lock.took_over is not None:
-                result.lock_taken_over_from = f"{lock.took_over.host}:{lock.took_over.pid}"
-                result.lock_taken_over_because = lock.took_over_because
-            build = Build(definition, client, config, result, lock, force, replace_existing_index, resume)
-            build.run(progress, on_failure)
-    except RunFailed as exc:
-        result.error = str(exc)
-        exc.result = result
-        raise
-    except ReindexError:
-        raise
-    except Exception as exc:
-        result.error = _describe(exc)
-        raise RunFailed(f"{definition.alias}: {result.error}", result) from exc
-    finally:
-        result.seconds = time.monotonic() - started
+    with failing_into(result), held_lock(client, definition.alias, config) as lock:
+        if lock.took_over is not None:
+            result.lock_taken_over_from = f"{lock.took_over.host}:{lock.took_over.pid}"
+            result.lock_taken_over_because = lock.took_over_because
+        build = Build(definition, client, config, result, lock, force, replace_existing_index, resume)
+        build.run(progress, on_failure)
     return result
 
 
@@ -149,8 +136,12 @@ class Build:
     resume: bool = False
 
     def run(self, progress: ProgressFactory | None, on_failure: FailureCallback | None) -> None:
-        """The named steps: check, clear abandoned builds, create, load, verify, guard, swap, clean up."""
+        """The named steps: check, clear abandoned builds, create, load, verify, catch up, guard, swap, clean up."""
         client, alias, result = self.client, self.definition.alias, self.result
+        catch_up = None
+        if self.definition.tracks_changes:  # checks the definition's ids, notes the time before any read
+            catch_up = CatchUp(self.definition, client, self.config, on_failure)
+            result.caught_up = catch_up.report
         old = result.old_indexes = check_alias(client, alias, self.replace_existing_index)
         if not old and self.replace_existing_index and indexes.is_concrete_index(client, alias):
             result.replaced_index = alias
@@ -179,6 +170,8 @@ class Build:
             )
             finish_settings(client, self.definition, result.new_index)
             verify(client, result)
+            if catch_up is not None:
+                catch_up.before_swap(result.new_index)
             check_ratio(client, result, self.config.min_ratio, self.force)
             self.swap()
         except BaseException:
@@ -189,6 +182,8 @@ class Build:
         finally:
             if result.swapped:
                 ranges.forget_builds(client, self.config.lock_index, [result.new_index])
+        if catch_up is not None:
+            result.watermark = catch_up.after_swap(result.new_index)
         kept = retention(client, alias, self.config.keep, before=result.new_index)
         result.dropped, result.kept = indexes.delete_owned(client, alias, kept.delete), kept.kept
 
@@ -286,8 +281,3 @@ def drop_new_index(client: Any, name: str | None) -> None:
         return
     with suppress(Exception):
         client.options(ignore_status=404).indices.delete(index=name)
-
-
-def _describe(exc: BaseException) -> str:
-    message = getattr(exc, "message", None) or str(exc) or type(exc).__name__
-    return f"{type(exc).__name__}: {message}"

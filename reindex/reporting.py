@@ -22,6 +22,9 @@ from reindex.migration import MigrateResult
 from reindex.planning import RebuildPlan
 from reindex.rebuilding import RebuildResult
 from reindex.retention import PruneResult, RollbackResult
+from reindex.sweeping import SweepResult
+from reindex.updating import UpdateResult
+from reindex.verification import VerifyResult
 
 #: Failed rows listed under a failed or partly failed rebuild (all of them with -v).
 FAILURES_SHOWN = 10
@@ -85,7 +88,7 @@ def rebuild_notices(result: RebuildResult) -> list[str]:
     return lines
 
 
-def format_failures(result: RebuildResult, all_kept: bool = False, tracebacks: bool = False) -> list[str]:
+def format_failures(result: Any, all_kept: bool = False, tracebacks: bool = False) -> list[str]:
     """The failed rows of a run: the first ``FAILURES_SHOWN`` (all those kept with ``all_kept``).
 
     ``tracebacks``: below a row whose ``prepare()`` raised, the traceback.
@@ -121,6 +124,68 @@ def format_plan(plan: RebuildPlan) -> list[str]:
     return lines
 
 
+# -- update ------------------------------------------------------------------------------
+
+_SINCE_FROM = {"watermark": "the watermark less the overlap", "since": "--since"}
+
+
+def format_update(result: UpdateResult) -> str:
+    """One line for a finished update."""
+    if result.since_from == "all":
+        what = f"every row ({result.changed})"
+    else:
+        what = f"{result.changed} changed since {_when(result.since)} ({_SINCE_FROM.get(str(result.since_from), '')})"
+    line = (
+        f"{result.alias}: {what}: {result.indexed} indexed, {result.deleted} deleted, {result.failed} failed "
+        f"in {result.seconds:.1f}s into {result.index}"
+    )
+    moved = "" if result.watermark_moved else " (left where it was: --since starts after it)"
+    return f"{line}; watermark {_when(result.watermark)}{moved}"
+
+
+def update_left(result: UpdateResult) -> str:
+    """What a failed update left."""
+    return f"{result.alias}: the watermark was not moved; the next update reads these rows again"
+
+
+def _when(value: Any) -> str:
+    return "?" if value is None else value.isoformat(timespec="milliseconds")
+
+
+# -- sweep and verify ------------------------------------------------------------------------
+
+
+def format_sweep(result: SweepResult) -> str:
+    """One line for a finished sweep."""
+    return (
+        f"{result.alias}: {result.documents} documents checked in {result.index}: {result.deleted} deleted "
+        f"(rows gone or filtered out), {result.failed} failed in {result.seconds:.1f}s"
+    )
+
+
+def sweep_left(result: SweepResult) -> str:
+    """What a failed sweep left."""
+    return f"{result.alias}: {result.deleted} documents deleted before the failure; run sweep again"
+
+
+def format_verify(result: VerifyResult) -> str:
+    """One line: agrees or drift, the counts, and the first ids of each kind of drift."""
+    verdict = "agrees" if result.agrees else "drift"
+    line = (
+        f"{result.alias}: {verdict} ({result.mode}, {result.checked_rows} rows and {result.checked_documents} "
+        f"documents checked): {result.rows} rows, {result.documents} documents in {result.index}"
+    )
+    kinds = [("missing", result.missing_ids), ("orphans", result.orphan_ids), ("stale", result.stale_ids)]
+    if result.failed:
+        kinds.append(("failed to build", result.failed_ids))
+    parts = []
+    for kind, ids in kinds:
+        count = getattr(result, kind.split()[0])
+        shown = f" ({', '.join(ids)}{', ...' if count > len(ids) else ''})" if count else ""
+        parts.append(f"{count} {kind}{shown}")
+    return f"{line}; {', '.join(parts)}"
+
+
 # -- status ------------------------------------------------------------------------------
 
 _CODE_MATCH = {
@@ -152,6 +217,9 @@ def format_status(st: AliasStatus) -> list[str]:
         if info.name in st.ranges:
             line += f"\t{format_ranges(st.ranges[info.name])}"
         lines.append(line)
+    if st.watermark is not None:
+        mark = st.watermark
+        lines.append(f"  fresh up to {_when(mark.time)} ({mark.command} into {mark.index}, less the overlap)")
     if st.lock is not None:
         lines.append(f"  locked by {format_lock(st.lock)}")
     return lines
@@ -178,6 +246,8 @@ def format_unlock(result: UnlockResult) -> str:
         return f"{result.alias}: not locked"
     forced = " (forced)" if result.forced else ""
     return f"{result.alias}: removed the lock held by {format_lock(result.lock)}{forced}"
+
+
 def format_ranges(summary: dict[str, int]) -> str:
     """``ranges: 3 of 8 done, 2 running, 3 pending (1,234 rows read)``, with failed ones when any."""
     parts = [f"{summary['done']} of {summary['ranges']} done", f"{summary['running']} running"]

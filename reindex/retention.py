@@ -13,15 +13,20 @@ lock, so they never race a rebuild::
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import time
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
-from reindex import indexes
+from reindex import indexes, interrupts
 from reindex.config import Config
-from reindex.errors import ConfigurationError, NoPreviousIndex
+from reindex.errors import ConfigurationError, Locked, NoPreviousIndex
 from reindex.locking import AliasLock
 from reindex.ranges import forget_builds
+
+#: Seconds between two tries to take a held lock, while waiting for it.
+LOCK_POLL = 1.0
 
 
 @dataclass
@@ -84,6 +89,31 @@ class PruneResult:
 def lock_of(client: Any, alias: str, config: Config) -> AliasLock:
     """The lock of ``alias`` as ``config`` says (time to live, index)."""
     return AliasLock(client, alias, ttl=config.lock_ttl, index=config.lock_index)
+
+
+@contextmanager
+def held_lock(client: Any, alias: str, config: Config) -> Iterator[AliasLock]:
+    """Hold the lock of ``alias`` for the block, waiting up to ``config.lock_wait`` seconds for it.
+
+    Cron starts the nightly rebuild in the same second as the update of every minute;
+    a short wait lets the rebuild take the lock once the update, done in a second or
+    two, releases it, instead of skipping the night. Raises Locked once the wait is over.
+    """
+    lock = lock_of(client, alias, config)
+    deadline = time.monotonic() + config.lock_wait
+    while True:
+        try:
+            lock.acquire()
+            break
+        except Locked:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise
+            interrupts.sleep(min(LOCK_POLL, left))
+    try:
+        yield lock
+    finally:
+        lock.release()
 
 
 def rollback(client: Any, alias: str, config: Config | None = None) -> RollbackResult:

@@ -22,7 +22,7 @@ import threading
 from collections.abc import Iterator, Sequence
 from typing import Any
 
-from reindex.documents import Action, keep_action, replaced_a_document
+from reindex.documents import Action, created_a_document, keep_action
 
 #: Batches waiting for the sender thread; more only holds more memory.
 QUEUE_DEPTH = 2
@@ -54,7 +54,7 @@ class BulkSender:
 
     def take(self) -> tuple[int, list[tuple[bool, dict[str, Any]]]]:
         """Since the last call: documents created, and ``(ok, item)`` of every other bulk result
-        (rejected, or a write that replaced a document)."""
+        (rejected, a write that replaced a document, a delete)."""
         with self._lock:
             indexed, self._indexed = self._indexed, 0
             others, self._others = self._others, []
@@ -100,7 +100,7 @@ class BulkSender:
             **helper_options(self._bulk_options),
         ):
             with self._lock:
-                if ok and not replaced_a_document(item):
+                if ok and created_a_document(item):
                     self._indexed += 1
                 else:
                     self._others.append((ok, item))

@@ -39,3 +39,15 @@ reindex rebuild
 reindex status
 step "the live indexes match the definitions in code: diff exits 0"
 reindex diff
+step "a product renamed and one withdrawn; update sends just those (and the last minute's rows, the overlap)"
+"$bin/python" example/manage.py shell -c "
+from catalog.models import Product
+renamed, withdrawn = Product.objects.order_by('pk')[:2]
+renamed.name = 'Crème Brûlée Torch'
+renamed.save()
+withdrawn.is_active = False
+withdrawn.save()
+"
+reindex update
+step "verify: the live indexes agree with the tables"
+reindex verify --full

@@ -23,7 +23,7 @@ from reindex.config import Config
 from reindex.connection import Connection
 
 ROOT = Path(__file__).resolve().parent.parent
-TEST_ALIASES = ("products", "categories", "poison", "tiny", "property", "batches", "shopproducts")
+TEST_ALIASES = ("products", "categories", "poison", "tiny", "property", "batches", "shopproducts", "paced", "skus")
 
 
 @pytest.fixture

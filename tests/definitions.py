@@ -6,6 +6,8 @@ import os
 import time
 from typing import Any
 
+from catalog.indexes import ProductIndex
+
 from reindex import IndexDefinition
 
 
@@ -33,6 +35,12 @@ class PoisonIndex(IndexDefinition):
         if product.name.startswith("UNSERIALISABLE"):
             return {"name": product.name, "price": object()}
         return {"name": product.name, "price": product.price}
+
+
+class TrackedPoisonIndex(PoisonIndex):
+    """The same, with its changes tracked by ``updated_at``: what ``update`` needs."""
+
+    updated_field = "updated_at"
 
 
 class TinyIndex(IndexDefinition):
@@ -109,3 +117,56 @@ class NoPkIndex(IndexDefinition):
 
     def prepare(self, row: dict[str, Any]) -> dict[str, Any]:
         return {"name": row["name"]}
+
+
+class SkuIdIndex(IndexDefinition):
+    """Products whose document id is their SKU, not their primary key."""
+
+    alias = "skus"
+    mappings = {"properties": {"name": {"type": "keyword"}}}
+    updated_field = "updated_at"
+
+    def get_queryset(self) -> Any:
+        from catalog.models import Product
+
+        return Product.objects.all()
+
+    def get_id(self, product: Any) -> str:
+        return str(product.sku)
+
+    def prepare(self, product: Any) -> dict[str, Any]:
+        return {"name": product.name}
+
+
+class PacedProductIndex(ProductIndex):
+    """The demo's products, each batch read ``$REINDEX_TEST_BATCH_DELAY`` seconds late: a load that lasts."""
+
+    alias = "paced"
+    batch_size = 20
+
+    def load_batch(self, rows: Any) -> None:
+        time.sleep(float(os.environ.get("REINDEX_TEST_BATCH_DELAY", "0")))
+
+
+class MeddledProductIndex(ProductIndex):
+    """The demo's products, 10 a batch; while the second batch is read the site writes: it edits a
+    product of the first batch, withdraws one, deletes one outright, and adds one."""
+
+    batch_size = 10
+    meddled: dict[str, Any]
+
+    def load_batch(self, rows: Any) -> None:
+        from catalog.models import Product
+
+        self.batches = getattr(self, "batches", 0) + 1
+        if self.batches != 2:
+            return
+        edited, withdrawn, deleted = Product.objects.order_by("pk")[:3]
+        edited.name = "Edited during the load"
+        edited.save()
+        withdrawn.is_active = False
+        withdrawn.save()
+        deleted.delete()
+        added = Product.objects.create(name="Added during the load", price="1.00", category=edited.category)
+        added.sellers.set(edited.sellers.all())
+        self.meddled = {"edited": edited.pk, "withdrawn": withdrawn.pk, "deleted": deleted.pk, "added": added.pk}

@@ -32,7 +32,14 @@ def live_index(es: Any, alias: str) -> str:
 
 
 def names_of(es: Any, alias: str) -> list[str]:
+    """Every index named ``<alias>-*``."""
     return sorted(dict(es.indices.get(index=f"{alias}-*")).keys())
+
+
+def stored(es: Any, alias: str, pk: Any) -> dict[str, Any] | None:
+    """The stored document of the row with primary key ``pk`` (None when there is none)."""
+    found = es.options(ignore_status=404).get(index=alias, id=str(pk))
+    return found["_source"] if found.get("found") else None
 
 
 def wait_for(condition: Callable[[], Any], what: str, process: Any = None, timeout: float = 30) -> Any:
@@ -55,7 +62,6 @@ def building_index(es: Any, alias: str = "products") -> str | None:
         if info.owned and not info.live and info.count:
             return info.name
     return None
-
 
 
 def lock_free_or_stale(es: Any, alias: str = "products") -> bool:

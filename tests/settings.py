@@ -38,6 +38,8 @@ else:
             "NAME": _name_override or _path,
             # A file, not :memory:, so that subprocesses can read what a test wrote.
             "TEST": {"NAME": _name_override or _path},
+            # Several processes write at once in the freshness tests: wait for the lock.
+            "OPTIONS": {"timeout": 30},
         }
     }
 
@@ -52,6 +54,8 @@ REINDEX = {
     "CELERY_APP": "demo.celery.app",
     # Resume tests split a few hundred rows into several ranges.
     "RANGE_SIZE": int(os.environ.get("REINDEX_TEST_RANGE_SIZE", "100000")),
+    # The freshness tests read back a few seconds, not a minute, so that their catch-ups stay short.
+    "UPDATE_OVERLAP": float(os.environ.get("REINDEX_TEST_UPDATE_OVERLAP", "60")),
 }
 
 # The Celery tests start real workers; each test uses a queue of its own.

@@ -21,6 +21,7 @@ from reindex import indexes
 from reindex.errors import STATUS_PRECEDENCE, worst_status
 from tests.conftest import ROOT, subprocess_env
 from tests.faultproxy import FaultProxy
+from tests.helpers import building_index, hold_lock_as, wait_for
 from tests.httpproxy import HttpProxy
 
 BATCHES = "tests.definitions.BatchesIndex"
@@ -154,7 +155,6 @@ class TestAScriptWithASettingsModule:
         assert max(size for _, size in batches) == 7 and sum(size for _, size in batches) == 120
 
     def test_the_retry_settings_reach_the_worker_processes(self, catalog, es_url, es, monkeypatch, transactional_db):
-        from tests.helpers import building_index, wait_for
 
         catalog(products=300)
         monkeypatch.setenv("REINDEX_TEST_BATCH_DELAY", "0.1")  # a load of a few seconds
@@ -181,6 +181,7 @@ class TestOneLineForAServerError:
             ["rollback", "products"],
             ["prune", "products", "--keep", "0"],
             ["rebuild", "--dry-run", "products"],
+            ["verify", "products"],
         ],
     )
     def test_every_command_answers_a_server_error_with_one_line_and_exit_2(self, db, es_url, reindex, command):
@@ -191,6 +192,15 @@ class TestOneLineForAServerError:
         assert run.exit_code == 2, run.stderr
         [line] = run.stderr.splitlines()
         assert line.startswith("reindex: error: the search server answered 500"), line
+
+    @pytest.mark.parametrize("command", [["rebuild"], ["update", "--since", "1h"], ["sweep"]])
+    def test_a_run_that_meets_a_server_error_fails_with_one_line_and_exit_1(self, db, es_url, reindex, command):
+        with HttpProxy(es_url) as proxy:
+            proxy.answer_with(500, unless=lambda method, path: path == "/")
+            run = reindex(command[0], "products", *command[1:], url=proxy.url)
+
+        assert run.exit_code == 1, run.stderr
+        assert run.stderr == "reindex: error: products: the search server answered 500\n"
 
     def test_the_api_raises_a_server_error(self, db, es_url, settings):
         settings.REINDEX = {**settings.REINDEX, "HOSTS": [es_url]}
@@ -204,7 +214,6 @@ class TestOneLineForAServerError:
 
 class TestSeveralAliases:
     def test_a_failure_is_never_hidden_behind_a_skip(self, catalog, reindex, es, settings):
-        from tests.helpers import hold_lock_as
 
         settings.REINDEX = {**settings.REINDEX, "INDEXES": ["tests.definitions.PoisonIndex"]}
         catalog(products=10)
@@ -222,7 +231,6 @@ class TestSeveralAliases:
         assert reports["products"]["swapped"] is True  # the others still ran
 
     def test_the_api_raises_the_most_severe_error_with_every_result(self, catalog, es, es_url, settings):
-        from tests.helpers import hold_lock_as
 
         settings.REINDEX = {**settings.REINDEX, "HOSTS": [es_url]}
         catalog(products=5)

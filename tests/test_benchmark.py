@@ -75,3 +75,17 @@ def test_the_scale_out_benchmark_runs_every_contender_through_a_real_celery_work
         "celery, 2 processes, 20-row ranges",
     ]
     assert [(r["ranges"], r["docs"]) for r in report["results"]] == [(1, 300), (8, 300), (8, 300), (15, 300)]
+
+
+def test_the_freshness_benchmark_runs_update_sweep_and_verify():
+    def run(*args: str) -> list[dict]:
+        command = [sys.executable, "benchmarks/freshness.py", *args, "--rows", "300", "--repeat", "1", "--json"]
+        done = subprocess.run(command, capture_output=True, text=True, timeout=300, cwd=ROOT)
+        assert done.returncode == 0, done.stderr
+        return json.loads(done.stdout)["figures"]
+
+    [update] = run("update")
+    [walk] = run("walk")
+
+    assert update["changed"] == 300 and update["queries"] > 0  # a table smaller than the 1,000 changed rows
+    assert walk["verify_agrees"] and walk["sweep_docs_per_s"] > 0

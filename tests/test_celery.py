@@ -55,12 +55,12 @@ def worker(es_url: str, transactional_db: Any) -> Iterator[str]:
             process.communicate()
 
 
-def send(queue: str, *args: Any, **kwargs: Any) -> Any:
-    """Send ``catalog.tasks.rebuild_search`` to ``queue`` and wait for its outcome."""
+def send(queue: str, *args: Any, task: str = "rebuild_search", **kwargs: Any) -> Any:
+    """Send ``catalog.tasks.<task>`` to ``queue`` and wait for its outcome."""
     import demo.celery  # noqa: F401  (the app the task binds to)
-    from catalog.tasks import rebuild_search
+    from catalog import tasks
 
-    return rebuild_search.apply_async(args, kwargs, queue=queue).get(timeout=120)
+    return getattr(tasks, task).apply_async(args, kwargs, queue=queue).get(timeout=120)
 
 
 def test_a_celery_task_rebuilds_the_alias_with_the_sites_settings(catalog, worker, es):
@@ -82,3 +82,18 @@ def test_workers_inside_a_prefork_celery_worker_fail_with_one_line(catalog, work
         send(worker, "products", workers=2)
 
     assert indexes.alias_targets(es, "products") == []
+
+
+def test_a_celery_task_keeps_the_alias_fresh_between_rebuilds(catalog, worker, es):
+    from catalog.models import Product
+
+    catalog(products=10)
+    send(worker, "products")
+    product = Product.objects.order_by("pk")[4]
+    product.name = "Renamed in the shop"
+    product.save()
+
+    [report] = send(worker, "products", task="update_search")
+
+    assert report["since_from"] == "watermark" and report["indexed"] >= 1
+    assert es.get(index="products", id=str(product.pk))["_source"]["name"] == "Renamed in the shop"

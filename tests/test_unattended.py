@@ -159,11 +159,13 @@ class TestFailedRows:
 
 
 def test_duplicate_document_ids_are_reported(catalog, es):
-    from catalog.indexes import ProductIndex
+    from tests.definitions import TinyIndex
 
-    class Collide(ProductIndex):
+    class Collide(TinyIndex):
+        alias = "products"
+
         def get_id(self, row: Any) -> str:
-            return str(row.pk % 7)
+            return str(row["pk"] % 7)
 
     catalog(products=10)
     seen = []

@@ -1,4 +1,10 @@
-"""A shop's catalog: products in categories, each offered by a few sellers."""
+"""A shop's catalog: products in categories, each offered by a few sellers.
+
+Every model has ``updated_at`` (``auto_now``, indexed), which ``reindex update`` reads
+changes by. ``auto_now`` is set by ``save()`` only: a bulk ``queryset.update(...)``
+must set it itself (``.update(price=..., updated_at=timezone.now())``), or those rows
+are not found until the next rebuild.
+"""
 
 from __future__ import annotations
 
@@ -13,6 +19,7 @@ class Category(models.Model):
 
     name = models.CharField(max_length=100)
     slug = models.SlugField(max_length=100)
+    updated_at = models.DateTimeField(auto_now=True, db_index=True)
 
     class Meta:
         verbose_name_plural = "categories"
@@ -26,6 +33,7 @@ class Seller(models.Model):
 
     name = models.CharField(max_length=100)
     country = models.CharField(max_length=2)
+    updated_at = models.DateTimeField(auto_now=True, db_index=True)
 
     def __str__(self) -> str:
         return self.name
@@ -41,6 +49,8 @@ class Product(models.Model):
     sellers = models.ManyToManyField(Seller, related_name="products")
     sku = models.UUIDField(default=uuid.uuid4)
     in_stock = models.BooleanField(default=True)
+    #: False once the product is withdrawn (soft-deleted): it leaves the search index.
+    is_active = models.BooleanField(default=True)
     created_at = models.DateTimeField(default=timezone.now)
     updated_at = models.DateTimeField(auto_now=True, db_index=True)
 

@@ -55,4 +55,8 @@ CELERY_BEAT_SCHEDULE = {
         "schedule": 24 * 60 * 60,  # or celery.schedules.crontab(hour=3, minute=17)
         "kwargs": {"keep": 1},
     },
+    "update-search-every-minute": {
+        "task": "catalog.tasks.update_search",
+        "schedule": 60,  # or celery.schedules.crontab(): every minute
+    },
 }
