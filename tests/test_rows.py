@@ -237,3 +237,13 @@ def test_related_rows_of_keys_spread_over_the_table_are_read_by_key(catalog):
     assert sorted(spread) == [pks[0], pks[100], pks[199]]
     assert sorted(contiguous) == pks[10:20]
     assert " IN " in statements[0] and ">=" in statements[1], statements
+
+
+def test_related_rows_without_their_key_field_are_refused_with_a_clear_error(catalog):
+    from reindex.errors import ConfigurationError
+
+    catalog(products=5)
+    missing = Related(Product.sellers.through.objects.values("seller_id"), by="product_id")
+
+    with pytest.raises(ConfigurationError, match="'product_id' is not among the queryset's values"):
+        missing.groups([1, 2, 3])
