@@ -22,7 +22,7 @@ def test_the_benchmark_runs_every_contender_against_the_do_nothing_endpoint():
             "--repeat",
             "1",
             "--contenders",
-            "reindex,reindex-workers,raw,ceiling",
+            "reindex,reindex-light,reindex-orm,reindex-workers,raw,dbapi,dbapi-light,ceiling",
             "--json",
         ],
         capture_output=True,
@@ -34,7 +34,16 @@ def test_the_benchmark_runs_every_contender_against_the_do_nothing_endpoint():
     assert done.returncode == 0, done.stderr
     report = json.loads(done.stdout)
     by_name = {r["contender"]: r for r in report["results"]}
-    assert sorted(by_name) == ["ceiling", "raw", "reindex", "reindex-workers"]
+    assert sorted(by_name) == [
+        "ceiling",
+        "dbapi",
+        "dbapi-light",
+        "raw",
+        "reindex",
+        "reindex-light",
+        "reindex-orm",
+        "reindex-workers",
+    ]
     assert all(r["docs"] == 300 for r in by_name.values()), by_name
     assert by_name["reindex"]["queries"] > 0
 
@@ -89,3 +98,21 @@ def test_the_freshness_benchmark_runs_update_sweep_and_verify():
 
     assert update["changed"] == 300 and update["queries"] > 0  # a table smaller than the 1,000 changed rows
     assert walk["verify_agrees"] and walk["sweep_docs_per_s"] > 0
+
+
+@pytest.mark.parametrize("light", [False, True], ids=["heavy", "light"])
+def test_the_hand_written_script_builds_the_documents_reindex_builds(catalog, light):
+    """The yardstick is fair only if it does the same work: the same documents, byte for byte."""
+    from benchmarks.definitions import ProductLightIndex, ProductRowsIndex
+    from benchmarks.handwritten import documents
+    from reindex.documents import build_batches, iter_batches
+
+    catalog(products=120, sellers=9)
+    definition = ProductLightIndex() if light else ProductRowsIndex()
+    batches = iter_batches(definition.get_queryset(), 50)
+    built = build_batches(definition, "bench", batches, lambda n: None, pytest.fail)
+
+    by_reindex = [(header["index"]["_id"], body) for actions in built for header, body in actions]
+
+    assert [pair for batch in documents(50, light) for pair in batch] == by_reindex
+    assert len(by_reindex) == 120
