@@ -18,6 +18,7 @@ Contenders (each run in its own process; several repetitions, median and min-max
 - ``dbapi``, ``dbapi-light``: a hand-written script on the DB-API cursor building the
   same documents, one NDJSON body per batch (``benchmarks/handwritten.py``);
 - ``ceiling``: bulk bodies serialised beforehand, only the sending timed;
+- ``ceiling-helper``: the same documents sent through ``helpers.streaming_bulk``;
 - ``django-elasticsearch-dsl``: its ``search_index --rebuild`` (with ``--dedsl-python``,
   the interpreter of a virtualenv that has django-elasticsearch-dsl and elasticsearch 9.3).
 
@@ -53,6 +54,7 @@ CONTENDERS = [
     "dbapi",
     "dbapi-light",
     "ceiling",
+    "ceiling-helper",
     "django-elasticsearch-dsl",
 ]
 #: Rates compared round by round when both contenders ran: (faster, slower).
@@ -63,6 +65,7 @@ PAIRS = [
     ("reindex-light", "dbapi-light"),
     ("reindex", "reindex-orm"),
     ("reindex-workers", "reindex"),
+    ("ceiling", "ceiling-helper"),
 ]
 SERVERS = {
     "sink": [str(ROOT / "benchmarks" / "sink.py")],
