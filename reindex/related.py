@@ -7,8 +7,8 @@ are none)::
     class ProductRowsIndex(IndexDefinition):
         related = {
             "sellers": Related(
-                Product.sellers.through.objects.order_by("seller_id").values("seller_id", "seller__name"),
-                by="product_id",  # the related rows' field that holds the row's key
+                Product.sellers.through.objects.order_by("seller_id").values("product_id", "seller_id", "seller__name"),
+                by="product_id",  # the related rows' field that holds the row's key (left out of each dict)
             ),
         }
 

@@ -1,20 +1,22 @@
 """Reading ``values()`` rows straight from the database cursor, batch by batch.
 
 The ORM's per-row machinery (its iterator classes, the generator that applies
-converters, the dict made per row through an index loop) is a good part of a
-rebuild's time. For a definition whose ``get_queryset()`` is a ``values()``
-queryset, ``cursor_batches()`` runs the very SQL the ORM would run (compiled by the
-ORM: the keyset condition, ``ORDER BY pk`` and ``LIMIT`` added the same way) on the
-connection's DB-API cursor, applies only the converters the ORM's compiler names
-for the selected columns (SQLite's text timestamps to aware datetimes, numbers to
-``Decimal``, integers to booleans...), and builds the same dicts with ``zip``::
+converters value by value, the dict made per row through an index loop) is a good
+part of a rebuild's time. For a definition whose ``get_queryset()`` is a plain
+``values()`` queryset, ``cursor_batches()`` runs the very SQL the ORM would run
+(compiled by the ORM: the keyset condition, ``ORDER BY pk`` and ``LIMIT`` added the
+same way) on the connection's cursor, applies the converters the ORM's compiler
+names for the selected columns, column by column (on SQLite: naive timestamps to
+aware datetimes, numbers to ``Decimal``, hex to ``UUID``...), and builds the same
+dicts with ``zip``::
 
     batches = cursor_batches(Product.objects.values("pk", "name"), 1000)
     if batches is None:  # not a queryset the cursor path reads faithfully
-        batches = iter_batches(queryset, 1000)
+        batches = orm_batches(queryset, 1000)
 
-``plain_values()`` says which querysets qualify; any other is read through the ORM
-(``reindex.documents.iter_batches``), which gives the same rows, only slower.
+``cursor_refusal()`` says why a queryset does not qualify; it is then read through
+the ORM, which gives the same rows, only slower. ``read_grouped()`` reads the related
+rows of ``reindex.related`` the same way.
 """
 
 from __future__ import annotations

@@ -17,8 +17,9 @@ failed ones with their ids and reasons, items rejected with 429 (or another stat
 of ``retry_on_status``) sent again alone with exponential backoff up to
 ``max_retries`` times, and requests bounded in bytes. The helper itself is not
 called: it handles every action on its own (expanding, serialising, sizing,
-chunking) and every result through a generator, a quarter of a rebuild's time in a
-profile once the rows were read fast (see docs/performance.md for the figures).
+chunking) and every result through a generator: sending pre-serialised documents
+through it cost 0.10 CPU s per 10,000 documents, against 0.02 as one body per batch
+(docs/performance.md).
 Whole requests answered 429/502/503/504 are retried by the client's transport
 (``reindex.retries``).
 """
