@@ -33,7 +33,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from reindex import interrupts
-from reindex.documents import Action, action_lines
+from reindex.documents import Action, action_lines, created_a_document
 from reindex.retries import RETRY_ON_STATUS, backoff
 
 #: Batches waiting for the sender thread; more only holds more memory.
@@ -149,10 +149,9 @@ def send_batch(client: Any, batch: Sequence[Action], options: BulkOptions) -> tu
         for body, sent in bodies(lines, options.max_chunk_bytes):
             items = client.bulk(body=body)["items"]
             for line, item in zip(sent, items, strict=True):
-                op = item.get("index") or next(iter(item.values()))
-                status = op.get("status", 500)
+                status = next(iter(item.values())).get("status", 500)
                 if 200 <= status < 300:
-                    if op.get("result") == "created" and "index" in item:
+                    if created_a_document(item):
                         indexed += 1
                     else:
                         others.append((True, item))
