@@ -32,7 +32,23 @@ def contender(name: str) -> Callable[[Callable[[Any, argparse.Namespace], int]],
 def setup_settings_only() -> None:
     if str(ROOT) not in sys.path:
         sys.path[:0] = [str(ROOT), str(ROOT / "example")]
+    baseline = os.environ.get("REINDEX_BENCH_CODE")
+    if baseline:  # the "main" contenders: the reindex package of another checkout, these benchmarks
+        import_package("reindex", Path(baseline) / "reindex")
     os.environ["DJANGO_SETTINGS_MODULE"] = "benchmarks.settings"
+
+
+def import_package(name: str, directory: Path) -> None:
+    """Import package ``name`` from ``directory``, whatever ``sys.path`` would find first."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(
+        name, directory / "__init__.py", submodule_search_locations=[str(directory)]
+    )
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    spec.loader.exec_module(module)
 
 
 def setup() -> None:
@@ -94,8 +110,8 @@ def reindex_defaults(es: Any, args: argparse.Namespace) -> int:
 
 def rows_definition() -> str:
     """The ``values()`` definition of the document the run measures (``--document``)."""
-    heavy = os.environ.get("REINDEX_BENCH_DOCUMENT") == "heavy"
-    return f"benchmarks.definitions.{'HeavyProductRowsIndex' if heavy else 'ProductRowsIndex'}"
+    names = {"heavy": "ProductRowsIndex", "light": "ProductLightIndex", "derived": "DerivedProductRowsIndex"}
+    return f"benchmarks.definitions.{names[os.environ.get('REINDEX_BENCH_DOCUMENT', 'heavy')]}"
 
 
 @contender("reindex-workers")
@@ -111,6 +127,46 @@ def reindex_celery(es: Any, args: argparse.Namespace) -> int:
     if args.range_size:
         options["range_size"] = args.range_size
     return run_rebuild(es, args, rows_definition(), **options)
+
+
+@contender("reindex-light")
+def reindex_light(es: Any, args: argparse.Namespace) -> int:
+    """The light document (the product's columns and category, no sellers)."""
+    return run_rebuild(es, args, "benchmarks.definitions.ProductLightIndex")
+
+
+@contender("reindex-orm")
+def reindex_orm(es: Any, args: argparse.Namespace) -> int:
+    """The heavy document with its rows read through the ORM's iterator (``cursor_reads = False``)."""
+    return run_rebuild(es, args, "benchmarks.definitions.ProductOrmReadsIndex")
+
+
+@contender("main")
+def main_code(es: Any, args: argparse.Namespace) -> int:
+    """The code of ``--baseline`` (e.g. before the cursor reads): the heavy document, sellers by ``load_batch()``."""
+    return run_rebuild(es, args, "benchmarks.definitions.ProductLoadBatchIndex")
+
+
+@contender("main-light")
+def main_light(es: Any, args: argparse.Namespace) -> int:
+    """The code of ``--baseline``: the light document."""
+    return run_rebuild(es, args, "benchmarks.definitions.ProductLightIndex")
+
+
+@contender("dbapi")
+def dbapi(es: Any, args: argparse.Namespace) -> int:
+    """A hand-written script: the heavy documents from the DB-API cursor, one NDJSON body per batch."""
+    from benchmarks.handwritten import send_bodies
+
+    return send_bodies(es, "bench-dbapi", args.batch_size or 1000, light=False)
+
+
+@contender("dbapi-light")
+def dbapi_light(es: Any, args: argparse.Namespace) -> int:
+    """The same script building the light documents."""
+    from benchmarks.handwritten import send_bodies
+
+    return send_bodies(es, "bench-dbapi-light", args.batch_size or 1000, light=True)
 
 
 @contender("reindex-models")
@@ -193,20 +249,46 @@ def raw(es: Any, args: argparse.Namespace) -> int:
 
 @contender("ceiling")
 def ceiling(es: Any, args: argparse.Namespace) -> Any:
-    """The server's ceiling: documents serialised beforehand (not timed), then sent in bulk."""
+    """The server's ceiling: documents serialised into bulk bodies beforehand (not timed), then sent."""
+    from reindex.documents import dumps
+
+    size = args.batch_size or 1000
+    lines = [
+        b"".join((dumps({"index": {"_index": a["_index"], "_id": a["_id"]}}), b"\n", dumps(a["_source"]), b"\n"))
+        for a in raw_documents("bench-ceiling")
+    ]
+    bodies = [b"".join(lines[i : i + size]) for i in range(0, len(lines), size)]
+
+    def send() -> int:
+        sent = 0
+        for body in bodies:
+            answer = es.bulk(body=body)
+            sent += sum(1 for item in answer["items"] if item["index"]["status"] < 300)
+        return sent
+
+    return send  # timed by the caller
+
+
+@contender("ceiling-helper")
+def ceiling_helper(es: Any, args: argparse.Namespace) -> Any:
+    """The same documents serialised beforehand, sent through ``helpers.streaming_bulk`` (as reindex did)."""
     from elasticsearch.helpers import streaming_bulk
 
-    from reindex.documents import dumps, keep_action
+    from reindex.documents import dumps
 
     actions = [
         ({"index": {"_index": a["_index"], "_id": a["_id"]}}, dumps(a["_source"]))
-        for a in raw_documents("bench-ceiling")
+        for a in raw_documents("bench-ceiling-helper")
     ]
 
     def send() -> int:
         sent = 0
         for ok, _ in streaming_bulk(
-            es, actions, chunk_size=args.batch_size or 1000, expand_action_callback=keep_action, raise_on_error=True
+            es,
+            actions,  # type: ignore[arg-type]
+            chunk_size=args.batch_size or 1000,
+            expand_action_callback=lambda action: action,  # already split
+            raise_on_error=True,
         ):
             sent += ok
         return sent
@@ -261,7 +343,7 @@ def main() -> None:
         print(json.dumps(seed(args.rows)))
         return
     es = client(args.url)
-    if args.name in ("raw", "ceiling"):
+    if args.name in ("raw", "ceiling", "ceiling-helper", "dbapi", "dbapi-light"):
         create_bench_index(es, f"bench-{args.name}")
     print(json.dumps(measure(lambda: CONTENDERS[args.name](es, args))))
 

@@ -6,11 +6,22 @@
 Contenders (each run in its own process; several repetitions, median and min-max):
 
 - ``reindex``: ``rebuild()`` with the defaults of ``benchmarks.definitions.ProductRowsIndex``,
-  the products written the way the README recommends for large tables;
-- ``reindex-workers``: the same with ``--workers N``;
+  the products written the way the README recommends for large tables (the heavy
+  document; ``--document light`` or ``derived`` picks another for this contender and
+  the next two);
+- ``reindex-workers``: the same with ``--workers N`` (``reindex-celery``: in
+  ``benchmarks/scaleout.py``);
+- ``reindex-light``: the light document (no sellers) of ``ProductLightIndex``;
+- ``reindex-orm``: the heavy document with its rows read through the ORM's iterator;
+- ``main``, ``main-light``: the heavy and light documents with the reindex code of
+  ``--baseline DIR`` (a checkout of an earlier commit, e.g. ``git archive main``), the
+  sellers fetched by hand in ``load_batch()`` as that code recommended;
 - ``reindex-models``: the demo's ``catalog.indexes.ProductIndex`` (model instances);
 - ``raw``: a hand-written script: ``values()`` rows built into dicts, ``helpers.bulk``;
-- ``ceiling``: documents serialised beforehand, only the sending timed;
+- ``dbapi``, ``dbapi-light``: a hand-written script on the DB-API cursor building the
+  same documents, one NDJSON body per batch (``benchmarks/handwritten.py``);
+- ``ceiling``: bulk bodies serialised beforehand, only the sending timed;
+- ``ceiling-helper``: the same documents sent through ``helpers.streaming_bulk``;
 - ``django-elasticsearch-dsl``: its ``search_index --rebuild`` (with ``--dedsl-python``,
   the interpreter of a virtualenv that has django-elasticsearch-dsl and elasticsearch 9.3).
 
@@ -34,7 +45,31 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
-CONTENDERS = ["reindex", "reindex-workers", "reindex-models", "raw", "ceiling", "django-elasticsearch-dsl"]
+CONTENDERS = [
+    "reindex",
+    "reindex-light",
+    "reindex-orm",
+    "main",
+    "main-light",
+    "reindex-workers",
+    "reindex-models",
+    "raw",
+    "dbapi",
+    "dbapi-light",
+    "ceiling",
+    "ceiling-helper",
+    "django-elasticsearch-dsl",
+]
+#: Rates compared round by round when both contenders ran: (faster, slower).
+PAIRS = [
+    ("reindex", "main"),
+    ("reindex-light", "main-light"),
+    ("reindex", "dbapi"),
+    ("reindex-light", "dbapi-light"),
+    ("reindex", "reindex-orm"),
+    ("reindex-workers", "reindex"),
+    ("ceiling", "ceiling-helper"),
+]
 SERVERS = {
     "sink": [str(ROOT / "benchmarks" / "sink.py")],
     "store": [str(ROOT / "benchmarks" / "store.py")],
@@ -80,9 +115,10 @@ def seed_dataset(args: argparse.Namespace) -> None:
 def add_document_option(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--document",
-        choices=["light", "heavy"],
-        default="light",
-        help="reindex's definitions: the catalog document, or the same with derived fields built in prepare()",
+        choices=["heavy", "light", "derived"],
+        default="heavy",
+        help="the document of reindex, reindex-workers and reindex-celery: heavy (the catalog's), light (no"
+        " sellers) or derived (heavy plus fields built in prepare())",
     )
 
 
@@ -94,6 +130,8 @@ def contender_env(args: argparse.Namespace, url: str, query_log: str, name: str)
     env["REINDEX_BENCH_DOCUMENT"] = args.document
     if name == "django-elasticsearch-dsl":
         env["REINDEX_BENCH_DEDSL"] = "1"
+    if name.startswith("main"):
+        env["REINDEX_BENCH_CODE"] = str(Path(args.baseline).resolve())
     return env
 
 
@@ -227,6 +265,7 @@ def main() -> None:
         "--contenders", default="reindex,reindex-models,raw,ceiling", help=f"comma-separated: {CONTENDERS}"
     )
     parser.add_argument("--dedsl-python", help="python of a venv with django-elasticsearch-dsl (adds it)")
+    parser.add_argument("--baseline", help="a checkout of earlier reindex code, for the main contenders")
     parser.add_argument("--timeout", type=float, default=900, help="seconds allowed per run")
     parser.add_argument("--json", action="store_true", help="print the figures as JSON")
     args = parser.parse_args()
@@ -238,6 +277,8 @@ def main() -> None:
         parser.error(
             f"unknown contenders {sorted(unknown)}" if unknown else "django-elasticsearch-dsl needs --dedsl-python"
         )
+    if any(name.startswith("main") for name in names) and not args.baseline:
+        parser.error("the main contenders need --baseline DIR")
 
     seed_dataset(args)
     server, url = start_server(args.server)
@@ -267,7 +308,7 @@ def main() -> None:
         server.stdin.close()
         server.wait(timeout=30)
     results = [summarise(name, runs[name]) for name in names if runs[name]]
-    workers_speedup = speedup(runs, "reindex-workers", "reindex")
+    paired = {f"{a} / {b}": ratio for a, b in PAIRS if (ratio := speedup(runs, a, b))}
     machine = f"{platform.python_implementation()} {platform.python_version()}, {os.cpu_count()} CPUs"
     if args.json:
         print(
@@ -279,7 +320,7 @@ def main() -> None:
                     "document": args.document,
                     "machine": machine,
                     "results": results,
-                    "workers_speedup": workers_speedup,
+                    "paired": paired,
                 },
                 indent=2,
             )
@@ -290,11 +331,8 @@ def main() -> None:
             f" {args.repeat} runs each; {machine}"
         )
         print(table(results))
-        if workers_speedup:
-            print(
-                f"--workers {args.workers} over one process, round by round: {workers_speedup['median']:.2f}x"
-                f" ({workers_speedup['min']:.2f}-{workers_speedup['max']:.2f})"
-            )
+        for pair, ratio in paired.items():
+            print(f"{pair}, round by round: {ratio['median']:.2f}x ({ratio['min']:.2f}-{ratio['max']:.2f})")
 
 
 if __name__ == "__main__":

@@ -49,6 +49,7 @@ from reindex.errors import (
     TooManyErrors,
     UnknownIndexError,
 )
+from reindex.related import Related
 
 __all__ = [
     "Config",
@@ -62,6 +63,7 @@ __all__ = [
     "NeedsRebuild",
     "NoPreviousIndex",
     "ReindexError",
+    "Related",
     "RunFailed",
     "ServerError",
     "Superseded",

@@ -19,7 +19,8 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any
 
 from reindex.definitions import IndexDefinition, row_pk
-from reindex.documents import Action, Failure, build_actions, delete_actions
+from reindex.documents import Action, Failure, build_batches, delete_actions
+from reindex.rows import read_rows
 from reindex.watermarks import for_queries
 
 
@@ -120,27 +121,35 @@ def _keys_sql(changed: Any) -> tuple[str, Any, Any]:
     return sql, list(params), connections[changed.db]
 
 
-def change_batches(queryset: Any, pk_chunks: Iterable[Sequence[Any]]) -> Iterator[tuple[list[Any], list[Any]]]:
-    """For each chunk of primary keys: its rows as ``queryset`` reads them, and the keys it left out."""
+def change_batches(
+    queryset: Any, pk_chunks: Iterable[Sequence[Any]], *, cursor: bool = True
+) -> Iterator[tuple[list[Any], list[Any]]]:
+    """For each chunk of primary keys: its rows as ``queryset`` reads them, and the keys it left out.
+
+    A plain ``values()`` queryset is read on the database cursor unless ``cursor`` is False.
+    """
     from django.db import reset_queries
 
     for chunk in pk_chunks:
-        rows = list(queryset.filter(pk__in=chunk).order_by("pk"))
+        picked = queryset.filter(pk__in=chunk).order_by("pk")
+        rows = read_rows(picked) if cursor else list(picked)
         reset_queries()  # with DEBUG=True Django would keep every query
         present = {row_pk(row) for row in rows}
         yield rows, [pk for pk in chunk if pk not in present]
 
 
-def change_actions(
+def change_action_batches(
     definition: IndexDefinition,
     index: str,
     queryset: Any,
     pk_chunks: Iterable[Sequence[Any]],
     on_read: Callable[[int], None],
     on_failure: Callable[[Failure], None],
-) -> Iterator[Action]:
-    """Yield the bulk actions that bring ``index`` up to date for these primary keys: index or delete."""
-    for rows, gone in change_batches(queryset, pk_chunks):
-        if rows:
-            yield from build_actions(definition, index, iter([rows]), on_read, on_failure)
-        yield from delete_actions(index, [definition.id_from_pk(pk) for pk in gone])
+) -> Iterator[list[Action]]:
+    """For each chunk, the bulk actions that bring ``index`` up to date for its primary keys: index or delete."""
+    for rows, gone in change_batches(queryset, pk_chunks, cursor=definition.cursor_reads):
+        batch: list[Action] = []
+        for built in build_batches(definition, index, [rows] if rows else [], on_read, on_failure):
+            batch += built
+        batch += delete_actions(index, [definition.id_from_pk(pk) for pk in gone])
+        yield batch

@@ -29,11 +29,14 @@ import importlib
 import inspect
 import re
 import traceback
-from collections.abc import Iterable, Sequence
-from typing import Any
+from collections.abc import Iterable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any
 
 from reindex.config import Config
 from reindex.errors import ConfigurationError, UnknownIndexError
+
+if TYPE_CHECKING:
+    from reindex.related import Related
 
 _INVALID_NAME_CHARS = re.compile(r'[\\/*?"<>| ,#:A-Z]')
 
@@ -85,13 +88,21 @@ class IndexDefinition:
     #: ``reindex update`` and the rebuild's catch-up look for changes by. None: not tracked
     #: (unless ``changed_since()`` is overridden).
     updated_field: str | None = None
+    #: Rows of other tables each document draws on, by the name ``prepare()`` finds them under:
+    #: ``{"sellers": Related(links_queryset, by="product_id")}`` (see ``reindex.related``).
+    #: One query per relation and batch, grouped per row: no grouping loop in ``load_batch()``.
+    related: Mapping[str, Related] | None = None
+    #: Read a ``values()`` queryset on the database cursor (``reindex.rows``); False: through the
+    #: ORM's iterator, the same rows, slower.
+    cursor_reads: bool = True
 
     # -- what the subclass provides -------------------------------------------------
     def get_queryset(self) -> Any:
         """The rows to index; use select_related/prefetch_related to avoid N+1 queries.
 
         Any ordering is replaced: rows are read in primary-key order, batch by batch.
-        A ``values()`` queryset works too when it includes ``"pk"`` (or the pk column).
+        A ``values()`` queryset works too when it includes ``"pk"`` (or the pk column),
+        and is read on the database cursor, about twice as fast (see ``reindex.rows``).
         """
         raise ConfigurationError(f"{self.name}: define get_queryset()")
 

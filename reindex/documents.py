@@ -1,4 +1,4 @@
-"""From rows to bulk actions: reading in keyset batches, building, serialising.
+"""From rows to bulk actions: reading in keyset batches, building, serialising, batch by batch.
 
 Each step is a generator so memory stays flat however large the table is.
 """
@@ -15,6 +15,8 @@ from typing import Any
 
 from reindex.definitions import IndexDefinition, row_pk
 from reindex.errors import ConfigurationError
+from reindex.related import attach_related
+from reindex.rows import cursor_batches, orm_batches
 
 try:
     import orjson
@@ -64,28 +66,17 @@ def loads(data: bytes) -> Any:
     return json.loads(data)
 
 
-def iter_batches(queryset: Any, batch_size: int, after: Any = None) -> Iterator[list[Any]]:
-    """Yield lists of at most ``batch_size`` rows in primary-key order, from ``pk > after`` if given.
+def iter_batches(queryset: Any, batch_size: int, after: Any = None, *, cursor: bool = True) -> Iterator[list[Any]]:
+    """Lists of at most ``batch_size`` rows in primary-key order, from ``pk > after`` if given.
 
-    Keyset pagination (``pk > last``), never OFFSET: every batch is one query (plus
-    one per prefetch_related lookup), and the cost does not grow with the position.
+    Keyset pagination (``pk > last``, never OFFSET; see ``reindex.rows``). A plain
+    ``values()`` queryset is read on the database cursor unless ``cursor`` is False;
+    any other through the ORM.
     """
-    from django.db import reset_queries
-
     if queryset.query.is_sliced:
         raise ValueError("get_queryset() must not be sliced")
-    ordered = queryset.order_by("pk")
-    last = after
-    while True:
-        page = ordered if last is None else ordered.filter(pk__gt=last)
-        batch = list(page[:batch_size])
-        reset_queries()  # with DEBUG=True Django would keep every query
-        if not batch:
-            return
-        yield batch
-        if len(batch) < batch_size:
-            return
-        last = row_pk(batch[-1])
+    fast = cursor_batches(queryset, batch_size, after) if cursor else None
+    return fast if fast is not None else orm_batches(queryset, batch_size, after)
 
 
 @dataclass
@@ -106,31 +97,46 @@ class Failure:
 Action = tuple[dict[str, Any], bytes | None]
 
 
-def build_actions(
+def build_batches(
     definition: IndexDefinition,
     index: str,
-    batches: Iterator[Sequence[Any]],
+    batches: Iterable[Sequence[Any]],
     on_read: Callable[[int], None],
     on_failure: Callable[[Failure], None],
-) -> Iterator[Action]:
-    """Yield ``(header, body)`` bulk actions; rows that cannot be built go to ``on_failure``."""
+) -> Iterator[list[Action]]:
+    """Yield each batch's ``(header, body)`` bulk actions; rows that cannot be built go to ``on_failure``.
+
+    Before ``prepare()``, the definition's ``related`` rows are attached to the batch's
+    rows and ``load_batch()`` is called, once per batch.
+    """
     for batch in batches:
+        if definition.related:
+            attach_related(definition.related, batch, cursor=definition.cursor_reads)
         definition.load_batch(batch)
         on_read(len(batch))
-        for row in batch:
-            try:
-                doc_id = definition.get_id(row)
-                body = definition.prepare(row)
-                if not isinstance(body, dict):
-                    raise TypeError(f"prepare() returned {type(body).__name__}, not a dict")
-                data = dumps(body)
-            except ConfigurationError:
-                raise  # e.g. a values() queryset without "pk": no row can be built
-            except Exception as exc:
-                reason = f"{type(exc).__name__}: {exc}"
-                on_failure(Failure(_safe_pk(row), reason, "prepare", traceback.format_exc()))
-                continue
-            yield {"index": {"_index": index, "_id": doc_id}}, data
+        yield build_batch(definition, index, batch, on_failure)
+
+
+def build_batch(
+    definition: IndexDefinition, index: str, batch: Sequence[Any], on_failure: Callable[[Failure], None]
+) -> list[Action]:
+    """The bulk actions of one batch's rows."""
+    actions: list[Action] = []
+    for row in batch:
+        try:
+            doc_id = definition.get_id(row)
+            body = definition.prepare(row)
+            if not isinstance(body, dict):
+                raise TypeError(f"prepare() returned {type(body).__name__}, not a dict")
+            data = dumps(body)
+        except ConfigurationError:
+            raise  # e.g. a values() queryset without "pk": no row can be built
+        except Exception as exc:
+            reason = f"{type(exc).__name__}: {exc}"
+            on_failure(Failure(_safe_pk(row), reason, "prepare", traceback.format_exc()))
+            continue
+        actions.append(({"index": {"_index": index, "_id": doc_id}}, data))
+    return actions
 
 
 def delete_actions(index: str, doc_ids: Iterable[str]) -> Iterator[Action]:
@@ -146,9 +152,12 @@ def _safe_pk(row: Any) -> str | None:
         return None
 
 
-def keep_action(action: Action) -> Action:
-    """``expand_action_callback`` for the bulk helpers: actions are already split."""
-    return action
+def action_lines(action: Action) -> bytes:
+    """An action as it goes into an NDJSON bulk body: its header line, and its document's line if any."""
+    header, body = action
+    if body is None:
+        return dumps(header) + b"\n"
+    return b"".join((dumps(header), b"\n", body, b"\n"))
 
 
 def item_failure(item: dict[str, Any]) -> Failure:

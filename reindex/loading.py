@@ -20,13 +20,12 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol, TypeVar
 
 from reindex import interrupts
-from reindex.changes import change_actions
+from reindex.changes import change_action_batches
 from reindex.config import Config
 from reindex.definitions import IndexDefinition
-from reindex.documents import Action, Failure, build_actions, item_failure, iter_batches, replaced_a_document
+from reindex.documents import Action, Failure, build_batches, item_failure, iter_batches, replaced_a_document
 from reindex.errors import TooManyErrors
-from reindex.retries import bulk_retry_options
-from reindex.sending import BulkSender
+from reindex.sending import BulkOptions, BulkSender
 
 T = TypeVar("T")
 
@@ -97,7 +96,7 @@ def stream_rows(
     after: Any = None,
     in_place: bool = False,
 ) -> None:
-    """Read ``queryset`` in batches and send its documents to ``index`` through the bulk helper.
+    """Read ``queryset`` in batches and send each batch's documents to ``index`` in one bulk request.
 
     ``after``: start the keyset past this primary key. ``in_place``: the index already
     holds documents, so a write that replaces one is no duplicate (``update --all``).
@@ -105,9 +104,8 @@ def stream_rows(
     boundary after a signal.
     """
     tally = Tally(definition.alias, counts, config.max_errors, on_failure, bar, in_place)
-    batch_size = config.batch_size_for(definition)
-    batches = iter_batches(queryset, batch_size, after)
-    send(client, build_actions(definition, index, batches, tally.read, tally.failed), tally, config, batch_size)
+    batches = iter_batches(queryset, config.batch_size_for(definition), after, cursor=definition.cursor_reads)
+    send(client, build_batches(definition, index, batches, tally.read, tally.failed), tally, config)
 
 
 def stream_changes(
@@ -131,8 +129,8 @@ def stream_changes(
     """
     allowed = config.max_errors if max_errors is None else max_errors
     tally = Tally(definition.alias, counts, allowed, on_failure, bar, in_place=True)
-    actions = change_actions(definition, index, definition.get_queryset(), pk_chunks, tally.read, tally.failed)
-    send(client, actions, tally, config, config.batch_size_for(definition))
+    batches = change_action_batches(definition, index, definition.get_queryset(), pk_chunks, tally.read, tally.failed)
+    send(client, batches, tally, config)
 
 
 @dataclass
@@ -191,11 +189,10 @@ class Tally:
         self.tick(1)
 
 
-def send(client: Any, actions: Iterator[Action], tally: Tally, config: Config, batch_size: int) -> None:
-    """Send ``actions`` in bulk requests from a background thread, counting the results in ``tally``."""
-    bulk_options = {"chunk_size": batch_size, "max_chunk_bytes": config.max_chunk_bytes, **bulk_retry_options(config)}
-    with BulkSender(client, bulk_options) as sender:
-        for batch in chunked(actions, batch_size):
+def send(client: Any, batches: Iterable[Sequence[Action]], tally: Tally, config: Config) -> None:
+    """Send each batch of actions as one bulk request from a background thread, counting the results in ``tally``."""
+    with BulkSender(client, BulkOptions.from_config(config)) as sender:
+        for batch in batches:
             sender.send(batch)
             tally.account(*sender.take())
     tally.account(*sender.take())

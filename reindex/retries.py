@@ -36,16 +36,6 @@ def retry_options(config: Config) -> dict[str, Any]:
     }
 
 
-def bulk_retry_options(config: Config) -> dict[str, Any]:
-    """The bulk helpers' keyword arguments for retrying documents rejected one by one with 429."""
-    return {
-        "max_retries": config.max_retries,
-        "initial_backoff": config.retry_backoff,
-        "max_backoff": config.retry_backoff_max,
-        "retry_on_status": RETRY_ON_STATUS,
-    }
-
-
 def with_backoff(transport_class: type, config: Config) -> type:
     """``transport_class`` waiting ``config.retry_backoff``... between retries.
 

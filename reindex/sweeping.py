@@ -101,16 +101,17 @@ def sweep_index(
     tally = Tally(definition.alias, counts, allowed, on_failure)
     checked = 0
 
-    def actions() -> Iterator[Action]:
+    def batches() -> Iterator[list[Action]]:
         nonlocal checked
         for page, orphans in orphan_pages(definition, id_pages(client, index, size)):
             interrupts.check()
             checked += len(page)
             if bar is not None:
                 bar.update(len(page))
-            yield from delete_actions(index, orphans)
+            if orphans:
+                yield list(delete_actions(index, orphans))
 
-    send(client, actions(), tally, config, size)
+    send(client, batches(), tally, config)
     return checked
 
 

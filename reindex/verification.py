@@ -31,7 +31,7 @@ from reindex import indexes, interrupts
 from reindex.changes import change_batches
 from reindex.config import Config
 from reindex.definitions import IndexDefinition
-from reindex.documents import Action, Failure, build_actions, iter_batches, loads
+from reindex.documents import Action, Failure, build_batches, iter_batches, loads
 from reindex.loading import Progress, ProgressFactory, chunked
 from reindex.stored import id_pages, random_ids, sources
 from reindex.sweeping import orphan_pages
@@ -129,11 +129,12 @@ def verify(
     with nullcontext() if bar is None else closing(bar):
         check.bar = bar
         if full:
-            check.rows(iter_batches(queryset, config.batch_size_for(definition)))
+            check.rows(iter_batches(queryset, config.batch_size_for(definition), cursor=definition.cursor_reads))
             check.documents(id_pages(client, index, config.batch_size_for(definition)))
         else:
             picked = list(queryset.prefetch_related(None).order_by("?").values_list("pk", flat=True)[:size])
-            check.rows(rows for rows, _ in change_batches(queryset, chunked(iter(picked), size)))
+            chunks = chunked(iter(picked), size)
+            check.rows(rows for rows, _ in change_batches(queryset, chunks, cursor=definition.cursor_reads))
             check.documents(iter([random_ids(client, index, size)]))
     result.seconds = time.monotonic() - started
     return result
@@ -161,9 +162,8 @@ class Check:
         def failed(failure: Failure) -> None:
             result.note("failed", failure.id)
 
-        actions = build_actions(self.definition, result.index, batches, read, failed)
-        for chunk in chunked(actions, self.config.batch_size_for(self.definition)):
-            self.compare(chunk)
+        for actions in build_batches(self.definition, result.index, batches, read, failed):
+            self.compare(actions)
 
     def compare(self, chunk: list[Action]) -> None:
         stored = sources(self.client, self.result.index, [header["index"]["_id"] for header, _ in chunk])

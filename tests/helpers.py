@@ -4,7 +4,8 @@ waiting for a condition, the index a run is loading, processes."""
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -83,3 +84,18 @@ def sources(es: Any, alias: str) -> dict[str, dict[str, Any]]:
     for doc in docs.values():
         doc["sellers"] = sorted(doc["sellers"], key=lambda seller: seller["id"])
     return docs
+
+
+@contextmanager
+def recorded_sql() -> Iterator[list[str]]:
+    """Every SQL statement run on the default connection inside the block, in order."""
+    from django.db import connection
+
+    statements: list[str] = []
+
+    def record(execute, sql, params, many, context):  # type: ignore[no-untyped-def]
+        statements.append(sql)
+        return execute(sql, params, many, context)
+
+    with connection.execute_wrapper(record):
+        yield statements

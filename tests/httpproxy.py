@@ -65,6 +65,10 @@ class HttpProxy:
                 return status
         return None
 
+    def request_body(self, method: str, path: str, body: bytes) -> bytes | None:
+        """The body to pass on to the server for a request (as it is, here); None: answer an empty bulk."""
+        return body
+
     def answer(
         self, method: str, path: str, status: int, headers: list[tuple[str, str]], body: bytes
     ) -> tuple[list[tuple[str, str]], bytes]:
@@ -105,6 +109,59 @@ class OpenSearchProxy(HttpProxy):
         return kept, body
 
 
+class RejectingProxy(HttpProxy):
+    """The test server, but bulk items with these ids are rejected with 429, as a busy node rejects them.
+
+    ``times``: how many times each id is rejected before it is let through. A rejected
+    action never reaches the server; its item in the answer says 429.
+    """
+
+    def __init__(self, upstream: str, ids: set[str], times: int = 1) -> None:
+        super().__init__(upstream)
+        self.left = dict.fromkeys(ids, times)
+        self.rejected: list[str] = []
+        self._held = threading.local()
+
+    def request_body(self, method: str, path: str, body: bytes) -> bytes | None:
+        if not urlsplit(path).path.endswith("/_bulk"):
+            return body
+        lines = [line for line in body.split(b"\n") if line]
+        kept, positions = [], []
+        position = 0
+        while lines:
+            header = json.loads(lines.pop(0))
+            op = next(iter(header))
+            pair = [json.dumps(header).encode()] + ([lines.pop(0)] if op != "delete" else [])
+            doc_id = header[op].get("_id")
+            with self._lock:
+                reject = self.left.get(doc_id, 0) > 0
+                if reject:
+                    self.left[doc_id] -= 1
+                    self.rejected.append(doc_id)
+            if reject:
+                positions.append((position, op, header[op]))
+            else:
+                kept += pair
+            position += 1
+        self._held.positions = positions
+        return b"".join(line + b"\n" for line in kept) if kept else None
+
+    def answer(
+        self, method: str, path: str, status: int, headers: list[tuple[str, str]], body: bytes
+    ) -> tuple[list[tuple[str, str]], bytes]:
+        positions = getattr(self._held, "positions", [])
+        self._held.positions = []
+        if not positions or status != 200:
+            return headers, body
+        answer = json.loads(body)
+        for position, op, meta in positions:
+            error = {"type": "es_rejected_execution_exception", "reason": "rejected execution (queue full)"}
+            item = {op: {"_index": meta.get("_index"), "_id": meta.get("_id"), "status": 429, "error": error}}
+            answer["items"].insert(position, item)
+        answer["errors"] = True
+        return headers, json.dumps(answer).encode()
+
+
 def _actions(body: bytes) -> int:
     lines = [line for line in body.split(b"\n") if line.strip()]
     return sum(1 for line in lines if next(iter(json.loads(line)), None) in ("index", "create", "delete", "update"))
@@ -120,10 +177,16 @@ class _Forward(BaseHTTPRequestHandler):
         length = int(self.headers.get("Content-Length") or 0)
         body = self.rfile.read(length) if length else b""
         injected = self.proxy.record(self.command, self.path, body)
+        passed = self.proxy.request_body(self.command, self.path, body)
         if injected is not None:
             error = {"type": "injected_fault", "reason": f"the test proxy answered {injected}"}
             self.reply(injected, [("Content-Type", "application/json")], json.dumps({"error": error}).encode())
             return
+        if passed is None:  # nothing left for the server: the proxy answers the bulk request itself
+            empty = [("Content-Type", "application/json")], b'{"took":0,"errors":false,"items":[]}'
+            self.reply(200, *self.proxy.answer(self.command, urlsplit(self.path).path, 200, *empty))
+            return
+        body = passed
         headers = {k: v for k, v in self.headers.items() if k.lower() not in HOP_HEADERS}
         upstream = http.client.HTTPConnection(*self.proxy.upstream, timeout=120)
         try:

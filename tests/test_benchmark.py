@@ -22,7 +22,7 @@ def test_the_benchmark_runs_every_contender_against_the_do_nothing_endpoint():
             "--repeat",
             "1",
             "--contenders",
-            "reindex,reindex-workers,raw,ceiling",
+            "reindex,reindex-light,reindex-orm,reindex-workers,raw,dbapi,dbapi-light,ceiling",
             "--json",
         ],
         capture_output=True,
@@ -34,7 +34,16 @@ def test_the_benchmark_runs_every_contender_against_the_do_nothing_endpoint():
     assert done.returncode == 0, done.stderr
     report = json.loads(done.stdout)
     by_name = {r["contender"]: r for r in report["results"]}
-    assert sorted(by_name) == ["ceiling", "raw", "reindex", "reindex-workers"]
+    assert sorted(by_name) == [
+        "ceiling",
+        "dbapi",
+        "dbapi-light",
+        "raw",
+        "reindex",
+        "reindex-light",
+        "reindex-orm",
+        "reindex-workers",
+    ]
     assert all(r["docs"] == 300 for r in by_name.values()), by_name
     assert by_name["reindex"]["queries"] > 0
 
@@ -91,23 +100,41 @@ def test_the_freshness_benchmark_runs_update_sweep_and_verify():
     assert walk["verify_agrees"] and walk["sweep_docs_per_s"] > 0
 
 
-def test_the_heavy_benchmark_document_is_the_light_one_with_its_derived_fields(catalog, es, es_url):
-    """The heavy document adds fields built in prepare(); the server's strict mapping takes every one."""
+def test_the_derived_benchmark_document_is_the_heavy_one_plus_fields_built_in_prepare(catalog, es, es_url):
+    """The server's strict mapping takes every derived field; the rest is the heavy document as it was."""
     import reindex
-    from benchmarks.definitions import HeavyProductRowsIndex, ProductRowsIndex
+    from benchmarks.definitions import DerivedProductRowsIndex, ProductRowsIndex
+    from reindex.documents import build_batches, iter_batches
     from tests.helpers import stored
 
     catalog(products=30)
-    [result] = reindex.rebuild(HeavyProductRowsIndex(), es_url=es_url)
+    [result] = reindex.rebuild(DerivedProductRowsIndex(), es_url=es_url)
 
-    light = ProductRowsIndex()
-    assert result.indexed == light.get_queryset().count() > 0
-    row = light.get_queryset().order_by("pk").first()
-    light.load_batch([row])
-    document = stored(es, "products", row["pk"])
-    assert document is not None
-    assert {k: document[k] for k in ("name", "category", "sellers")} == {
-        k: light.prepare(row)[k] for k in ("name", "category", "sellers")
-    }
-    assert document["slug"].endswith(str(row["sku"])) and document["prefixes"] and document["keywords"]
-    assert document["countries"] == sorted({s["country"] for s in document["sellers"]})
+    heavy = ProductRowsIndex()
+    assert result.indexed == heavy.get_queryset().count() > 0
+    batches = iter_batches(heavy.get_queryset(), 50)
+    for actions in build_batches(heavy, "bench", batches, lambda n: None, pytest.fail):
+        for header, body in actions:
+            plain = json.loads(body)
+            document = stored(es, "products", header["index"]["_id"])
+            assert document is not None and {k: document[k] for k in plain} == plain
+            assert document["countries"] == sorted({s["country"] for s in plain["sellers"]})
+            assert document["slug"].endswith(str(plain["sku"])) and document["prefixes"] and document["keywords"]
+
+
+@pytest.mark.parametrize("light", [False, True], ids=["heavy", "light"])
+def test_the_hand_written_script_builds_the_documents_reindex_builds(catalog, light):
+    """The yardstick is fair only if it does the same work: the same documents, byte for byte."""
+    from benchmarks.definitions import ProductLightIndex, ProductRowsIndex
+    from benchmarks.handwritten import documents
+    from reindex.documents import build_batches, iter_batches
+
+    catalog(products=120, sellers=9)
+    definition = ProductLightIndex() if light else ProductRowsIndex()
+    batches = iter_batches(definition.get_queryset(), 50)
+    built = build_batches(definition, "bench", batches, lambda n: None, pytest.fail)
+
+    by_reindex = [(header["index"]["_id"], body) for actions in built for header, body in actions]
+
+    assert [pair for batch in documents(50, light) for pair in batch] == by_reindex
+    assert len(by_reindex) == 120

@@ -7,26 +7,25 @@ from typing import Any
 import pytest
 from django.db import connection
 
-from reindex.documents import build_actions, iter_batches
+from reindex.documents import build_batches, iter_batches
+from tests.helpers import recorded_sql
 
 
 def documents_and_queries(definition: Any, batch_size: int) -> tuple[int, list[str]]:
     """Build every document of ``definition`` in batches; the documents and every SQL statement run."""
-    statements: list[str] = []
-
-    def record(execute, sql, params, many, context):  # type: ignore[no-untyped-def]
-        statements.append(sql)
-        return execute(sql, params, many, context)
-
-    with connection.execute_wrapper(record):
+    with recorded_sql() as statements:
         batches = iter_batches(definition.get_queryset(), batch_size)
-        actions = list(build_actions(definition, "products-x", batches, lambda n: None, pytest.fail))
-    return len(actions), statements
+        built = list(build_batches(definition, "products-x", batches, lambda n: None, pytest.fail))
+    return sum(len(actions) for actions in built), statements
 
 
 @pytest.mark.parametrize(
     "definition_path",
-    ["catalog.indexes.ProductIndex", "benchmarks.definitions.ProductRowsIndex"],
+    [
+        "catalog.indexes.ProductIndex",
+        "benchmarks.definitions.ProductRowsIndex",
+        "benchmarks.definitions.ProductLoadBatchIndex",
+    ],
 )
 def test_each_batch_costs_the_same_queries_whatever_its_rows_hold(catalog, definition_path):
     """Products with a category (FK) and 1-4 sellers (M2M): one query for the rows, one for the sellers."""
@@ -61,13 +60,7 @@ def test_a_worker_range_starts_its_keyset_past_the_lower_bound_with_one_conditio
 
     catalog(products=30)
     pks = list(Product.objects.order_by("pk").values_list("pk", flat=True))
-    statements: list[str] = []
-
-    def record(execute, sql, params, many, context):  # type: ignore[no-untyped-def]
-        statements.append(sql)
-        return execute(sql, params, many, context)
-
-    with connection.execute_wrapper(record):
+    with recorded_sql() as statements:
         batches = list(iter_batches(Product.objects.filter(pk__lte=pks[24]), 4, after=pks[9]))
 
     assert [row.pk for batch in batches for row in batch] == pks[10:25]
