@@ -85,6 +85,11 @@ class IndexDefinition:
     #: ``reindex update`` and the rebuild's catch-up look for changes by. None: not tracked
     #: (unless ``changed_since()`` is overridden).
     updated_field: str | None = None
+    #: Saves and deletes of the definition's model, and of these related models, queue the
+    #: documents they touch (``reindex.capture``): ``{Seller: "sellers"}`` maps a related
+    #: model (or ``"app.Model"``) to the lookup from the definition's model to it, or to a
+    #: function of the changed instances returning primary keys. None: nothing is queued.
+    watch: Any = None
 
     # -- what the subclass provides -------------------------------------------------
     def get_queryset(self) -> Any:
