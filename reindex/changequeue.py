@@ -147,10 +147,8 @@ def claim(alias: str, limit: int, lease: float, using: str | None = None) -> Cla
         ids = list(candidates.values_list("id", flat=True)[:limit])
         if ids:
             expired = Q(state=CLAIMED)
+            # ``state`` last: MariaDB evaluates each assignment after the previous ones.
             entries.filter(claimable, id__in=ids).update(
-                state=CLAIMED,
-                claimed_by=token,
-                lease_expires=now + datetime.timedelta(seconds=lease),
                 attempts=Case(
                     When(expired, then=F("attempts") + 1), default=F("attempts"), output_field=IntegerField()
                 ),
@@ -159,6 +157,9 @@ def claim(alias: str, limit: int, lease: float, using: str | None = None) -> Cla
                     default=F("last_error"),
                     output_field=TextField(),
                 ),
+                claimed_by=token,
+                lease_expires=now + datetime.timedelta(seconds=lease),
+                state=CLAIMED,
             )
     return Claimed(token, list(entries.filter(claimed_by=token).order_by("id")) if ids else [])
 

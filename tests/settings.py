@@ -1,6 +1,8 @@
 """Django settings for the test suite: the demo's catalog app on SQLite or PostgreSQL.
 
-``REINDEX_TEST_DB=postgres`` selects PostgreSQL (127.0.0.1:5432, database ``test``).
+``REINDEX_TEST_DB=postgres`` selects PostgreSQL (127.0.0.1:5432, database ``test``),
+``REINDEX_TEST_DB=mariadb`` MariaDB (127.0.0.1:3306, root; ``make test-mariadb`` runs the
+queue's tests there, where ``SKIP LOCKED`` matters).
 Subprocesses started by the tests get ``REINDEX_TEST_DB_NAME`` so they read the
 test database that pytest-django created.
 """
@@ -10,7 +12,7 @@ from __future__ import annotations
 import os
 import tempfile
 
-from demo.databases import postgres
+from demo.databases import mariadb, postgres
 
 SECRET_KEY = "tests"
 USE_TZ = True
@@ -28,6 +30,13 @@ if os.environ.get("REINDEX_TEST_DB", "sqlite") == "postgres":
         "default": postgres(
             _name_override or os.environ.get("PGDATABASE", "test"),
             TEST={"NAME": os.environ.get("REINDEX_TEST_PG_TEST_NAME", "reindex_tests")},
+        )
+    }
+elif os.environ.get("REINDEX_TEST_DB") == "mariadb":
+    DATABASES = {
+        "default": mariadb(
+            _name_override or os.environ.get("MYSQL_DATABASE", "test"),
+            TEST={"NAME": os.environ.get("REINDEX_TEST_MARIADB_TEST_NAME", "reindex_tests"), "CHARSET": "utf8mb4"},
         )
     }
 else:
@@ -56,6 +65,8 @@ REINDEX = {
     "RANGE_SIZE": int(os.environ.get("REINDEX_TEST_RANGE_SIZE", "100000")),
     # The freshness tests read back a few seconds, not a minute, so that their catch-ups stay short.
     "UPDATE_OVERLAP": float(os.environ.get("REINDEX_TEST_UPDATE_OVERLAP", "60")),
+    # The queue's kill -9 test shortens the lease so that the killed drainer's batch comes back soon.
+    "QUEUE_LEASE": float(os.environ.get("REINDEX_TEST_QUEUE_LEASE", "300")),
 }
 
 # The Celery tests start real workers; each test uses a queue of its own.
