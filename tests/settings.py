@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import tempfile
 
+import django
 from demo.databases import mariadb, postgres
 
 SECRET_KEY = "tests"
@@ -47,8 +48,9 @@ else:
             "NAME": _name_override or _path,
             # A file, not :memory:, so that subprocesses can read what a test wrote.
             "TEST": {"NAME": _name_override or _path},
-            # Several processes write at once in the freshness tests: wait for the lock.
-            "OPTIONS": {"timeout": 30},
+            # Several processes write at once in the freshness and queue tests: wait for the lock, and take it
+            # when a transaction begins (a transaction that read, then met another's write, would fail at once).
+            "OPTIONS": {"timeout": 30, **({"transaction_mode": "IMMEDIATE"} if django.VERSION >= (5, 1) else {})},
         }
     }
 
