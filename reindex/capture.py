@@ -17,7 +17,7 @@ transaction: no request to the search server, no failed save when it is down.
 ``queryset.update()``, ``bulk_create()`` and raw SQL send no signal: call
 ``reindex.enqueue(alias, pks)`` after them.
 
-``REINDEX["QUEUE_CAPTURE"] = False`` leaves the handlers unconnected; ``paused()``
+``REINDEX["QUEUE_CAPTURE"] = False`` turns the handlers into no-ops; ``paused()``
 suspends them in a block (a data migration that ends with a rebuild)::
 
     with reindex.capture.paused():
@@ -27,12 +27,14 @@ suspends them in a block (a data migration that ends with a rebuild)::
 from __future__ import annotations
 
 import contextvars
+import logging
 import threading
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
+logger = logging.getLogger("reindex.capture")
 _paused: contextvars.ContextVar[bool] = contextvars.ContextVar("reindex_capture_paused", default=False)
 _lock = threading.Lock()
 _routes: dict[type, list[Route]] | None = None
@@ -60,13 +62,10 @@ class Route:
 
 
 def install() -> None:
-    """Connect the handlers (``AppConfig.ready``), unless ``REINDEX["QUEUE_CAPTURE"]`` is False."""
-    from django.conf import settings
+    """Connect the handlers (``AppConfig.ready``); they read the configuration at the first change."""
     from django.core.signals import setting_changed
     from django.db.models import signals
 
-    if not (getattr(settings, "REINDEX", None) or {}).get("QUEUE_CAPTURE", True):
-        return
     signals.post_save.connect(_saved, dispatch_uid="reindex.capture.saved")
     signals.pre_delete.connect(_deleting, dispatch_uid="reindex.capture.deleting")
     signals.post_delete.connect(_deleted, dispatch_uid="reindex.capture.deleted")
@@ -80,7 +79,10 @@ def _settings_changed(setting: str, **kwargs: Any) -> None:
 
 
 def routes() -> dict[type, list[Route]]:
-    """Models -> routes, from the registered definitions that declare ``watch`` (read on the first change)."""
+    """Models -> routes, from the registered definitions that declare ``watch`` (read on the first change).
+
+    Empty when ``REINDEX["QUEUE_CAPTURE"]`` is False.
+    """
     global _routes
     if _routes is None:
         with _lock:
@@ -96,10 +98,23 @@ def reset() -> None:
 
 
 def _watching_definitions() -> list[Any]:
+    """The definitions that declare ``watch``; none (logged) when the configuration is wrong.
+
+    A wrong ``REINDEX`` setting or definition must not make every save of the site fail:
+    the commands report it (exit 2), capture stays off until it is fixed.
+    """
     from reindex.config import Config
     from reindex.definitions import discover
+    from reindex.errors import ReindexError
 
-    return [d for d in discover(Config.load()) if getattr(d, "watch", None) is not None]
+    try:
+        config = Config.load()
+        if not config.queue_capture:
+            return []
+        return [d for d in discover(config) if getattr(d, "watch", None) is not None]
+    except ReindexError as exc:
+        logger.error("reindex: saves queue nothing: %s", exc)
+        return []
 
 
 def build_routes(definitions: Iterable[Any]) -> dict[type, list[Route]]:

@@ -9,6 +9,7 @@ test database that pytest-django created.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import tempfile
 
@@ -26,11 +27,13 @@ INSTALLED_APPS = [
 ]
 
 _name_override = os.environ.get("REINDEX_TEST_DB_NAME")
+_checkout = hashlib.sha1(os.path.dirname(os.path.dirname(os.path.abspath(__file__))).encode()).hexdigest()[:8]
 if os.environ.get("REINDEX_TEST_DB", "sqlite") == "postgres":
     DATABASES = {
         "default": postgres(
             _name_override or os.environ.get("PGDATABASE", "test"),
-            TEST={"NAME": os.environ.get("REINDEX_TEST_PG_TEST_NAME", "reindex_tests")},
+            # One test database per checkout: suites of two checkouts may run at once.
+            TEST={"NAME": os.environ.get("REINDEX_TEST_PG_TEST_NAME", f"reindex_tests_{_checkout}")},
         )
     }
 elif os.environ.get("REINDEX_TEST_DB") == "mariadb":

@@ -253,3 +253,12 @@ def test_drain_from_the_command_line(built, reindex, es):
     [report] = json.loads(run.stdout)
     assert (report["alias"], report["indexed"], report["claimed"]) == ("products", 1, 1)
     assert stored(es, "products", product.pk)["name"] == "From cron"
+
+
+def test_capture_can_be_turned_off_in_settings(built, settings):
+    from catalog.models import Product
+
+    settings.REINDEX = {**settings.REINDEX, "QUEUE_CAPTURE": False}
+    Product.objects.first().save()
+
+    assert entries() == []

@@ -145,7 +145,24 @@ def test_a_rebuild_while_the_site_writes_and_a_drainer_runs_loses_no_change(
     catalog(products=300, sellers=30)
     assert reindex_process("rebuild", "paced", env=QUEUED_PACED).returncode == 0
     QueueEntry.objects.all().delete()
-    drainer = reindex_process("drain", "paced", "--loop", "--json", wait=False, env=QUEUED_PACED)
+    # --max-seconds: a safety net, should the test fail before it stops the drainer.
+    drainer = reindex_process(
+        "drain", "paced", "--loop", "--max-seconds", "300", "--json", wait=False, env=QUEUED_PACED
+    )
+    try:
+        drained = rebuild_under_writes(es, reindex_process, drainer)
+    finally:
+        if drainer.poll() is None:
+            drainer.kill()
+    assert drained["replaying"] > 0  # written to the index being built too, and again after the swap
+    run = reindex("verify", "paced", "--full", "--json")
+    [report] = json.loads(run.stdout)
+    assert (report["missing"], report["orphans"], report["stale"]) == (0, 0, 0), report
+    assert run.exit_code == 0
+
+
+def rebuild_under_writes(es: Any, reindex_process: Any, drainer: Any) -> dict[str, Any]:
+    """Rebuild ``paced`` slowly while the writer writes, wait for the queue to empty, stop the drainer; its report."""
     # 15 batches of 20, 0.4 s each: a load of 6 s or more, the writes in its first seconds.
     rebuild = reindex_process(
         "rebuild", "paced", "--json", wait=False, env={**QUEUED_PACED, "REINDEX_TEST_BATCH_DELAY": "0.4"}
@@ -164,8 +181,4 @@ def test_a_rebuild_while_the_site_writes_and_a_drainer_runs_loses_no_change(
     stdout, stderr = drainer.communicate(timeout=60)
     assert drainer.returncode == 0, stderr
     [drained] = json.loads(stdout)
-    assert drained["replaying"] > 0  # written to the index being built too, and again after the swap
-    run = reindex("verify", "paced", "--full", "--json")
-    [report] = json.loads(run.stdout)
-    assert (report["missing"], report["orphans"], report["stale"]) == (0, 0, 0), report
-    assert run.exit_code == 0
+    return drained
