@@ -171,7 +171,7 @@ def acknowledge(entries: Sequence[Any], token: str, using: str | None = None) ->
     longer holds (its lease expired and another drainer took it, or finished it) is
     queued again: what this drainer wrote may be older than what the other one did.
     """
-    from django.db import transaction
+    from django.db import connections, transaction
 
     from reindex.models import PENDING, QueueEntry
 
@@ -181,10 +181,23 @@ def acknowledge(entries: Sequence[Any], token: str, using: str | None = None) ->
         return []
     rows = QueueEntry.objects.using(using)
     with transaction.atomic(using=using):
-        held = set(rows.select_for_update().filter(id__in=ids, claimed_by=token).values_list("id", flat=True))
-        rows.filter(id__in=held, requeued=False).delete()
-        rows.filter(id__in=held, requeued=True).update(**_released(PENDING, _now(), attempts=0))
-    lost = [entry for entry in entries if entry.id not in held]
+        held = rows.filter(id__in=ids, claimed_by=token)
+        if connections[using].features.has_select_for_update_skip_locked:
+            # Rows a site's transaction is queueing again right now are skipped, never waited
+            # for: waiting on several rows the site locks in another order could deadlock,
+            # and the site's save would be the one to fail.
+            held = held.select_for_update(skip_locked=True)
+        settled = set(held.values_list("id", flat=True))
+        rows.filter(id__in=settled, requeued=False).delete()
+        rows.filter(id__in=settled, requeued=True).update(**_released(PENDING, _now(), attempts=0))
+    lost = []
+    for entry in entries:
+        if entry.id in settled:
+            continue
+        # Changed again this very moment, or taken over: back to pending one row at a time
+        # (nothing else held while waiting), else queued again.
+        if not rows.filter(id=entry.id, claimed_by=token).update(**_released(PENDING, _now(), attempts=0)):
+            lost.append(entry)
     enqueue_keys(((entry.alias, entry.object_id) for entry in lost), using)
     return lost
 

@@ -262,3 +262,25 @@ def test_capture_can_be_turned_off_in_settings(built, settings):
     Product.objects.first().save()
 
     assert entries() == []
+
+
+def test_a_drainer_whose_lease_expired_queues_its_entries_again_instead_of_removing_them(built):
+    import time
+
+    from catalog.models import Product
+
+    Product.objects.first().save()
+    slow = changequeue.claim("products", 10, lease=0.05)
+    time.sleep(0.1)
+    fast = changequeue.claim("products", 10, lease=60)  # the lease expired: another drainer takes it over
+    assert [e.id for e in fast.entries] == [e.id for e in slow.entries]
+    assert fast.entries[0].attempts == 1  # an expired lease counts as an attempt
+
+    lost = changequeue.acknowledge(slow.entries, slow.token)  # the slow one may have written an older document
+
+    assert [e.id for e in lost] == [e.id for e in slow.entries]
+    [entry] = entries()
+    assert (entry.claimed_by, entry.requeued) == (fast.token, True)  # still the fast one's, queued again after it
+    changequeue.acknowledge(fast.entries, fast.token)
+    [entry] = entries()
+    assert (entry.state, entry.claimed_by) == ("pending", None)
