@@ -124,10 +124,10 @@ def build_routes(definitions: Iterable[Any]) -> dict[type, list[Route]]:
     table: dict[type, list[Route]] = {}
     for definition in definitions:
         model = definition.get_queryset().model
-        table.setdefault(model, []).append(Route(definition.alias, model, None))
+        table.setdefault(model._meta.concrete_model, []).append(Route(definition.alias, model, None))
         for watched, lookup in dict(definition.watch).items():
             related = apps.get_model(watched) if isinstance(watched, str) else watched
-            table.setdefault(related, []).append(Route(definition.alias, model, lookup))
+            table.setdefault(related._meta.concrete_model, []).append(Route(definition.alias, model, lookup))
     return table
 
 
@@ -141,7 +141,7 @@ def paused() -> Iterator[None]:
         _paused.reset(token)
 
 
-def capture(model: type, instances: list[Any], using: str, which: str = "all") -> int:
+def capture(model: Any, instances: list[Any], using: str, which: str = "all") -> int:
     """Queue the documents that a change of ``instances`` (rows of ``model``) touches; return the entries.
 
     ``which``: "own" (the rows' own documents), "related" (the documents that carry them), or "all".
@@ -150,7 +150,8 @@ def capture(model: type, instances: list[Any], using: str, which: str = "all") -
 
     if _paused.get() or not instances:
         return 0
-    found = [r for r in routes().get(model, ()) if which == "all" or (which == "own") == (r.lookup is None)]
+    candidates = routes().get(model._meta.concrete_model, ())  # a proxy model's rows are its concrete model's
+    found = [r for r in candidates if which == "all" or (which == "own") == (r.lookup is None)]
     pairs = [(route.alias, pk) for route in found for pk in route.keys(instances, using)]
     return enqueue_keys(pairs, queue_database()) if pairs else 0
 
