@@ -177,7 +177,7 @@ def format_drain(result: DrainResult) -> str:
 
 def drain_left(result: DrainResult) -> str:
     """What a failed drain left."""
-    return f"{result.alias}: the entries not sent stay queued"
+    return "the entries not sent stay queued"
 
 
 def format_queue_status(status: QueueStatus) -> str:

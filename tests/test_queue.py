@@ -284,3 +284,19 @@ def test_a_drainer_whose_lease_expired_queues_its_entries_again_instead_of_remov
     changequeue.acknowledge(fast.entries, fast.token)
     [entry] = entries()
     assert (entry.state, entry.claimed_by) == ("pending", None)
+
+
+def test_draining_an_alias_never_built_exits_2_and_keeps_its_entries(built, reindex):
+    from catalog.models import Category
+
+    Category.objects.first().save()  # the categories alias was never built
+
+    run = reindex("drain", "categories")
+
+    assert run.exit_code == 2
+    assert run.stderr == (
+        "reindex: error: categories: not built; run reindex rebuild categories first; "
+        "the entries not sent stay queued\n"
+    )
+    [entry] = entries("categories")
+    assert (entry.state, entry.attempts) == ("pending", 0)
