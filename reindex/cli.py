@@ -658,8 +658,9 @@ def drain(
     gone or filtered out become deletes), sends one bulk request per batch and
     removes each entry once the server confirmed its document. A failing entry is
     retried with back-off and dead after --max-attempts; the others go on. Takes no
-    lock: several drainers share the queue. Exit status 1 when a batch could not be
-    sent (its entries stay queued).
+    lock: several drainers share the queue. An alias with nothing queued prints
+    nothing (unless -v). Exit status 1 when a batch could not be sent (its entries
+    stay queued).
 
     \b
     Example:
@@ -678,7 +679,8 @@ def drain(
         **overrides,
     )
     for result in results:
-        print_outcome(state, result, as_json, reporting.format_drain, reporting.drain_left, started=True)
+        if result.claimed or result.exception is not None or state.verbose or as_json:  # an idle pass says nothing
+            print_outcome(state, result, as_json, reporting.format_drain, reporting.drain_left, started=True)
     if as_json:
         state.data(reporting.as_json(results))
     return errors.worst_status(r.exit_status for r in results)

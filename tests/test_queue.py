@@ -300,3 +300,9 @@ def test_draining_an_alias_never_built_exits_2_and_keeps_its_entries(built, rein
     )
     [entry] = entries("categories")
     assert (entry.state, entry.attempts) == ("pending", 0)
+
+
+def test_a_drain_with_nothing_queued_prints_nothing(built, reindex):
+    run = reindex("drain")
+
+    assert (run.exit_code, run.stdout, run.stderr) == (0, "", "")
