@@ -89,13 +89,19 @@ def seed(rows: int) -> dict[str, Any]:
 @contender("reindex")
 def reindex_defaults(es: Any, args: argparse.Namespace) -> int:
     """``reindex rebuild`` with its defaults, the definition written as the README recommends."""
-    return run_rebuild(es, args, "benchmarks.definitions.ProductRowsIndex")
+    return run_rebuild(es, args, rows_definition())
+
+
+def rows_definition() -> str:
+    """The ``values()`` definition of the document the run measures (``--document``)."""
+    heavy = os.environ.get("REINDEX_BENCH_DOCUMENT") == "heavy"
+    return f"benchmarks.definitions.{'HeavyProductRowsIndex' if heavy else 'ProductRowsIndex'}"
 
 
 @contender("reindex-workers")
 def reindex_workers(es: Any, args: argparse.Namespace) -> int:
     """The same with ``--workers N``."""
-    return run_rebuild(es, args, "benchmarks.definitions.ProductRowsIndex", workers=args.workers)
+    return run_rebuild(es, args, rows_definition(), workers=args.workers)
 
 
 @contender("reindex-celery")
@@ -104,7 +110,7 @@ def reindex_celery(es: Any, args: argparse.Namespace) -> int:
     options: dict[str, Any] = {"executor": "celery", "celery_queue": args.queue, "workers": args.workers}
     if args.range_size:
         options["range_size"] = args.range_size
-    return run_rebuild(es, args, "benchmarks.definitions.ProductRowsIndex", **options)
+    return run_rebuild(es, args, rows_definition(), **options)
 
 
 @contender("reindex-models")

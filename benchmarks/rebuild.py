@@ -77,11 +77,21 @@ def seed_dataset(args: argparse.Namespace) -> None:
     print(f"dataset: {seeding.stdout.strip()}", file=sys.stderr)
 
 
+def add_document_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--document",
+        choices=["light", "heavy"],
+        default="light",
+        help="reindex's definitions: the catalog document, or the same with derived fields built in prepare()",
+    )
+
+
 def contender_env(args: argparse.Namespace, url: str, query_log: str, name: str) -> dict[str, str]:
     env = dataset_env(args)
     env.update(REINDEX_BENCH_QUERY_LOG=query_log, REINDEX_ES_URL=url)
     if args.compress:
         env["REINDEX_BENCH_COMPRESS"] = "1"
+    env["REINDEX_BENCH_DOCUMENT"] = args.document
     if name == "django-elasticsearch-dsl":
         env["REINDEX_BENCH_DEDSL"] = "1"
     return env
@@ -164,6 +174,8 @@ def summarise(name: str, runs: list[dict[str, Any]]) -> dict[str, Any]:
         "docs_per_s_min": min(rates),
         "docs_per_s_max": max(rates),
         "cpu_s_per_10k": statistics.median(10_000 * r["cpu"] / r["docs"] for r in runs),
+        # How many cores the client kept busy: what is left for --workers to take.
+        "cores": statistics.median(r["cpu"] / r["seconds"] for r in runs),
         "server_cpu_s_per_10k": statistics.median(10_000 * r["server_cpu"] / r["docs"] for r in runs),
         "db_cpu_s_per_10k": statistics.median(10_000 * r["db_cpu"] / r["docs"] for r in runs),
         "rss_mb": max(r["rss_mb"] for r in runs),
@@ -185,15 +197,16 @@ def speedup(runs: dict[str, list[dict[str, Any]]], faster: str, slower: str) -> 
 def table(rows: list[dict[str, Any]]) -> str:
     raw = next((r["docs_per_s"] for r in rows if r["contender"] == "raw"), None)
     lines = [
-        f"{'contender':<26}{'docs/s median (min-max)':>28}{'x raw':>7}{'CPU s/10k':>11}{'server':>8}{'db':>6}"
-        f"{'RSS MB':>8}{'child RSS':>10}{'SQL':>8}"
+        f"{'contender':<26}{'docs/s median (min-max)':>28}{'x raw':>7}{'CPU s/10k':>11}{'cores':>7}"
+        f"{'server':>8}{'db':>6}{'RSS MB':>8}{'child RSS':>10}{'SQL':>8}"
     ]
     for r in rows:
         spread = f"{r['docs_per_s']:,.0f} ({r['docs_per_s_min']:,.0f}-{r['docs_per_s_max']:,.0f})"
         ratio = f"{r['docs_per_s'] / raw:.2f}" if raw else "-"
         child = f"{r['child_rss_mb']:.0f}" if r["child_rss_mb"] else "-"
         lines.append(
-            f"{r['contender']:<26}{spread:>28}{ratio:>7}{r['cpu_s_per_10k']:>11.2f}{r['server_cpu_s_per_10k']:>8.2f}"
+            f"{r['contender']:<26}{spread:>28}{ratio:>7}{r['cpu_s_per_10k']:>11.2f}{r['cores']:>7.2f}"
+            f"{r['server_cpu_s_per_10k']:>8.2f}"
             f"{r['db_cpu_s_per_10k']:>6.2f}{r['rss_mb']:>8.0f}{child:>10}{r['queries']:>8.0f}"
         )
     return "\n".join(lines)
@@ -206,6 +219,7 @@ def main() -> None:
     parser.add_argument("--server", choices=list(SERVERS), default="sink")
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--workers", type=int, default=2)
+    add_document_option(parser)
     parser.add_argument("--batch-size", type=int, default=0, help="override the contenders' batch size")
     parser.add_argument("--max-chunk-bytes", type=int, default=0, help="override reindex's bytes per request")
     parser.add_argument("--compress", action="store_true", help="gzip request bodies (the client's http_compress)")
@@ -262,6 +276,7 @@ def main() -> None:
                     "rows": args.rows,
                     "db": args.db,
                     "server": args.server,
+                    "document": args.document,
                     "machine": machine,
                     "results": results,
                     "workers_speedup": workers_speedup,
@@ -270,7 +285,10 @@ def main() -> None:
             )
         )
     else:
-        print(f"{args.rows:,} rows, {args.db}, server {args.server}, {args.repeat} runs each; {machine}")
+        print(
+            f"{args.rows:,} rows, {args.document} document, {args.db}, server {args.server},"
+            f" {args.repeat} runs each; {machine}"
+        )
         print(table(results))
         if workers_speedup:
             print(

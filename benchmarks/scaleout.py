@@ -36,6 +36,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from benchmarks.rebuild import (  # noqa: E402  (the repository root first)
+    add_document_option,
     clear_server,
     cpu_seconds,
     dataset_env,
@@ -143,6 +144,7 @@ def main() -> None:
     parser.add_argument("--pools", type=lambda v: [int(n) for n in v.split(",")], default=[1, 2, 4])
     parser.add_argument("--small-ranges", type=int, default=2000, help="rows per range of the overhead probe")
     parser.add_argument("--batch-size", type=int, default=0)
+    add_document_option(parser)
     parser.add_argument("--timeout", type=float, default=900)
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()

@@ -37,10 +37,11 @@ if os.environ.get("REINDEX_TEST_DB", "sqlite") == "postgres":
         )
     }
 elif os.environ.get("REINDEX_TEST_DB") == "mariadb":
+    _test_name = os.environ.get("REINDEX_TEST_MARIADB_TEST_NAME", f"reindex_tests_{_checkout}")
     DATABASES = {
         "default": mariadb(
             _name_override or os.environ.get("MYSQL_DATABASE", "test"),
-            TEST={"NAME": os.environ.get("REINDEX_TEST_MARIADB_TEST_NAME", "reindex_tests"), "CHARSET": "utf8mb4"},
+            TEST={"NAME": _test_name, "CHARSET": "utf8mb4"},
         )
     }
 else:

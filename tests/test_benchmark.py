@@ -89,3 +89,25 @@ def test_the_freshness_benchmark_runs_update_sweep_and_verify():
 
     assert update["changed"] == 300 and update["queries"] > 0  # a table smaller than the 1,000 changed rows
     assert walk["verify_agrees"] and walk["sweep_docs_per_s"] > 0
+
+
+def test_the_heavy_benchmark_document_is_the_light_one_with_its_derived_fields(catalog, es, es_url):
+    """The heavy document adds fields built in prepare(); the server's strict mapping takes every one."""
+    import reindex
+    from benchmarks.definitions import HeavyProductRowsIndex, ProductRowsIndex
+    from tests.helpers import stored
+
+    catalog(products=30)
+    [result] = reindex.rebuild(HeavyProductRowsIndex(), es_url=es_url)
+
+    light = ProductRowsIndex()
+    assert result.indexed == light.get_queryset().count() > 0
+    row = light.get_queryset().order_by("pk").first()
+    light.load_batch([row])
+    document = stored(es, "products", row["pk"])
+    assert document is not None
+    assert {k: document[k] for k in ("name", "category", "sellers")} == {
+        k: light.prepare(row)[k] for k in ("name", "category", "sellers")
+    }
+    assert document["slug"].endswith(str(row["sku"])) and document["prefixes"] and document["keywords"]
+    assert document["countries"] == sorted({s["country"] for s in document["sellers"]})

@@ -414,6 +414,24 @@ class TestMigrate:
         )
         assert es.count(index="products", query={"exists": {"field": "rating"}})["count"] == 0
 
+    def test_update_all_fills_the_field_that_migrate_added(self, catalog, reindex, es, change_code, monkeypatch):
+        """The data migration after ``migrate``: the documents get the new field in place."""
+        catalog(products=4)
+        assert reindex("rebuild", "products").exit_code == 0
+        [index] = indexes.alias_targets(es, "products")
+        change_code(edit(f"{P}.rating", {"type": "float"}))
+        prepare = ProductIndex.prepare
+        monkeypatch.setattr(ProductIndex, "prepare", lambda self, product: {**prepare(self, product), "rating": 4.5})
+        assert reindex("migrate", "products").exit_code == 0
+
+        run = reindex("update", "products", "--all")
+
+        assert run.exit_code == 0, run.stderr
+        es.indices.refresh(index="products")
+        assert es.count(index="products", query={"exists": {"field": "rating"}})["count"] == 4
+        assert indexes.alias_targets(es, "products") == [index]  # filled in place
+        assert reindex("diff", "products").exit_code == 0
+
     def test_a_settings_change_leaves_nothing_to_fill(self, catalog, reindex, es, change_code):
         catalog(products=4)
         assert reindex("rebuild", "products").exit_code == 0
