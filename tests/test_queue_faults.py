@@ -84,9 +84,11 @@ def test_two_drainers_at_once_never_take_the_same_entry(batches_queued, es, rein
     if connection.vendor == "sqlite":
         pytest.skip("SQLite has no SKIP LOCKED: one drainer at a time")
     log = tmp_path / "batches.log"
-    # 15 batches of 4, 0.5 s each: 7.5 s for one drainer, long enough for the second to start meanwhile.
-    env = {**BATCHES, "REINDEX_TEST_BATCH_DELAY": "0.5", "REINDEX_TEST_BATCH_LOG": str(log)}
-    drainers = [reindex_process("drain", "batches", "--batch-size", "4", wait=False, env=env) for _ in range(2)]
+    # 15 batches of 4, 1 s each: 15 s for one drainer; the second starts once the first is at work.
+    env = {**BATCHES, "REINDEX_TEST_BATCH_DELAY": "1", "REINDEX_TEST_BATCH_LOG": str(log)}
+    drainers = [reindex_process("drain", "batches", "--batch-size", "4", wait=False, env=env)]
+    wait_for(lambda: claimed("batches"), "the first drainer to claim a batch", drainers[0])
+    drainers.append(reindex_process("drain", "batches", "--batch-size", "4", wait=False, env=env))
     for drainer in drainers:
         _, stderr = drainer.communicate(timeout=120)
         assert drainer.returncode == 0, stderr
