@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.stamp-install
 LINT_DIRS := $(wildcard reindex tests example benchmarks scripts)
 
-.PHONY: venv demo test test-postgres test-compat clean
+.PHONY: venv demo test test-postgres test-mariadb test-compat clean
 
 venv: $(STAMP)
 
@@ -19,8 +19,9 @@ $(STAMP): setup.cfg pyproject.toml
 demo: venv
 	scripts/demo.sh
 
-# The suite on SQLite, then on PostgreSQL when one answers on 127.0.0.1:5432
-# (CI sets REINDEX_REQUIRE_POSTGRES=1 so that a missing server fails instead).
+# The suite on SQLite, then on PostgreSQL when one answers on 127.0.0.1:5432, then the
+# change queue's tests on MariaDB when one answers on 127.0.0.1:3306 (CI sets
+# REINDEX_REQUIRE_POSTGRES=1 and REINDEX_REQUIRE_MARIADB=1 so that a missing server fails instead).
 test: venv
 	$(BIN)/ruff check $(LINT_DIRS)
 	$(BIN)/ruff format --check $(LINT_DIRS)
@@ -32,9 +33,21 @@ test: venv
 	else \
 		echo "skipped the PostgreSQL run: no server on 127.0.0.1:5432"; \
 	fi
+	@if $(BIN)/python scripts/mariadb_ready.py; then \
+		$(MAKE) --no-print-directory test-mariadb; \
+	elif [ -n "$$REINDEX_REQUIRE_MARIADB" ]; then \
+		echo "MariaDB is not reachable on 127.0.0.1:3306" >&2; exit 1; \
+	else \
+		echo "skipped the MariaDB run: no server on 127.0.0.1:3306"; \
+	fi
 
 test-postgres: venv
 	REINDEX_TEST_DB=postgres $(BIN)/pytest
+
+# Where SKIP LOCKED matters: the change queue's tests on MariaDB.
+QUEUE_TESTS := tests/test_queue.py tests/test_queue_faults.py
+test-mariadb: venv
+	REINDEX_TEST_DB=mariadb $(BIN)/pytest $(QUEUE_TESTS)
 
 # The oldest supported pair: Django 4.2 LTS with the elasticsearch 8.x client, on SQLite.
 COMPAT := .venv-compat

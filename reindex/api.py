@@ -19,14 +19,19 @@ with the ``exit_status`` the command would exit with.
 from __future__ import annotations
 
 import datetime
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import ExitStack
 from typing import Any
 
 from reindex.alias_status import AliasStatus, alias_status, server_info
+from reindex.changequeue import QueueStatus, enqueue_keys, retry_dead
+from reindex.changequeue import purge as purge_entries
+from reindex.changequeue import queue_status as status_of
 from reindex.config import Config
 from reindex.connection import Connection
 from reindex.definitions import IndexDefinition, Target, discover
+from reindex.draining import DrainResult
+from reindex.draining import drain as drain_queues
 from reindex.drift import IndexDrift
 from reindex.drift import drift as drift_of
 from reindex.errors import ConfigurationError, Interrupted, ReindexError, worst_status
@@ -349,3 +354,62 @@ def unlock(target: Target, force: bool = False, *, config: Config | None = None,
     alias, ttl, index = session.definitions[0].alias, session.config.lock_ttl, session.config.lock_index
     with session.connection.server_errors():
         return unlock_alias(session.client, alias, ttl, index, force=force)
+
+
+def enqueue(target: Target, keys: Iterable[Any], *, config: Config | None = None) -> int:
+    """Queue the documents of these rows of ``target``'s model (primary keys or instances); return the entries.
+
+    For what sends no signal: ``queryset.update()``, ``bulk_create()``, raw SQL. One
+    upsert per 500 keys, in the caller's transaction: a rollback queues nothing::
+
+        with transaction.atomic():
+            Product.objects.filter(category=old).update(category=new)
+            reindex.enqueue("products", Product.objects.filter(category=new).values_list("pk", flat=True))
+    """
+    [definition] = discover(config or load_config()).select([target])
+    return enqueue_keys((definition.alias, getattr(key, "pk", key)) for key in keys)
+
+
+def drain(
+    *targets: Target,
+    loop: bool = False,
+    max_seconds: float | None = None,
+    handle_signals: bool = False,
+    raise_on_error: bool = True,
+    config: Config | None = None,
+    **overrides: Any,
+) -> list[DrainResult]:
+    """Send the queued changes of ``targets`` (all aliases when none) in bulk, until nothing is due.
+
+    ``loop``: go on as a worker, polling every ``QUEUE_POLL_INTERVAL`` seconds, until
+    ``max_seconds`` pass or (with ``handle_signals``) SIGTERM/SIGINT ends it between
+    batches. Overrides of any setting by its lowercase name (``batch_size=500``,
+    ``queue_max_attempts=3``). With ``raise_on_error``, a batch the server could not
+    take raises RunFailed (its entries stay queued) once every alias was drained.
+    """
+    session = _Session(targets, config, overrides)
+    with ExitStack() as stack:
+        if handle_signals:
+            stack.enter_context(signals_raise_interrupted())
+        with session.connection.server_errors():
+            results = drain_queues(
+                session.definitions, session.client, session.config, loop=loop, max_seconds=max_seconds
+            )
+    if raise_on_error:
+        _raise_worst(results)
+    return results
+
+
+def queue_status(*targets: Target, config: Config | None = None) -> list[QueueStatus]:
+    """Pending, claimed and dead entries and the lag of each alias's queue (all aliases when none)."""
+    return [status_of(d.alias) for d in definitions(*targets, config=config)]
+
+
+def queue_retry(*targets: Target, config: Config | None = None) -> dict[str, int]:
+    """Make the dead entries of each alias pending again (after the fix); how many, by alias."""
+    return {d.alias: retry_dead(d.alias) for d in definitions(*targets, config=config)}
+
+
+def queue_purge(*targets: Target, dead_only: bool = False, config: Config | None = None) -> dict[str, int]:
+    """Delete the queued entries of each alias named (only the dead ones with ``dead_only``); how many, by alias."""
+    return {d.alias: purge_entries(d.alias, dead_only) for d in definitions(*targets, config=config)}

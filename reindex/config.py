@@ -87,6 +87,19 @@ class Config:
     #: Seconds read again before a watermark: a transaction that stamped its rows before
     #: the watermark was taken may commit after the read, and clocks may disagree.
     update_overlap: float = 60.0
+    # -- the change queue (``reindex drain``, ``reindex.capture``) --------------------
+    #: False: saves queue nothing (the signal handlers are not connected).
+    queue_capture: bool = True
+    #: Seconds a drainer holds a batch; a drainer that died loses its batch to others after it.
+    queue_lease: float = 300.0
+    #: Failed tries after which an entry is dead (``reindex queue retry`` puts it back).
+    queue_max_attempts: int = 5
+    #: Seconds before the second try of a failed entry, doubled at each further failure, at most the max.
+    queue_backoff: float = 10.0
+    queue_backoff_max: float = 3600.0
+    #: Seconds ``drain --loop`` sleeps when the queue is empty; also how soon an entry drained
+    #: while a rebuild loads is drained again (into the new index once it is live).
+    queue_poll_interval: float = 1.0
     # -- where definitions come from -------------------------------------------------
     indexes: tuple[str, ...] = ()
     autodiscover: bool = True
@@ -213,6 +226,12 @@ _CHECKS: dict[str, tuple[Any, str]] = {
     "keep": (_count, "a whole number >= 0"),
     "min_ratio": (lambda v: _number(v) and v <= 1, "a number from 0 to 1"),
     "update_overlap": (_number, "a number of seconds >= 0"),
+    "queue_capture": (lambda v: isinstance(v, bool), "True or False"),
+    "queue_lease": (lambda v: _number(v) and v > 0, "a number of seconds above 0"),
+    "queue_max_attempts": (_positive_int, "a whole number >= 1"),
+    "queue_backoff": (_number, "a number of seconds >= 0"),
+    "queue_backoff_max": (_number, "a number of seconds >= 0"),
+    "queue_poll_interval": (lambda v: _number(v) and v > 0, "a number of seconds above 0"),
     "indexes": (lambda v: not isinstance(v, str) and all(isinstance(p, str) for p in v), "a list of dotted paths"),
     "autodiscover": (lambda v: isinstance(v, bool), "True or False"),
 }

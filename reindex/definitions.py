@@ -95,6 +95,11 @@ class IndexDefinition:
     #: Read a ``values()`` queryset on the database cursor (``reindex.rows``); False: through the
     #: ORM's iterator, the same rows, slower.
     cursor_reads: bool = True
+    #: Saves and deletes of the definition's model, and of these related models, queue the
+    #: documents they touch (``reindex.capture``): ``{Seller: "sellers"}`` maps a related
+    #: model (or ``"app.Model"``) to the lookup from the definition's model to it, or to a
+    #: function of the changed instances returning primary keys. None: nothing is queued.
+    watch: Any = None
 
     # -- what the subclass provides -------------------------------------------------
     def get_queryset(self) -> Any:

@@ -14,7 +14,9 @@ from typing import Any
 import click
 
 from reindex.alias_status import AliasStatus
+from reindex.changequeue import QueueStatus
 from reindex.definitions import IndexDefinition
+from reindex.draining import DrainResult
 from reindex.drift import IndexDrift
 from reindex.locking import LockState, UnlockResult
 from reindex.mappings import ADDED, REMOVED, Difference
@@ -150,6 +152,38 @@ def update_left(result: UpdateResult) -> str:
 
 def _when(value: Any) -> str:
     return "?" if value is None else value.isoformat(timespec="milliseconds")
+
+
+# -- the change queue ------------------------------------------------------------------------
+
+
+def format_drain(result: DrainResult) -> str:
+    """One line for an alias's drain."""
+    line = (
+        f"{result.alias}: {result.claimed} entries in {result.batches} batches: {result.indexed} indexed, "
+        f"{result.deleted} deleted, {result.retried} to retry, {result.dead} dead in {result.seconds:.1f}s"
+    )
+    extras = [
+        f"{count} {what}"
+        for count, what in (
+            (result.replaying, "kept until the rebuild under way swaps"),
+            (result.released, "put back (the server could not take them)"),
+            (result.lost_claims, "queued again (lease expired)"),
+        )
+        if count
+    ]
+    return f"{line}; {', '.join(extras)}" if extras else line
+
+
+def drain_left(result: DrainResult) -> str:
+    """What a failed drain left."""
+    return "the entries not sent stay queued"
+
+
+def format_queue_status(status: QueueStatus) -> str:
+    """One line for an alias's queue."""
+    lag = "nothing waiting" if status.lag is None else f"oldest change {status.lag:.1f}s ago"
+    return f"{status.alias}: {status.pending} pending, {status.claimed} being drained, {status.dead} dead; {lag}"
 
 
 # -- sweep and verify ------------------------------------------------------------------------

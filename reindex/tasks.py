@@ -1,10 +1,30 @@
-"""The Celery executor's task, where ``app.autodiscover_tasks()`` looks for it (``"reindex"`` in INSTALLED_APPS).
+"""The Celery tasks of the ``reindex`` app, where ``app.autodiscover_tasks()`` finds them.
 
-Only Celery imports this module; see ``reindex.celery_executor``.
+Only Celery imports this module. ``load_range_task`` is the Celery executor's (see
+``reindex.celery_executor``); ``drain_queue`` drains the change queue from Celery beat::
+
+    CELERY_BEAT_SCHEDULE = {"drain-search-queue": {"task": "reindex.drain", "schedule": 60}}
 """
 
 from __future__ import annotations
 
+from typing import Any
+
+from celery import shared_task
+
 from reindex.celery_executor import load_range_task
 
-__all__ = ["load_range_task"]
+__all__ = ["drain_queue", "load_range_task"]
+
+
+@shared_task(name="reindex.drain")
+def drain_queue(*aliases: str, max_seconds: float = 55.0, **overrides: Any) -> list[dict[str, Any]]:
+    """One pass over the change queue of ``aliases`` (all when none), at most ``max_seconds``; the ``--json`` reports.
+
+    A batch the server could not take stays queued and shows in its alias's ``error``:
+    the next run, a minute later, tries it again.
+    """
+    import reindex
+
+    results = reindex.drain(*aliases, max_seconds=max_seconds, raise_on_error=False, **overrides)
+    return [result.as_dict() for result in results]

@@ -59,6 +59,16 @@ def catalog(db: Any) -> Any:
     return fill
 
 
+@pytest.fixture
+def concurrent_db(transactional_db: Any) -> None:
+    """A database several processes write at once: SQLite in write-ahead-log mode, where readers never block."""
+    from django.db import connection
+
+    if connection.vendor == "sqlite":
+        with connection.cursor() as cursor:
+            cursor.execute("PRAGMA journal_mode=WAL")
+
+
 @dataclass
 class Run:
     exit_code: int

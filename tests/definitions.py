@@ -170,3 +170,10 @@ class MeddledProductIndex(ProductIndex):
         added = Product.objects.create(name="Added during the load", price="1.00", category=edited.category)
         added.sellers.set(edited.sellers.all())
         self.meddled = {"edited": edited.pk, "withdrawn": withdrawn.pk, "deleted": deleted.pk, "added": added.pk}
+
+
+class QueuedPacedIndex(PacedProductIndex):
+    """The paced products without change tracking: only the queue keeps them fresh, a rebuild has no catch-up."""
+
+    updated_field = None
+    changed_since = IndexDefinition.changed_since  # type: ignore[assignment]

@@ -3,6 +3,9 @@ waiting for a condition, the index a run is loading, processes."""
 
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -99,3 +102,19 @@ def recorded_sql() -> Iterator[list[str]]:
 
     with connection.execute_wrapper(record):
         yield statements
+
+
+def start_writer(seconds: float, rate: float = 40, **env: str) -> subprocess.Popen[str]:
+    """``tests/writer.py`` in a process of its own: the site's writes at ``rate`` a second for ``seconds``."""
+    from tests.conftest import ROOT, subprocess_env
+
+    command = [sys.executable, "-m", "tests.writer", "--seconds", str(seconds), "--rate", str(rate)]
+    full_env = subprocess_env(DJANGO_SETTINGS_MODULE="tests.settings", **env)
+    return subprocess.Popen(command, env=full_env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT)
+
+
+def finished(writer: subprocess.Popen[str]) -> dict[str, int]:
+    """What the writer did, once it is done."""
+    stdout, stderr = writer.communicate(timeout=60)
+    assert writer.returncode == 0, stderr
+    return json.loads(stdout)

@@ -1,6 +1,8 @@
 """Django settings for the test suite: the demo's catalog app on SQLite or PostgreSQL.
 
-``REINDEX_TEST_DB=postgres`` selects PostgreSQL (127.0.0.1:5432, database ``test``).
+``REINDEX_TEST_DB=postgres`` selects PostgreSQL (127.0.0.1:5432, database ``test``),
+``REINDEX_TEST_DB=mariadb`` MariaDB (127.0.0.1:3306, root; ``make test-mariadb`` runs the
+queue's tests there, where ``SKIP LOCKED`` matters).
 Subprocesses started by the tests get ``REINDEX_TEST_DB_NAME`` so they read the
 test database that pytest-django created.
 """
@@ -11,7 +13,8 @@ import hashlib
 import os
 import tempfile
 
-from demo.databases import postgres
+import django
+from demo.databases import mariadb, postgres
 
 SECRET_KEY = "tests"
 USE_TZ = True
@@ -33,6 +36,14 @@ if os.environ.get("REINDEX_TEST_DB", "sqlite") == "postgres":
             TEST={"NAME": os.environ.get("REINDEX_TEST_PG_TEST_NAME", f"reindex_tests_{_checkout}")},
         )
     }
+elif os.environ.get("REINDEX_TEST_DB") == "mariadb":
+    _test_name = os.environ.get("REINDEX_TEST_MARIADB_TEST_NAME", f"reindex_tests_{_checkout}")
+    DATABASES = {
+        "default": mariadb(
+            _name_override or os.environ.get("MYSQL_DATABASE", "test"),
+            TEST={"NAME": _test_name, "CHARSET": "utf8mb4"},
+        )
+    }
 else:
     _path = os.path.join(tempfile.gettempdir(), f"reindex-tests-{os.getpid()}.sqlite3")
     DATABASES = {
@@ -41,8 +52,9 @@ else:
             "NAME": _name_override or _path,
             # A file, not :memory:, so that subprocesses can read what a test wrote.
             "TEST": {"NAME": _name_override or _path},
-            # Several processes write at once in the freshness tests: wait for the lock.
-            "OPTIONS": {"timeout": 30},
+            # Several processes write at once in the freshness and queue tests: wait for the lock, and take it
+            # when a transaction begins (a transaction that read, then met another's write, would fail at once).
+            "OPTIONS": {"timeout": 30, **({"transaction_mode": "IMMEDIATE"} if django.VERSION >= (5, 1) else {})},
         }
     }
 
@@ -59,6 +71,8 @@ REINDEX = {
     "RANGE_SIZE": int(os.environ.get("REINDEX_TEST_RANGE_SIZE", "100000")),
     # The freshness tests read back a few seconds, not a minute, so that their catch-ups stay short.
     "UPDATE_OVERLAP": float(os.environ.get("REINDEX_TEST_UPDATE_OVERLAP", "60")),
+    # The queue's kill -9 test shortens the lease so that the killed drainer's batch comes back soon.
+    "QUEUE_LEASE": float(os.environ.get("REINDEX_TEST_QUEUE_LEASE", "300")),
 }
 
 # The Celery tests start real workers; each test uses a queue of its own.

@@ -97,3 +97,22 @@ def test_a_celery_task_keeps_the_alias_fresh_between_rebuilds(catalog, worker, e
 
     assert report["since_from"] == "watermark" and report["indexed"] >= 1
     assert es.get(index="products", id=str(product.pk))["_source"]["name"] == "Renamed in the shop"
+
+
+def test_celery_beats_drain_task_sends_the_queued_changes(catalog, worker, es, es_url):
+    import demo.celery
+    from catalog.models import Product
+
+    import reindex
+
+    catalog(products=20)
+    reindex.rebuild("products", es_url=es_url)
+    product = Product.objects.order_by("pk").first()
+    product.name = "Drained by Celery"
+    product.save()
+
+    [report] = demo.celery.app.send_task("reindex.drain", args=["products"], queue=worker).get(timeout=120)
+
+    assert (report["alias"], report["indexed"], report["error"]) == ("products", 1, None)
+    assert es.get(index="products", id=str(product.pk))["_source"]["name"] == "Drained by Celery"
+    assert reindex.queue_status("products")[0].pending == 0

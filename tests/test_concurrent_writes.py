@@ -10,42 +10,16 @@ from __future__ import annotations
 
 import itertools
 import json
-import subprocess
-import sys
 import time
 from typing import Any
 
 import pytest
 
-from tests.conftest import ROOT, subprocess_env
-from tests.helpers import building_index, stored, wait_for
+from tests.helpers import building_index, finished, start_writer, stored, wait_for
 
 #: The writer's transactions last milliseconds, on this very clock: 3 s of overlap is plenty (the default is 60).
 OVERLAP = {"REINDEX_TEST_UPDATE_OVERLAP": "3"}
 PACED = {"REINDEX_TEST_INDEXES": "tests.definitions.PacedProductIndex", **OVERLAP}
-
-
-@pytest.fixture
-def concurrent_db(transactional_db: Any) -> None:
-    """A database several processes write at once: SQLite in write-ahead-log mode, where readers never block."""
-    from django.db import connection
-
-    if connection.vendor == "sqlite":
-        with connection.cursor() as cursor:
-            cursor.execute("PRAGMA journal_mode=WAL")
-
-
-def start_writer(seconds: float, rate: float = 40) -> subprocess.Popen[str]:
-    command = [sys.executable, "-m", "tests.writer", "--seconds", str(seconds), "--rate", str(rate)]
-    env = subprocess_env(DJANGO_SETTINGS_MODULE="tests.settings")
-    return subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT)
-
-
-def finished(writer: subprocess.Popen[str]) -> dict[str, int]:
-    """What the writer did, once it is done."""
-    stdout, stderr = writer.communicate(timeout=60)
-    assert writer.returncode == 0, stderr
-    return json.loads(stdout)
 
 
 def verify_full(reindex: Any, alias: str) -> dict[str, Any]:

@@ -50,6 +50,9 @@ class ProductIndex(IndexDefinition):
         },
     }
     updated_field = "updated_at"
+    #: Saves queue the products they touch (``reindex drain`` sends them): a product's own,
+    #: and every product of a seller or a category saved.
+    watch = {Seller: "sellers", Category: "category"}
 
     def get_queryset(self) -> QuerySet[Product]:
         # Withdrawn products are left out: update deletes their documents. Sellers in a fixed
@@ -104,6 +107,8 @@ class CategoryIndex(IndexDefinition):
     }
 
     updated_field = "updated_at"
+    #: A product saved, moved or deleted changes its category's count.
+    watch = {Product: "products"}
 
     def get_queryset(self) -> QuerySet[Category]:
         return Category.objects.annotate(product_count=Count("products", filter=Q(products__is_active=True)))

@@ -1,0 +1,40 @@
+"""The change queue's table: one row per (alias, primary key) whose document must be brought up to date.
+
+``reindex.changequeue`` writes and reads it; it is a model only so that Django's
+migrations create it in the site's own database (``python manage.py migrate reindex``).
+"""
+
+from __future__ import annotations
+
+from django.db import models
+
+PENDING, CLAIMED, DEAD = "pending", "claimed", "dead"
+
+
+class QueueEntry(models.Model):
+    """A row of an alias whose document is out of date: queued by a save, taken by a drainer."""
+
+    alias = models.CharField(max_length=255)
+    #: The primary key of the definition's row, as text.
+    object_id = models.CharField(max_length=255)
+    #: pending: waiting (from ``available_at``); claimed: a drainer holds it until ``lease_expires``;
+    #: dead: failed ``QUEUE_MAX_ATTEMPTS`` times (``reindex queue retry`` puts it back).
+    state = models.CharField(max_length=8, default=PENDING)
+    attempts = models.PositiveIntegerField(default=0)
+    #: Not claimed before this time (the back-off after a failure).
+    available_at = models.DateTimeField()
+    #: When the first change not yet drained was queued (the lag).
+    changed_at = models.DateTimeField()
+    claimed_by = models.CharField(max_length=64, null=True, blank=True)
+    lease_expires = models.DateTimeField(null=True, blank=True)
+    #: Changed again while claimed: the drainer's acknowledgement puts it back instead of deleting it.
+    requeued = models.BooleanField(default=False)
+    last_error = models.TextField(blank=True, default="")
+
+    class Meta:
+        db_table = "reindex_queue"
+        constraints = [models.UniqueConstraint(fields=["alias", "object_id"], name="reindex_queue_alias_object")]
+        indexes = [models.Index(fields=["alias", "state", "available_at"], name="reindex_queue_claimable")]
+
+    def __str__(self) -> str:
+        return f"{self.alias}:{self.object_id} ({self.state})"

@@ -1,0 +1,187 @@
+"""The change queue under faults, with real processes: a drainer killed with kill -9, two drainers at once,
+the search server down, and a rebuild while the site writes and a drainer runs.
+
+Drainers run as ``python -m reindex drain`` in processes of their own, as a cron job or
+a supervisor would start them; the site's writes come from ``tests/writer.py``.
+"""
+
+from __future__ import annotations
+
+import json
+import signal
+import time
+from typing import Any
+
+import pytest
+
+import reindex as api
+from reindex.config import Config
+from reindex.connection import Connection
+from reindex.draining import drain
+from tests.definitions import BatchesIndex
+from tests.faultproxy import FaultProxy
+from tests.helpers import building_index, finished, start_writer, stored, wait_for
+
+BATCHES = {"REINDEX_TEST_INDEXES": "tests.definitions.BatchesIndex"}
+QUEUED_PACED = {"REINDEX_TEST_INDEXES": "tests.definitions.QueuedPacedIndex"}
+
+
+def versions(es: Any, alias: str) -> dict[str, int]:
+    """Each document's version: how many times it was written."""
+    hits = es.search(index=alias, size=2000, version=True, query={"match_all": {}})["hits"]["hits"]
+    return {hit["_id"]: int(hit["_version"]) for hit in hits}
+
+
+def claimed(alias: str) -> int:
+    from reindex.models import QueueEntry
+
+    return QueueEntry.objects.filter(alias=alias, state="claimed").count()
+
+
+def queued(alias: str) -> int:
+    from reindex.models import QueueEntry
+
+    return QueueEntry.objects.filter(alias=alias).count()
+
+
+@pytest.fixture
+def batches_queued(catalog, es, es_url, concurrent_db) -> dict[str, int]:
+    """``batches`` built from 60 products, then every product queued; the documents' versions before any drain."""
+    from catalog.models import Product
+
+    catalog(products=60)
+    api.rebuild(BatchesIndex(), es_url=es_url)
+    api.enqueue(BatchesIndex(), Product.objects.values_list("pk", flat=True))
+    return versions(es, "batches")
+
+
+def test_a_drainer_killed_mid_batch_loses_nothing_once_its_lease_expires(
+    batches_queued, es, es_url, reindex_process, tmp_path
+):
+    env = {**BATCHES, "REINDEX_TEST_BATCH_DELAY": "30", "REINDEX_TEST_QUEUE_LEASE": "2"}
+    victim = reindex_process("drain", "batches", "--batch-size", "20", wait=False, env=env)
+    wait_for(lambda: claimed("batches") == 20, "the drainer to claim its first batch", victim)
+    victim.kill()  # kill -9, in the middle of building its batch
+    victim.wait()
+
+    [first] = api.drain(BatchesIndex(), es_url=es_url)
+    assert (first.claimed, first.indexed) == (40, 40)  # the dead drainer's batch is still leased
+    assert claimed("batches") == 20
+    time.sleep(2.1)
+    [second] = api.drain(BatchesIndex(), es_url=es_url)
+
+    assert (second.claimed, second.indexed) == (20, 20)
+    assert queued("batches") == 0
+    after = versions(es, "batches")
+    assert {doc_id: after[doc_id] - before for doc_id, before in batches_queued.items()} == dict.fromkeys(
+        batches_queued, 1
+    )
+
+
+def test_two_drainers_at_once_never_take_the_same_entry(batches_queued, es, reindex_process, tmp_path):
+    from django.db import connection
+
+    if connection.vendor == "sqlite":
+        pytest.skip("SQLite has no SKIP LOCKED: one drainer at a time")
+    log = tmp_path / "batches.log"
+    # 15 batches of 4, 1 s each: 15 s for one drainer; the second starts once the first is at work.
+    env = {**BATCHES, "REINDEX_TEST_BATCH_DELAY": "1", "REINDEX_TEST_BATCH_LOG": str(log)}
+    drainers = [reindex_process("drain", "batches", "--batch-size", "4", wait=False, env=env)]
+    wait_for(lambda: claimed("batches"), "the first drainer to claim a batch", drainers[0])
+    drainers.append(reindex_process("drain", "batches", "--batch-size", "4", wait=False, env=env))
+    for drainer in drainers:
+        _, stderr = drainer.communicate(timeout=120)
+        assert drainer.returncode == 0, stderr
+
+    assert queued("batches") == 0  # none lost
+    after = versions(es, "batches")
+    # None written twice: every document's version went up by exactly one.
+    assert {doc_id: after[doc_id] - before for doc_id, before in batches_queued.items()} == dict.fromkeys(
+        batches_queued, 1
+    )
+    pids = {line.split()[0] for line in log.read_text().splitlines()}
+    assert len(pids) == 2, "one drainer did all the work: the test proved nothing about sharing"
+
+
+def test_the_server_down_for_a_while_keeps_the_changes_queued_until_it_returns(catalog, es, es_url, reindex, db):
+    from catalog.models import Product
+
+    catalog(products=30)
+    api.rebuild("products", es_url=es_url)
+    with FaultProxy(es_url) as proxy:
+        config = Config(hosts=(proxy.url,), max_retries=0, queue_backoff=0.05)
+        client = Connection(config).client()
+        proxy.fail("refuse", 600)
+        for product in Product.objects.all()[:10]:
+            product.name = f"Saved while the server is down {product.pk}"
+            product.save()  # succeeds: nothing is sent
+        [down] = drain([api.definitions("products")[0]], client, config)
+        assert down.exception is not None and down.released == 10
+        assert "the batch stays queued" in down.error
+        assert api.queue_status("products")[0].pending == 10
+
+        proxy.fail("refuse", 0)  # back
+        time.sleep(0.1)
+        [back] = drain([api.definitions("products")[0]], client, config)
+
+    assert (back.indexed, back.exception) == (10, None)
+    assert api.queue_status("products")[0].pending == 0
+    for product in Product.objects.all()[:10]:
+        assert stored(es, "products", product.pk)["name"] == product.name
+    run = reindex("verify", "products", "--full", "--json")
+    assert run.exit_code == 0, run.stdout
+
+
+def test_a_rebuild_while_the_site_writes_and_a_drainer_runs_loses_no_change(
+    catalog, es, reindex, reindex_process, concurrent_db, settings
+):
+    """The definition tracks no changes: no catch-up, only the queue keeps the new index fresh."""
+    import django
+    from django.db import connection
+
+    from reindex.models import QueueEntry
+
+    if connection.vendor == "sqlite" and django.VERSION < (5, 1):
+        pytest.skip("three writers on SQLite need transaction_mode IMMEDIATE (Django 5.1)")
+
+    settings.REINDEX = {**settings.REINDEX, "INDEXES": ["tests.definitions.QueuedPacedIndex"]}
+    catalog(products=300, sellers=30)
+    assert reindex_process("rebuild", "paced", env=QUEUED_PACED).returncode == 0
+    QueueEntry.objects.all().delete()
+    # --max-seconds: a safety net, should the test fail before it stops the drainer.
+    drainer = reindex_process(
+        "drain", "paced", "--loop", "--max-seconds", "300", "--json", wait=False, env=QUEUED_PACED
+    )
+    try:
+        drained = rebuild_under_writes(es, reindex_process, drainer)
+    finally:
+        if drainer.poll() is None:
+            drainer.kill()
+    assert drained["replaying"] > 0  # written to the index being built too, and again after the swap
+    run = reindex("verify", "paced", "--full", "--json")
+    [report] = json.loads(run.stdout)
+    assert (report["missing"], report["orphans"], report["stale"]) == (0, 0, 0), report
+    assert run.exit_code == 0
+
+
+def rebuild_under_writes(es: Any, reindex_process: Any, drainer: Any) -> dict[str, Any]:
+    """Rebuild ``paced`` slowly while the writer writes, wait for the queue to empty, stop the drainer; its report."""
+    # 15 batches of 20, 0.4 s each: a load of 6 s or more, the writes in its first seconds.
+    rebuild = reindex_process(
+        "rebuild", "paced", "--json", wait=False, env={**QUEUED_PACED, "REINDEX_TEST_BATCH_DELAY": "0.4"}
+    )
+    wait_for(lambda: building_index(es, "paced"), "the load to start", rebuild)
+
+    writes = finished(start_writer(seconds=2.5, **QUEUED_PACED))
+
+    assert rebuild.poll() is None, "the rebuild ended before the writes did: slow its load down"
+    stdout, stderr = rebuild.communicate(timeout=180)
+    assert rebuild.returncode == 0, stderr
+    assert json.loads(stdout)[0]["caught_up"] is None  # no catch-up: the queue did it all
+    assert writes["delete"] > 0 and writes["withdraw"] > 0 and writes["rename_seller"] > 0
+    wait_for(lambda: api.queue_status("paced")[0].pending + api.queue_status("paced")[0].claimed == 0, "the drain")
+    drainer.send_signal(signal.SIGTERM)
+    stdout, stderr = drainer.communicate(timeout=60)
+    assert drainer.returncode == 0, stderr
+    [drained] = json.loads(stdout)
+    return drained
