@@ -157,10 +157,16 @@ def _when(value: Any) -> str:
 # -- the change queue ------------------------------------------------------------------------
 
 
+def counted(n: int, one: str, many: str) -> str:
+    """``n`` with the noun that agrees with it: 1 batch, 2 batches."""
+    return f"{n} {one if n == 1 else many}"
+
+
 def format_drain(result: DrainResult) -> str:
     """One line for an alias's drain."""
     line = (
-        f"{result.alias}: {result.claimed} entries in {result.batches} batches: {result.indexed} indexed, "
+        f"{result.alias}: {counted(result.claimed, 'entry', 'entries')} in "
+        f"{counted(result.batches, 'batch', 'batches')}: {result.indexed} indexed, "
         f"{result.deleted} deleted, {result.retried} to retry, {result.dead} dead in {result.seconds:.1f}s"
     )
     extras = [
@@ -324,8 +330,8 @@ def drift_summary(report: IndexDrift) -> str:
     n = len(report.differences)
     if not n:
         return f"{report.alias}: no differences ({report.index})"
-    noun = "difference" if n == 1 else "differences"
-    return f"{report.alias}: {n} {noun} ({len(report.in_place)} in-place, {len(report.needs_rebuild)} need rebuild)"
+    split = f"{len(report.in_place)} in-place, {len(report.needs_rebuild)} need rebuild"
+    return f"{report.alias}: {counted(n, 'difference', 'differences')} ({split})"
 
 
 def format_drift(report: IndexDrift) -> list[str]:

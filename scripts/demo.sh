@@ -49,5 +49,8 @@ withdrawn.is_active = False
 withdrawn.save()
 "
 reindex update
+step "the same saves were queued by the change queue (no search request in the save); drain sends them"
+reindex queue status
+reindex drain
 step "verify: the live indexes agree with the tables"
 reindex verify --full
