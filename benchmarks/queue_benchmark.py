@@ -7,6 +7,10 @@
   (``reindex.capture.paused()``): the seconds of each save, median and p99 of both.
   The demo's ``ProductIndex`` and ``CategoryIndex`` both watch products, so a save
   with capture on runs one query for the product's category and one upsert for both.
+- ``triggers`` (PostgreSQL): the same saves with the signal handlers paused, alternately
+  with the products' and categories' triggers (``reindex triggers install``) queueing
+  and with them paused (``SET LOCAL reindex.paused = 'on'``); then one raw ``UPDATE``
+  of 1,000 products, with and without the triggers: what a trigger costs a row.
 - ``throughput``: every row queued, then one ``drain`` in this process, against one
   ``rebuild`` (single process) of the same alias: documents per second of each.
 - ``lag``: ``reindex drain --loop`` runs in a process of its own while this one renames
@@ -81,6 +85,7 @@ def main() -> None:
         )
         figures = {
             "save": run_child("save", args, url, str(args.saves)),
+            **({"triggers": run_child("triggers", args, url, str(args.saves))} if args.db == "postgres" else {}),
             "throughput": run_child("throughput", args, url),
             "lag": run_child("lag", args, url, str(args.seconds), str(args.rate)),
         }
@@ -142,7 +147,11 @@ def step_save(saves: int) -> dict[str, Any]:
                 product.save()
         timings[captured].append(time.perf_counter() - started)
     QueueEntry.objects.all().delete()
-    on, off = timings[True], timings[False]
+    return save_figures(timings[True], timings[False])
+
+
+def save_figures(on: list[float], off: list[float]) -> dict[str, Any]:
+    """Median and p99 of the saves with the queueing on and off, in milliseconds."""
     return {
         "saves_each": len(on),
         "off_median_ms": statistics.median(off) * 1000,
@@ -150,6 +159,49 @@ def step_save(saves: int) -> dict[str, Any]:
         "on_median_ms": statistics.median(on) * 1000,
         "on_p99_ms": percentile(on, 99) * 1000,
         "added_median_ms": (statistics.median(on) - statistics.median(off)) * 1000,
+    }
+
+
+def step_triggers(saves: int) -> dict[str, Any]:
+    from catalog.models import Product
+    from django.db import connection, transaction
+
+    import reindex
+    from reindex.capture import paused
+    from reindex.models import QueueEntry
+
+    reindex.triggers_install("products", "categories")
+    pks = list(Product.objects.values_list("pk", flat=True))
+    rng = random.Random(5)
+    timings: dict[bool, list[float]] = {True: [], False: []}
+    try:
+        for n in range(saves):
+            triggered = n % 2 == 0
+            product = Product.objects.get(pk=rng.choice(pks))
+            product.price = rng.randrange(100, 9999) / 100
+            started = time.perf_counter()
+            with paused(), transaction.atomic():
+                if not triggered:
+                    with connection.cursor() as cursor:
+                        cursor.execute("SET LOCAL reindex.paused = 'on'")
+                product.save()
+            timings[triggered].append(time.perf_counter() - started)
+        bulk = {}
+        for triggered in (False, True, False, True):
+            chosen = rng.sample(pks, 1000)
+            started = time.perf_counter()
+            with transaction.atomic(), connection.cursor() as cursor:
+                if not triggered:
+                    cursor.execute("SET LOCAL reindex.paused = 'on'")
+                cursor.execute("UPDATE catalog_product SET price = price + 1 WHERE id = ANY(%s)", [chosen])
+            bulk[triggered] = min(bulk.get(triggered, float("inf")), time.perf_counter() - started)
+    finally:
+        reindex.triggers_remove("products", "categories")
+        QueueEntry.objects.all().delete()
+    return {
+        **save_figures(timings[True], timings[False]),
+        "update_1000_off_ms": bulk[False] * 1000,
+        "update_1000_on_ms": bulk[True] * 1000,
     }
 
 
@@ -255,6 +307,7 @@ def child_main(step: str, extra: list[str]) -> None:
     config, client = setup()
     steps: dict[str, Any] = {
         "save": lambda: step_save(int(extra[0])),
+        "triggers": lambda: step_triggers(int(extra[0])),
         "throughput": lambda: step_throughput(config, client),
         "lag": lambda: step_lag(client, float(extra[0]), float(extra[1])),
     }

@@ -24,7 +24,7 @@ from contextlib import ExitStack
 from typing import Any
 
 from reindex.alias_status import AliasStatus, alias_status, server_info
-from reindex.changequeue import QueueStatus, enqueue_keys, retry_dead
+from reindex.changequeue import QueueStatus, enqueue_keys, queue_database, retry_dead
 from reindex.changequeue import purge as purge_entries
 from reindex.changequeue import queue_status as status_of
 from reindex.config import Config
@@ -50,6 +50,10 @@ from reindex.retention import prune as prune_alias
 from reindex.retention import rollback as rollback_alias
 from reindex.sweeping import SweepResult
 from reindex.sweeping import sweep as sweep_definition
+from reindex.triggers import TriggerStatus
+from reindex.triggers import install as install_triggers
+from reindex.triggers import remove as remove_triggers
+from reindex.triggers import trigger_status as status_of_triggers
 from reindex.updating import UpdateResult
 from reindex.updating import update as update_definition
 from reindex.verification import VerifyResult
@@ -413,3 +417,27 @@ def queue_retry(*targets: Target, config: Config | None = None) -> dict[str, int
 def queue_purge(*targets: Target, dead_only: bool = False, config: Config | None = None) -> dict[str, int]:
     """Delete the queued entries of each alias named (only the dead ones with ``dead_only``); how many, by alias."""
     return {d.alias: purge_entries(d.alias, dead_only) for d in definitions(*targets, config=config)}
+
+
+def triggers_install(*targets: Target, config: Config | None = None) -> list[TriggerStatus]:
+    """Install (or bring up to date) the PostgreSQL triggers that queue every change of these definitions.
+
+    Each definition's own table and every table its ``watch`` lookups go through; the
+    triggers left over from an older ``watch`` are dropped. One transaction; safe to run
+    again. Raises ConfigurationError on a database that is not PostgreSQL.
+    """
+    return install_triggers(definitions(*targets, config=config), queue_database())
+
+
+def triggers_status(*targets: Target, config: Config | None = None) -> list[TriggerStatus]:
+    """Per definition, the tables whose triggers are installed, missing, out of date or left over."""
+    return status_of_triggers(definitions(*targets, config=config), queue_database())
+
+
+def triggers_remove(*targets: Target, config: Config | None = None) -> dict[str, int]:
+    """Drop the triggers of these definitions, or every reindex trigger in the database when none is named.
+
+    Returns how many table triggers were dropped, by alias.
+    """
+    aliases = [d.alias for d in definitions(*targets, config=config)] if targets else None
+    return remove_triggers(aliases, queue_database())

@@ -46,7 +46,8 @@ from reindex.retries import backoff
 
 #: Rows per INSERT statement when many keys are queued at once (``reindex.enqueue``).
 INSERT_CHUNK = 500
-_COLUMNS = ("alias", "object_id", "state", "attempts", "available_at", "changed_at", "requeued", "last_error")
+#: The columns an upsert writes (``reindex.triggers`` writes the same).
+QUEUE_COLUMNS = ("alias", "object_id", "state", "attempts", "available_at", "changed_at", "requeued", "last_error")
 
 # What an upsert does to an entry already there. Pending: nothing (one entry however many
 # saves). Claimed: ``requeued`` (and the time of the change, for the lag), so that the
@@ -95,17 +96,18 @@ def enqueue_keys(entries: Iterable[tuple[str, Any]], using: str | None = None) -
     table = connection.ops.quote_name("reindex_queue")
     for start in range(0, len(pairs), INSERT_CHUNK):
         chunk = pairs[start : start + INSERT_CHUNK]
-        values = ", ".join(["(" + ", ".join(["%s"] * len(_COLUMNS)) + ")"] * len(chunk))
+        values = ", ".join(["(" + ", ".join(["%s"] * len(QUEUE_COLUMNS)) + ")"] * len(chunk))
         params: list[Any] = []
         for alias, key in chunk:
             params += [alias, key, "pending", 0, now, now, False, ""]
-        sql = f"INSERT INTO {table} ({', '.join(_COLUMNS)}) VALUES {values} {_conflict_clause(connection.vendor)}"
+        sql = f"INSERT INTO {table} ({', '.join(QUEUE_COLUMNS)}) VALUES {values} {conflict_clause(connection.vendor)}"
         with connection.cursor() as cursor:
             cursor.execute(sql, params)
     return len(pairs)
 
 
-def _conflict_clause(vendor: str) -> str:
+def conflict_clause(vendor: str) -> str:
+    """The upsert's ``ON CONFLICT`` (``ON DUPLICATE KEY`` on MariaDB) part: what a change does to an entry there."""
     if vendor == "mysql":
         update = _ON_CONFLICT.format(
             t="reindex_queue", new_changed_at="VALUES(changed_at)", new_available_at="VALUES(available_at)"

@@ -760,6 +760,82 @@ def queue_purge(state: State, names: Sequence[str], purge_all: bool, dead_only: 
     return errors.EXIT_OK
 
 
+@cli.group("triggers", cls=ReindexGroup)
+def triggers_group() -> None:
+    """PostgreSQL triggers that queue every change, raw SQL and queryset.update() included.
+
+    \b
+    Example:
+      reindex --settings mysite.settings triggers install products
+      reindex --settings mysite.settings triggers status
+    """
+
+
+@triggers_group.command("install")
+@names_argument
+@json_option
+@pass_state
+def triggers_install(state: State, names: Sequence[str], as_json: bool) -> int:
+    """Install or update the triggers of each definition (all when no NAME), in one transaction.
+
+    On its own table and on every table its watch lookups go through; triggers left
+    over from an older watch are dropped. Safe to run again (e.g. after each deploy).
+
+    \b
+    Example:
+      reindex --settings mysite.settings triggers install
+    """
+    from reindex import api
+
+    print_trigger_status(state, api.triggers_install(*names, config=state.config), as_json)
+    return errors.EXIT_OK
+
+
+@triggers_group.command("status")
+@names_argument
+@json_option
+@pass_state
+def triggers_status(state: State, names: Sequence[str], as_json: bool) -> int:
+    """Which tables have their triggers, which miss them or have an outdated one; exit 1 when any is not right.
+
+    \b
+    Example:
+      reindex --settings mysite.settings triggers status products --json
+    """
+    from reindex import api
+
+    results = api.triggers_status(*names, config=state.config)
+    print_trigger_status(state, results, as_json)
+    return errors.EXIT_OK if all(r.complete and r.installed for r in results) else errors.EXIT_DIFFERENCES
+
+
+@triggers_group.command("remove")
+@names_argument
+@json_option
+@pass_state
+def triggers_remove(state: State, names: Sequence[str], as_json: bool) -> int:
+    """Drop the triggers of each definition named, or every reindex trigger in the database when no NAME.
+
+    \b
+    Example:
+      reindex --settings mysite.settings triggers remove products
+    """
+    from reindex import api
+
+    print_counts(state, api.triggers_remove(*names, config=state.config), "table triggers dropped", as_json)
+    return errors.EXIT_OK
+
+
+def print_trigger_status(state: State, results: Sequence[Any], as_json: bool) -> None:
+    from reindex import reporting
+
+    if as_json:
+        state.data(reporting.as_json(results))
+        return
+    for result in results:
+        state.out(reporting.format_trigger_status(result))
+
+
 def print_counts(state: State, counts: dict[str, int], what: str, as_json: bool) -> None:
     """``alias: N what`` per alias, or the counts as JSON."""
     import json

@@ -25,6 +25,7 @@ from reindex.planning import RebuildPlan
 from reindex.rebuilding import RebuildResult
 from reindex.retention import PruneResult, RollbackResult
 from reindex.sweeping import SweepResult
+from reindex.triggers import TriggerStatus
 from reindex.updating import UpdateResult
 from reindex.verification import VerifyResult
 
@@ -190,6 +191,18 @@ def format_queue_status(status: QueueStatus) -> str:
     """One line for an alias's queue."""
     lag = "nothing waiting" if status.lag is None else f"oldest change {status.lag:.1f}s ago"
     return f"{status.alias}: {status.pending} pending, {status.claimed} being drained, {status.dead} dead; {lag}"
+
+
+def format_trigger_status(status: TriggerStatus) -> str:
+    """One line for an alias's triggers: the tables with them, then what is wrong."""
+    parts = [f"triggers on {', '.join(status.installed)}" if status.installed else "no triggers"]
+    wrong = (("missing on", status.missing), ("outdated on", status.outdated), ("left over on", status.extra))
+    for what, tables in wrong:
+        if tables:
+            parts.append(f"{what} {', '.join(tables)}")
+    if status.not_covered:
+        parts.append(f"not followed by a trigger (queued by saves only): {', '.join(status.not_covered)}")
+    return f"{status.alias}: {'; '.join(parts)}"
 
 
 # -- sweep and verify ------------------------------------------------------------------------

@@ -60,6 +60,18 @@ def catalog(db: Any) -> Any:
 
 
 @pytest.fixture
+def indexed_catalog(catalog: Any, es_url: str) -> str:
+    """50 products indexed by last night's rebuild, the change queue empty; the server's address."""
+    import reindex as api
+    from reindex.models import QueueEntry
+
+    catalog(products=50)
+    api.rebuild("products", es_url=es_url)
+    QueueEntry.objects.all().delete()
+    return es_url
+
+
+@pytest.fixture
 def concurrent_db(transactional_db: Any) -> None:
     """A database several processes write at once: SQLite in write-ahead-log mode, where readers never block."""
     from django.db import connection

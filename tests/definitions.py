@@ -177,3 +177,46 @@ class QueuedPacedIndex(PacedProductIndex):
 
     updated_field = None
     changed_since = IndexDefinition.changed_since  # type: ignore[assignment]
+
+
+class ShopIndex(ProductIndex):
+    """The demo's products under another alias, watching their sellers and category (``triggers`` tests)."""
+
+    alias = "shop"
+
+
+class ShopWithoutSellersIndex(ShopIndex):
+    """The same alias after a deploy that stopped carrying sellers: it watches the category only."""
+
+    watch = {"catalog.Category": "category"}
+
+
+class ShopByFunctionIndex(ShopIndex):
+    """The same alias, its sellers followed by a function (which no trigger can run)."""
+
+    watch = {
+        "catalog.Category": "category",
+        "catalog.Seller": lambda sellers: [p for s in sellers for p in s.products.values_list("pk", flat=True)],
+    }
+
+
+class CategorySellersIndex(IndexDefinition):
+    """Categories with the countries of the sellers of their products: a two-step lookup to watch."""
+
+    alias = "category_sellers"
+    mappings = {"properties": {"countries": {"type": "keyword"}}}
+    watch = {"catalog.Seller": "products__sellers"}
+
+    def get_queryset(self) -> Any:
+        from catalog.models import Category
+
+        return Category.objects.all()
+
+    def prepare(self, category: Any) -> dict[str, Any]:
+        from catalog.models import Seller
+
+        return {
+            "countries": sorted(
+                set(Seller.objects.filter(products__category=category).values_list("country", flat=True))
+            )
+        }

@@ -29,18 +29,7 @@ def version(es: Any, alias: str, pk: Any) -> int:
     return int(es.get(index=alias, id=str(pk))["_version"])
 
 
-@pytest.fixture
-def built(catalog, es_url):
-    """50 products indexed by last night's rebuild, the queue empty."""
-    from reindex.models import QueueEntry
-
-    catalog(products=50)
-    api.rebuild("products", es_url=es_url)
-    QueueEntry.objects.all().delete()
-    return es_url
-
-
-def test_a_saved_product_is_searchable_after_one_drain(built, es):
+def test_a_saved_product_is_searchable_after_one_drain(indexed_catalog, es):
     from catalog.models import Product
 
     product = Product.objects.order_by("pk").first()
@@ -49,14 +38,14 @@ def test_a_saved_product_is_searchable_after_one_drain(built, es):
     assert [e.object_id for e in entries()] == [str(product.pk)]
     assert stored(es, "products", product.pk)["name"] != "Crème brûlée torch"  # nothing sent by the save
 
-    [result] = api.drain("products", es_url=built)
+    [result] = api.drain("products", es_url=indexed_catalog)
 
     assert (result.claimed, result.indexed, result.deleted, result.dead) == (1, 1, 0, 0)
     assert stored(es, "products", product.pk)["name"] == "Crème brûlée torch"
     assert entries() == []
 
 
-def test_renaming_a_seller_reindexes_every_product_that_carries_it(built, es):
+def test_renaming_a_seller_reindexes_every_product_that_carries_it(indexed_catalog, es):
     from catalog.models import Seller
 
     seller = Seller.objects.order_by("pk").first()
@@ -65,7 +54,7 @@ def test_renaming_a_seller_reindexes_every_product_that_carries_it(built, es):
     seller.name = "Renamed seller"
     seller.save()
 
-    [result] = api.drain("products", es_url=built)
+    [result] = api.drain("products", es_url=indexed_catalog)
 
     assert result.indexed == len(carrying)
     for pk in carrying:
@@ -73,21 +62,21 @@ def test_renaming_a_seller_reindexes_every_product_that_carries_it(built, es):
         assert "Renamed seller" in names
 
 
-def test_a_many_to_many_change_queues_the_product(built, es):
+def test_a_many_to_many_change_queues_the_product(indexed_catalog, es):
     from catalog.models import Product, Seller
 
     product = Product.objects.order_by("pk").first()
     newcomer = Seller.objects.create(name="Newcomer", country="FR")
     product.sellers.add(newcomer)
-    api.drain("products", es_url=built)
+    api.drain("products", es_url=indexed_catalog)
     assert "Newcomer" in [s["name"] for s in stored(es, "products", product.pk)["sellers"]]
 
     product.sellers.clear()
-    api.drain("products", es_url=built)
+    api.drain("products", es_url=indexed_catalog)
     assert stored(es, "products", product.pk)["sellers"] == []
 
 
-def test_deleted_and_withdrawn_products_leave_the_index(built, es):
+def test_deleted_and_withdrawn_products_leave_the_index(indexed_catalog, es):
     from catalog.models import Product
 
     deleted, withdrawn = Product.objects.order_by("pk")[:2]
@@ -96,14 +85,14 @@ def test_deleted_and_withdrawn_products_leave_the_index(built, es):
     withdrawn.is_active = False
     withdrawn.save()
 
-    [result] = api.drain("products", es_url=built)
+    [result] = api.drain("products", es_url=indexed_catalog)
 
     assert (result.indexed, result.deleted) == (0, 2)
     assert stored(es, "products", deleted_pk) is None
     assert stored(es, "products", withdrawn.pk) is None
 
 
-def test_a_thousand_saves_of_fifty_rows_send_at_most_fifty_documents(built, es):
+def test_a_thousand_saves_of_fifty_rows_send_at_most_fifty_documents(indexed_catalog, es):
     from catalog.models import Product
 
     products = list(Product.objects.all())
@@ -114,7 +103,7 @@ def test_a_thousand_saves_of_fifty_rows_send_at_most_fifty_documents(built, es):
         product.save()
     assert len(entries()) == 50
 
-    [result] = api.drain("products", es_url=built)
+    [result] = api.drain("products", es_url=indexed_catalog)
 
     assert result.indexed == 50
     # Counted at the server: each document's version went up by one, a single write.
@@ -122,7 +111,7 @@ def test_a_thousand_saves_of_fifty_rows_send_at_most_fifty_documents(built, es):
     assert {stored(es, "products", p.pk)["price"] for p in products} == {float(n) for n in range(950, 1000)}
 
 
-def test_a_rolled_back_save_queues_nothing(built):
+def test_a_rolled_back_save_queues_nothing(indexed_catalog):
     from catalog.models import Product
     from django.db import transaction
 
@@ -135,7 +124,7 @@ def test_a_rolled_back_save_queues_nothing(built):
     assert entries() == []
 
 
-def test_paused_capture_queues_nothing_and_enqueue_is_the_way_for_bulk_updates(built, es):
+def test_paused_capture_queues_nothing_and_enqueue_is_the_way_for_bulk_updates(indexed_catalog, es):
     from catalog.models import Product
 
     with paused():
@@ -144,11 +133,11 @@ def test_paused_capture_queues_nothing_and_enqueue_is_the_way_for_bulk_updates(b
 
     Product.objects.update(in_stock=False)  # no signal
     assert api.enqueue("products", Product.objects.values_list("pk", flat=True)) == 50
-    api.drain("products", es_url=built)
+    api.drain("products", es_url=indexed_catalog)
     assert {stored(es, "products", p)["in_stock"] for p in Product.objects.values_list("pk", flat=True)} == {False}
 
 
-def test_a_change_while_an_entry_is_claimed_stays_queued(built):
+def test_a_change_while_an_entry_is_claimed_stays_queued(indexed_catalog):
     from catalog.models import Product
 
     product = Product.objects.first()
@@ -216,7 +205,7 @@ def test_a_document_the_server_rejects_is_retried_with_back_off(catalog, es, es_
     assert again.claimed == 0
 
 
-def test_queue_status_retry_and_purge_from_the_command_line(built, reindex):
+def test_queue_status_retry_and_purge_from_the_command_line(indexed_catalog, reindex):
     from catalog.models import Product
 
     for product in Product.objects.all()[:3]:
@@ -240,7 +229,7 @@ def test_queue_status_retry_and_purge_from_the_command_line(built, reindex):
     assert entries() == []
 
 
-def test_drain_from_the_command_line(built, reindex, es):
+def test_drain_from_the_command_line(indexed_catalog, reindex, es):
     from catalog.models import Product
 
     product = Product.objects.first()
@@ -255,7 +244,7 @@ def test_drain_from_the_command_line(built, reindex, es):
     assert stored(es, "products", product.pk)["name"] == "From cron"
 
 
-def test_capture_can_be_turned_off_in_settings(built, settings):
+def test_capture_can_be_turned_off_in_settings(indexed_catalog, settings):
     from catalog.models import Product
 
     settings.REINDEX = {**settings.REINDEX, "QUEUE_CAPTURE": False}
@@ -264,7 +253,7 @@ def test_capture_can_be_turned_off_in_settings(built, settings):
     assert entries() == []
 
 
-def test_a_drainer_whose_lease_expired_queues_its_entries_again_instead_of_removing_them(built):
+def test_a_drainer_whose_lease_expired_queues_its_entries_again_instead_of_removing_them(indexed_catalog):
     import time
 
     from catalog.models import Product
@@ -286,7 +275,7 @@ def test_a_drainer_whose_lease_expired_queues_its_entries_again_instead_of_remov
     assert (entry.state, entry.claimed_by) == ("pending", None)
 
 
-def test_draining_an_alias_never_built_exits_2_and_keeps_its_entries(built, reindex):
+def test_draining_an_alias_never_built_exits_2_and_keeps_its_entries(indexed_catalog, reindex):
     from catalog.models import Category
 
     Category.objects.first().save()  # the categories alias was never built
@@ -302,7 +291,7 @@ def test_draining_an_alias_never_built_exits_2_and_keeps_its_entries(built, rein
     assert (entry.state, entry.attempts) == ("pending", 0)
 
 
-def test_a_drain_with_nothing_queued_prints_nothing(built, reindex):
+def test_a_drain_with_nothing_queued_prints_nothing(indexed_catalog, reindex):
     run = reindex("drain")
 
     assert (run.exit_code, run.stdout, run.stderr) == (0, "", "")
