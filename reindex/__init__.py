@@ -43,6 +43,7 @@ from reindex.definitions import IndexDefinition
 from reindex.errors import (
     ConfigurationError,
     ConnectionFailed,
+    DatabaseUnavailable,
     Interrupted,
     Locked,
     LockHeld,
@@ -63,6 +64,7 @@ __all__ = [
     "Config",
     "ConfigurationError",
     "ConnectionFailed",
+    "DatabaseUnavailable",
     "IndexDefinition",
     "Interrupted",
     "LockHeld",

@@ -37,11 +37,13 @@ from __future__ import annotations
 
 import datetime
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
 from reindex.config import Config
+from reindex.errors import DatabaseUnavailable
 from reindex.retries import backoff
 
 #: Rows per INSERT statement when many keys are queued at once (``reindex.enqueue``).
@@ -117,6 +119,24 @@ def conflict_clause(vendor: str) -> str:
         t="reindex_queue", new_changed_at="excluded.changed_at", new_available_at="excluded.available_at"
     )
     return f"ON CONFLICT (alias, object_id) DO UPDATE SET {update}"
+
+
+@contextmanager
+def database_errors(alias: str) -> Iterator[None]:
+    """Turn a lost or refused database connection into DatabaseUnavailable, closing the broken connections.
+
+    Django reconnects at the next query once a broken connection is closed: a drainer
+    running as a worker outlives a database restart.
+    """
+    from django.db import InterfaceError, OperationalError, connections
+
+    try:
+        yield
+    except (OperationalError, InterfaceError) as exc:
+        for connection in connections.all(initialized_only=True):
+            connection.close_if_unusable_or_obsolete()
+        first_line = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        raise DatabaseUnavailable(f"{alias}: the database: {first_line}") from exc
 
 
 @dataclass(frozen=True)

@@ -23,6 +23,7 @@ an index created later reads the row as changed.)
 
 from __future__ import annotations
 
+import logging
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -32,10 +33,12 @@ from reindex.changes import change_batches
 from reindex.config import Config
 from reindex.definitions import IndexDefinition, row_pk
 from reindex.documents import Failure, dumps, item_failure
-from reindex.errors import ConfigurationError, Interrupted, ReindexError, RunFailed
+from reindex.errors import ConfigurationError, DatabaseUnavailable, Interrupted, ReindexError, RunFailed
 from reindex.loading import MAX_REPORTED_FAILURES
 from reindex.locking import read_holder
 from reindex.outcomes import RunOutcome, describe_failure
+
+logger = logging.getLogger("reindex.drain")
 
 #: Per-item statuses that are the server's state, not the document's: put back without an attempt.
 TRANSIENT_STATUSES = frozenset({429, 502, 503, 504})
@@ -114,7 +117,10 @@ def drain(
         while True:
             busy = False
             for definition, result in zip(definitions, results, strict=True):
+                error = result.error
                 busy = drain_alias(definition, client, config, result, deadline) or busy
+                if loop and result.error != error:  # a worker's log shows an outage once, and its end
+                    logger.warning("%s", result.error or f"{definition.alias}: draining again")
             if not loop or _past(deadline):
                 break
             if not busy:
@@ -143,21 +149,33 @@ def drain_alias(
     claimed_any = False
     while not _past(deadline):
         interrupts.check()
-        claimed = changequeue.claim(definition.alias, batch_size, config.queue_lease)
+        try:
+            with changequeue.database_errors(definition.alias):
+                claimed = changequeue.claim(definition.alias, batch_size, config.queue_lease)
+        except DatabaseUnavailable as exc:
+            _note(result, exc)
+            break
+        if isinstance(result.exception, DatabaseUnavailable):  # it answers again
+            result.error = result.exception = None
         if not claimed.entries:
             break
         claimed_any = True
         result.batches += 1
         result.claimed += len(claimed.entries)
         try:
-            Batch(definition, client, config, claimed, result).run()
+            with changequeue.database_errors(definition.alias):
+                Batch(definition, client, config, claimed, result).run()
         except Interrupted:
             raise
         except ReindexError as exc:  # not built, server down: this alias waits, the others go on
-            result.error, result.exception = str(exc), exc
+            _note(result, exc)
             break
         result.error = result.exception = None
     return claimed_any
+
+
+def _note(result: DrainResult, exc: ReindexError) -> None:
+    result.error, result.exception = str(exc), exc
 
 
 @dataclass

@@ -101,6 +101,10 @@ class LockLost(RunFailed):
     """Another run took the lock over while this one was building; this run did not swap."""
 
 
+class DatabaseUnavailable(RunFailed):
+    """The site's database could not be reached (connection refused or lost); nothing queued was lost."""
+
+
 class Superseded(RunFailed):
     """This attempt at a range is no longer wanted: the build is gone (its coordinator gave
     up) or another attempt claimed the range since. It stopped without writing its result."""

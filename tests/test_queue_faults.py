@@ -185,3 +185,64 @@ def rebuild_under_writes(es: Any, reindex_process: Any, drainer: Any) -> dict[st
     assert drainer.returncode == 0, stderr
     [drained] = json.loads(stdout)
     return drained
+
+
+def terminate_other_connections() -> int:
+    """What a database restart does to the other sessions: their connections are cut. How many."""
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+            "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+        )
+        return int(cursor.fetchone()[0])
+
+
+def test_a_drainer_worker_outlives_a_database_restart(catalog, es, reindex_process, transactional_db):
+    from catalog.models import Product
+    from django.db import connection
+
+    from reindex.models import QueueEntry
+
+    if connection.vendor != "postgresql":
+        pytest.skip("cuts the drainer's PostgreSQL connection (pg_terminate_backend)")
+    catalog(products=20)
+    assert reindex_process("rebuild", "products").returncode == 0
+    QueueEntry.objects.all().delete()
+    drainer = reindex_process("drain", "products", "--loop", "--max-seconds", "120", "--json", wait=False)
+    try:
+        first = Product.objects.order_by("pk").first()
+        first.name = "Before the restart"
+        first.save()
+        wait_for(lambda: stored(es, "products", first.pk)["name"] == first.name, "the first drain", drainer)
+
+        assert terminate_other_connections() >= 1  # the drainer's connection among them
+        last = Product.objects.order_by("pk").last()
+        last.name = "After the restart"
+        last.save()
+
+        wait_for(lambda: stored(es, "products", last.pk)["name"] == last.name, "the drain after the restart", drainer)
+        drainer.send_signal(signal.SIGTERM)
+        stdout, stderr = drainer.communicate(timeout=60)
+    finally:
+        if drainer.poll() is None:
+            drainer.kill()
+    assert drainer.returncode == 0, stderr  # recovered: the outage is not this run's failure
+    [report] = json.loads(stdout)
+    assert report["error"] is None and report["indexed"] >= 2
+    assert "products: the database: " in stderr  # the outage was logged
+    assert "products: draining again" in stderr  # and its end
+
+
+def test_one_drain_pass_with_the_database_down_exits_1_with_one_line(catalog, reindex_process, tmp_path):
+    from django.db import connection
+
+    catalog(products=5)
+    unreachable = str(tmp_path / "gone" / "db.sqlite3") if connection.vendor == "sqlite" else "reindex_no_such_database"
+
+    run = reindex_process("drain", "products", env={"REINDEX_TEST_DB_NAME": unreachable})
+
+    assert run.returncode == 1, run.stderr
+    assert run.stderr.startswith("reindex: error: products: the database: ")
+    assert run.stderr.endswith("; the entries not sent stay queued\n") and run.stderr.count("\n") == 1
