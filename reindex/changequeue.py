@@ -90,7 +90,8 @@ def enqueue_keys(entries: Iterable[tuple[str, Any]], using: str | None = None) -
     """
     from django.db import connections
 
-    pairs = list(dict.fromkeys((alias, str(pk)) for alias, pk in entries))
+    # Sorted: concurrent upserts of overlapping keys then lock their rows in one order, never in a cycle.
+    pairs = sorted(set((alias, str(pk)) for alias, pk in entries))
     if not pairs:
         return 0
     connection = connections[using or queue_database()]
@@ -193,7 +194,7 @@ def acknowledge(entries: Sequence[Any], token: str, using: str | None = None) ->
     longer holds (its lease expired and another drainer took it, or finished it) is
     queued again: what this drainer wrote may be older than what the other one did.
     """
-    from django.db import connections, transaction
+    from django.db import transaction
 
     from reindex.models import PENDING, QueueEntry
 
@@ -203,13 +204,7 @@ def acknowledge(entries: Sequence[Any], token: str, using: str | None = None) ->
         return []
     rows = QueueEntry.objects.using(using)
     with transaction.atomic(using=using):
-        held = rows.filter(id__in=ids, claimed_by=token)
-        if connections[using].features.has_select_for_update_skip_locked:
-            # Rows a site's transaction is queueing again right now are skipped, never waited
-            # for: waiting on several rows the site locks in another order could deadlock,
-            # and the site's save would be the one to fail.
-            held = held.select_for_update(skip_locked=True)
-        settled = set(held.values_list("id", flat=True))
+        settled = _lock_held(ids, token, using)
         rows.filter(id__in=settled, requeued=False).delete()
         rows.filter(id__in=settled, requeued=True).update(**_released(PENDING, _now(), attempts=0))
     lost = []
@@ -220,8 +215,27 @@ def acknowledge(entries: Sequence[Any], token: str, using: str | None = None) ->
         # (nothing else held while waiting), else queued again.
         if not rows.filter(id=entry.id, claimed_by=token).update(**_released(PENDING, _now(), attempts=0)):
             lost.append(entry)
-    enqueue_keys(((entry.alias, entry.object_id) for entry in lost), using)
+    for entry in lost:  # one row a statement: a drainer never holds one row while waiting for another
+        enqueue_keys([(entry.alias, entry.object_id)], using)
     return lost
+
+
+def _lock_held(ids: Sequence[int], token: str, using: str) -> set[int]:
+    """Inside a transaction: lock the entries of ``ids`` still held under ``token``; their ids.
+
+    Rows a site's transaction is queueing again right now are skipped, never waited for:
+    waiting on several rows that the site locks in another order could deadlock, and the
+    site's save might be the one to fail. The caller settles those one row at a time,
+    holding nothing else while it waits.
+    """
+    from django.db import connections
+
+    from reindex.models import QueueEntry
+
+    held = QueueEntry.objects.using(using).filter(id__in=ids, claimed_by=token)
+    if connections[using].features.has_select_for_update_skip_locked:
+        held = held.select_for_update(skip_locked=True)
+    return set(held.values_list("id", flat=True))
 
 
 def _released(state: str, available_at: datetime.datetime, **more: Any) -> dict[str, Any]:
@@ -263,13 +277,20 @@ def release(entries: Sequence[Any], token: str, delay: float, reason: str = "", 
 
     For what is not the entries' fault (the server is down, a rebuild is loading).
     """
+    from django.db import transaction
+
     from reindex.models import PENDING, QueueEntry
 
+    using = using or queue_database()
     ids = [entry.id for entry in entries]
-    due = _now() + datetime.timedelta(seconds=delay)
-    QueueEntry.objects.using(using or queue_database()).filter(id__in=ids, claimed_by=token).update(
-        **_released(PENDING, due, last_error=reason[:2000])
-    )
+    values = _released(PENDING, _now() + datetime.timedelta(seconds=delay), last_error=reason[:2000])
+    rows = QueueEntry.objects.using(using)
+    with transaction.atomic(using=using):
+        locked = _lock_held(ids, token, using)
+        rows.filter(id__in=locked).update(**values)
+    for entry_id in ids:
+        if entry_id not in locked:  # being queued again by the site: one row at a time
+            rows.filter(id=entry_id, claimed_by=token).update(**values)
 
 
 @dataclass

@@ -246,3 +246,56 @@ def test_one_drain_pass_with_the_database_down_exits_1_with_one_line(catalog, re
     assert run.returncode == 1, run.stderr
     assert run.stderr.startswith("reindex: error: products: the database: ")
     assert run.stderr.endswith("; the entries not sent stay queued\n") and run.stderr.count("\n") == 1
+
+
+def test_putting_entries_back_never_deadlocks_with_a_site_queueing_them_again(transactional_db):
+    """A site's transaction queues B then A; a drainer puts A and B back meanwhile: neither may fail."""
+    import threading
+
+    from django.db import connection, connections, transaction
+
+    from reindex import changequeue
+
+    if connection.vendor == "sqlite":
+        pytest.skip("SQLite has one writer at a time: nothing to deadlock")
+    changequeue.enqueue_keys([("products", 1), ("products", 2)])
+    claimed = changequeue.claim("products", 10, lease=60)
+    assert len(claimed.entries) == 2
+    site_holds_b, drainer_started = threading.Event(), threading.Event()
+    errors: list[BaseException] = []
+
+    def site() -> None:
+        try:
+            with transaction.atomic():
+                changequeue.enqueue_keys([("products", 2)])  # B locked until the commit
+                site_holds_b.set()
+                drainer_started.wait(10)
+                time.sleep(0.5)  # the drainer now waits for B
+                changequeue.enqueue_keys([("products", 1)])  # and the site wants A
+        except BaseException as exc:
+            errors.append(exc)
+        finally:
+            connections.close_all()
+
+    def drainer() -> None:
+        try:
+            drainer_started.set()
+            changequeue.release(claimed.entries, claimed.token, delay=0)
+        except BaseException as exc:
+            errors.append(exc)
+        finally:
+            connections.close_all()
+
+    threads = [threading.Thread(target=site)]
+    threads[0].start()
+    assert site_holds_b.wait(10)
+    threads.append(threading.Thread(target=drainer))
+    threads[1].start()
+    for thread in threads:
+        thread.join(30)
+
+    assert errors == []
+    from reindex.models import QueueEntry
+
+    states = dict(QueueEntry.objects.values_list("object_id", "state"))
+    assert states == {"1": "pending", "2": "pending"}
