@@ -32,11 +32,12 @@ from reindex import changequeue, indexes, interrupts
 from reindex.changes import change_batches
 from reindex.config import Config
 from reindex.definitions import IndexDefinition, row_pk
-from reindex.documents import Failure, dumps, item_failure
+from reindex.documents import Failure, action_lines, dumps, item_failure
 from reindex.errors import ConfigurationError, DatabaseUnavailable, Interrupted, ReindexError, RunFailed
 from reindex.loading import MAX_REPORTED_FAILURES
 from reindex.locking import read_holder
 from reindex.outcomes import RunOutcome, describe_failure
+from reindex.sending import bodies
 
 logger = logging.getLogger("reindex.drain")
 
@@ -198,8 +199,8 @@ class Batch:
             rows, gone = next(change_batches(self.definition.get_queryset(), [pks])) if pks else ([], [])
             built, unbuilt = build_documents(self.definition, rows)
             failed.update({key: reason for key, reason in unbuilt.items() if key in keyed})
-            operations, owners = self.operations(targets, built, gone)
-            items = self.client.bulk(operations=operations)["items"] if operations else []
+            lines, owners = self.action_lines(targets, built, gone)
+            items = self.send(lines)
         except ConfigurationError:
             self.put_back([key for key in keyed if key not in failed], "", failed)
             raise
@@ -228,20 +229,47 @@ class Batch:
             keyed[str(pk)] = (entry, pk)
         return keyed, failed
 
-    def operations(
+    def action_lines(
         self, targets: Targets, built: list[tuple[str, str, bytes]], gone: list[Any]
-    ) -> tuple[list[Any], list[str]]:
-        """The bulk request's lines for every index written to, and the entry key of each action."""
-        operations: list[Any] = []
+    ) -> tuple[list[bytes], list[str]]:
+        """Each action's NDJSON lines, for every index written to, and the entry key of each action."""
+        lines: list[bytes] = []
         owners: list[str] = []
         for index in targets.all:
             for key, doc_id, data in built:
-                operations += [{"index": {"_index": index, "_id": doc_id}}, data]
+                lines.append(action_lines(({"index": {"_index": index, "_id": doc_id}}, data)))
                 owners.append(key)
             for pk in gone:
-                operations.append({"delete": {"_index": index, "_id": self.definition.id_from_pk(pk)}})
+                lines.append(action_lines(({"delete": {"_index": index, "_id": self.definition.id_from_pk(pk)}}, None)))
                 owners.append(str(pk))
-        return operations, owners
+        return lines, owners
+
+    def send(self, lines: list[bytes]) -> list[dict[str, Any]]:
+        """The items of the bulk requests carrying ``lines``, each request at most ``MAX_CHUNK_BYTES``."""
+        items: list[dict[str, Any]] = []
+        for _, sent in bodies(lines, self.config.max_chunk_bytes):
+            items += self.send_request(sent)
+        return items
+
+    def send_request(self, lines: list[bytes]) -> list[dict[str, Any]]:
+        """One bulk request of ``lines``; halved when the server refuses it as too large (413).
+
+        A lone action still too large gets an item saying so: that document's failure (an
+        attempt counted), not the server's, which would keep the entry queued forever.
+        """
+        from elasticsearch import ApiError
+
+        body = b"".join(lines)
+        try:
+            return list(self.client.bulk(body=body)["items"])
+        except ApiError as exc:
+            if exc.meta.status != 413:
+                raise
+        if len(lines) > 1:
+            half = len(lines) // 2
+            return self.send_request(lines[:half]) + self.send_request(lines[half:])
+        reason = f"the server refused the {len(body):,}-byte action as too large (413)"
+        return [{"index": {"status": 413, "error": {"type": "request_too_large", "reason": reason}}}]
 
     def outcomes(self, items: list[dict[str, Any]], owners: list[str], failed: dict[str, str]) -> dict[str, str]:
         """Note the rejected documents in ``failed``; return the entries the server could not take now."""

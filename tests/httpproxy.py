@@ -162,6 +162,23 @@ class RejectingProxy(HttpProxy):
         return headers, json.dumps(answer).encode()
 
 
+class SizeLimitProxy(HttpProxy):
+    """The test server with a request size limit, as ``http.max_content_length`` gives a real one: 413 above it."""
+
+    def __init__(self, upstream: str, max_bytes: int) -> None:
+        super().__init__(upstream)
+        self.max_bytes = max_bytes
+        self.refused = 0
+
+    def record(self, method: str, path: str, body: bytes) -> int | None:
+        injected = super().record(method, path, body)
+        if injected is None and len(body) > self.max_bytes:
+            with self._lock:
+                self.refused += 1
+            return 413
+        return injected
+
+
 def _actions(body: bytes) -> int:
     lines = [line for line in body.split(b"\n") if line.strip()]
     return sum(1 for line in lines if next(iter(json.loads(line)), None) in ("index", "create", "delete", "update"))

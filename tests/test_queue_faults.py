@@ -21,6 +21,7 @@ from reindex.draining import drain
 from tests.definitions import BatchesIndex
 from tests.faultproxy import FaultProxy
 from tests.helpers import building_index, finished, start_writer, stored, wait_for
+from tests.httpproxy import SizeLimitProxy
 
 BATCHES = {"REINDEX_TEST_INDEXES": "tests.definitions.BatchesIndex"}
 QUEUED_PACED = {"REINDEX_TEST_INDEXES": "tests.definitions.QueuedPacedIndex"}
@@ -299,3 +300,31 @@ def test_putting_entries_back_never_deadlocks_with_a_site_queueing_them_again(tr
 
     states = dict(QueueEntry.objects.values_list("object_id", "state"))
     assert states == {"1": "pending", "2": "pending"}
+
+
+def test_a_server_with_a_smaller_request_limit_gets_halved_requests_and_a_lone_huge_document_fails(
+    catalog, es, es_url, db
+):
+    """The server refuses requests over 4,000 bytes (413): the drain halves its requests until they pass;
+    a document bigger than that alone fails like a rejected one, an attempt counted, and the others flow."""
+    from catalog.models import Product
+
+    catalog(products=30)
+    api.rebuild("products", es_url=es_url)
+    products = list(Product.objects.filter(is_active=True).order_by("pk")[:20])
+    huge = products[0]
+    huge.description = "x" * 5000
+    for product in products:
+        product.name = f"Drained through a small door {product.pk}"
+        product.save()
+
+    with SizeLimitProxy(es_url, max_bytes=4000) as proxy:
+        config = Config(hosts=(proxy.url,), queue_backoff=60)
+        [result] = drain([api.definitions("products")[0]], Connection(config).client(), config)
+
+    assert proxy.refused > 0 and max(len(body) for _, path, body in proxy.requests if "_bulk" in path) > 4000
+    assert (result.indexed, result.retried, result.released, result.exception) == (19, 1, 0, None)
+    assert [f.id for f in result.failures] == [str(huge.pk)] and "413" in result.failures[0].reason
+    for product in products[1:]:
+        assert stored(es, "products", product.pk)["name"] == product.name
+    assert api.queue_status("products")[0].pending == 1  # the huge one, due again after its back-off
