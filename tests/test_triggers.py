@@ -279,3 +279,16 @@ def test_triggers_need_postgresql(db, reindex):
         run.stderr
         == f"reindex: error: triggers need PostgreSQL; the queue's database 'default' is {connection.vendor}\n"
     )
+
+
+def test_install_refuses_before_the_queue_table_exists(postgres, reindex):
+    """A trigger writing into a missing table would make every write of the site fail."""
+    execute("ALTER TABLE reindex_queue RENAME TO reindex_queue_elsewhere")
+
+    run = reindex("triggers", "install", "products")
+
+    assert run.exit_code == 2
+    assert run.stderr == "reindex: error: the queue's table is missing: run python manage.py migrate reindex first\n"
+    execute("ALTER TABLE reindex_queue_elsewhere RENAME TO reindex_queue")
+    [status] = api.triggers_status("products")
+    assert status.installed == []  # nothing was installed
