@@ -267,10 +267,20 @@ def function_body(alias: str, sources: Sequence[KeySource], direct: bool) -> str
         )
     else:
         steps = f"IF TG_WHEN = 'BEFORE' THEN\n      {upsert('OLD')}\n    ELSE\n      {upsert('NEW')}\n    END IF;"
+    # A migration that renamed a column or table the SQL names must not make the site's
+    # writes fail: the stale trigger warns (the server log) and queues nothing until
+    # `triggers install` runs again; `triggers status` calls it outdated.
+    stale = (
+        f"RAISE WARNING 'reindex: the trigger of % on % is out of date (%): run reindex triggers install', "
+        f"{_literal(alias)}, TG_TABLE_NAME, SQLERRM;"
+    )
     return (
         "BEGIN\n"
         "  IF coalesce(current_setting('reindex.paused', true), '') <> 'on' THEN\n"
+        "    BEGIN\n"
         f"    {steps}\n"
+        f"    EXCEPTION WHEN undefined_column OR undefined_table OR undefined_function THEN\n      {stale}\n"
+        "    END;\n"
         "  END IF;\n"
         "  IF TG_WHEN = 'AFTER' THEN RETURN NULL; ELSIF TG_OP = 'DELETE' THEN RETURN OLD; END IF;\n"
         "  RETURN NEW;\n"

@@ -292,3 +292,17 @@ def test_install_refuses_before_the_queue_table_exists(postgres, reindex):
     execute("ALTER TABLE reindex_queue_elsewhere RENAME TO reindex_queue")
     [status] = api.triggers_status("products")
     assert status.installed == []  # nothing was installed
+
+
+def test_a_trigger_left_stale_by_a_migration_never_fails_the_sites_writes(triggered):
+    from catalog.models import Seller
+
+    seller = Seller.objects.order_by("pk").first()
+    # A migration renamed a column the trigger's query reads, and triggers install was not run again.
+    execute("ALTER TABLE catalog_product_sellers RENAME COLUMN product_id TO item_id")
+
+    execute("UPDATE catalog_seller SET name = %s WHERE id = %s", ("Still writable", seller.pk))
+
+    execute("ALTER TABLE catalog_product_sellers RENAME COLUMN item_id TO product_id")
+    assert Seller.objects.get(pk=seller.pk).name == "Still writable"
+    assert queued() == []  # what the stale trigger missed: the server log has its warning
