@@ -25,12 +25,12 @@ except ImportError:  # pragma: no cover - orjson is optional
 
 
 def _default(value: Any) -> Any:
-    from django.utils.functional import Promise
-
-    if isinstance(value, decimal.Decimal):
+    if isinstance(value, decimal.Decimal):  # before the import below: orjson calls this for every Decimal
         if not value.is_finite():
             raise TypeError(f"cannot serialise {value!r}")
         return float(value)
+    from django.utils.functional import Promise
+
     if isinstance(value, Promise):  # lazy translation strings
         return str(value)
     if isinstance(value, (datetime.date, datetime.time)):
