@@ -34,12 +34,14 @@ from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from itertools import repeat
+from operator import attrgetter
 from typing import Any
 
 #: A whole column in, its converted values out.
 ColumnFunction = Callable[[Sequence[Any]], Any]
 
 NoneType = type(None)
+tzinfo_of = attrgetter("tzinfo")
 
 
 class Unsure(Exception):
@@ -146,6 +148,31 @@ def drivers_converters_are_djangos() -> bool:
         return False
 
 
+def use_c_loaders(cursor: Any) -> None:
+    """On a psycopg 3 cursor, psycopg's own loader (C with psycopg[binary]) for ``timestamptz`` in place of Django's.
+
+    Django registers a loader in Python that calls psycopg's Python loader and then
+    ``.replace(tzinfo=connection.timezone)``: about 3.5 microseconds a value. psycopg's
+    loader already gives the value in the session's time zone, ``info.timezone``;
+    when that is the very object Django would put in its place, the ``replace()`` changes
+    nothing, and psycopg's C loader gives the same values for a fifteenth of the CPU.
+    Only this cursor's adapters change.
+    """
+    raw: Any = getattr(cursor, "cursor", None)
+    adapters = getattr(raw, "adapters", None)
+    if adapters is None or not hasattr(raw, "connection"):
+        return  # not psycopg 3
+    from psycopg import postgres
+    from psycopg.pq import Format
+    from psycopg.types.datetime import TimestamptzLoader
+
+    oid = postgres.types["timestamptz"].oid
+    djangos = adapters.get_loader(oid, Format.TEXT)
+    zone = getattr(djangos, "timezone", None)
+    if zone is not None and zone is raw.connection.info.timezone and issubclass(djangos, TimestamptzLoader):
+        adapters.register_loader(oid, TimestamptzLoader)  # psycopg swaps in its C class when it has one
+
+
 def types_of(values: Sequence[Any]) -> set[type]:
     return set(map(type, values))
 
@@ -156,9 +183,11 @@ def sqlite_datetimes(zone: datetime.tzinfo | None) -> ColumnFunction:
     ``parse_datetime`` is ``datetime.fromisoformat`` for any text that parses. Text
     with an offset stays as it is in Django (aware already): here it is Unsure, as is
     text that does not parse (Django's regular expression may still read it).
-    ``fromisoformat(text + "+00:00")`` gives a datetime whose ``tzinfo`` is
-    ``timezone.utc`` itself: the value of ``.replace(tzinfo=timezone.utc)`` without a
-    call per value. Text ending in an offset already does not parse with a second one.
+    Once every text parses alone without an offset, ``fromisoformat(text + "+00:00")``
+    gives the same wall time with ``timezone.utc`` itself as its ``tzinfo``: the value of
+    ``.replace(tzinfo=timezone.utc)`` (a slow call with a keyword) for two C calls. Text
+    that does not parse alone must not get there: ``"000110010000"`` does not, and with
+    the offset it reads as a date and a time.
     """
     parse = datetime.datetime.fromisoformat
     utc = zone is datetime.timezone.utc and parse("2000-01-01 00:00:00+00:00").tzinfo is zone
@@ -171,6 +200,8 @@ def sqlite_datetimes(zone: datetime.tzinfo | None) -> ColumnFunction:
             if NoneType in kinds:
                 return [None if v is None else aware(parse(v)) for v in values]
             if utc:
+                if any(map(tzinfo_of, map(parse, values))):  # each parses alone, without an offset
+                    raise Unsure("an offset in the text")
                 return list(map(parse, map(str.__add__, values, repeat("+00:00"))))
             return [aware(parse(v)) for v in values]
         except ValueError as exc:
@@ -241,11 +272,11 @@ def sqlite_decimals(expression: Any) -> ColumnFunction:
     from django.db.models.expressions import Col
 
     create = decimal.Context(prec=15).create_decimal_from_float
+    quantize: Callable[[Any, Any], decimal.Decimal] | None = None
+    exponent = decimal.Decimal(1)
     if isinstance(expression, Col):
-        exponent = decimal.Decimal(1).scaleb(-expression.output_field.decimal_places)
+        exponent = exponent.scaleb(-expression.output_field.decimal_places)
         quantize = expression.output_field.context.quantize
-    else:
-        exponent = quantize = None
 
     def convert(values: Sequence[Any]) -> list[Any]:
         if not types_of(values) <= {int, float}:

@@ -27,7 +27,7 @@ from dataclasses import replace
 from itertools import repeat
 from typing import Any
 
-from reindex.conversions import ColumnPlan, Unsure, column_plans
+from reindex.conversions import ColumnPlan, Unsure, column_plans, use_c_loaders
 
 
 def _not_values(queryset: Any) -> bool:
@@ -205,14 +205,18 @@ class CursorReader:
     def orm_columns(self, compiler: Any, sql: str, params: Sequence[Any]) -> list[Sequence[Any]]:
         """The rows of ``sql`` read with the driver's converters and converted by the ORM's, column by column."""
         columns = fetch_columns(compiler, sql, params)
-        for plan in self.plans if columns else ():
-            columns[plan.position] = plan.orm(columns[plan.position])
+        if columns:
+            for plan in self.plans or ():
+                columns[plan.position] = plan.orm(columns[plan.position])
         return columns
 
 
 def fetch_columns(compiler: Any, sql: str, params: Sequence[Any]) -> list[Any]:
     """The rows of ``sql`` on the compiler's connection, transposed into a list of columns (empty: no rows)."""
-    with compiler.connection.cursor() as cursor:
+    connection = compiler.connection
+    with connection.cursor() as cursor:
+        if connection.vendor == "postgresql":
+            use_c_loaders(cursor)
         cursor.execute(sql, params)
         rows: list[Any] = cursor.fetchall()
     return list(zip(*rows, strict=True))
