@@ -106,10 +106,13 @@ def fast_function(converters: list[Any], expression: Any, connection: Any) -> tu
         return None, False
     from django.conf import settings
     from django.db.backends.sqlite3.operations import DatabaseOperations
+    from django.db.models.expressions import Col
 
     converter = converters[0]
     method = getattr(converter, "__func__", None)
-    raw = drivers_converters_are_djangos()
+    # Not a primary key: the keyset's ORDER BY names it by its position in the SELECT
+    # list, and ordered by an expression SQLite would sort instead of reading the index.
+    raw = drivers_converters_are_djangos() and not (isinstance(expression, Col) and expression.target.primary_key)
     if method is DatabaseOperations.convert_datetimefield_value and raw:
         if getattr(settings, "USE_DEPRECATED_PYTZ", False):
             return None, False
