@@ -100,6 +100,20 @@ def test_the_fast_path_is_taken_on_ordinary_rows(catalog):
         assert not loader.__module__.startswith("django")
 
 
+def test_a_primary_key_column_is_never_read_raw(db):
+    """The keyset orders by the primary key's position in the SELECT list: as an expression it would lose its index."""
+    from django.db import connection
+    from django.db.models.expressions import Col
+
+    if connection.vendor != "sqlite":
+        pytest.skip("raw reads are SQLite's")
+    to_bool = connection.ops.convert_booleanfield_value
+    flag, pk = Product._meta.get_field("in_stock"), Product._meta.pk
+
+    assert conversions.fast_function([to_bool], Col("catalog_product", flag), connection)[1] is True
+    assert conversions.fast_function([to_bool], Col("catalog_product", pk), connection) == (None, False)
+
+
 SQLITE_EDITS = {
     "a timestamp stored with an offset": "UPDATE catalog_product SET created_at = '2020-01-02 03:04:05+02:00'",
     "a timestamp with a T and no fraction": "UPDATE catalog_product SET created_at = '2020-01-02T03:04:05'",
