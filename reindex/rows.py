@@ -6,9 +6,10 @@ part of a rebuild's time. For a definition whose ``get_queryset()`` is a plain
 ``values()`` queryset, ``cursor_batches()`` runs the very SQL the ORM would run
 (compiled by the ORM: the keyset condition, ``ORDER BY pk`` and ``LIMIT`` added the
 same way) on the connection's cursor, applies the converters the ORM's compiler
-names for the selected columns, column by column (on SQLite: naive timestamps to
-aware datetimes, numbers to ``Decimal``, hex to ``UUID``...), and builds the same
-dicts with ``zip``::
+names for the selected columns, a whole column at a time (``reindex.conversions``:
+on SQLite, naive timestamps to aware datetimes, numbers to ``Decimal``, hex to
+``UUID``..., in C where an exact equivalent is known), and builds the same dicts
+with ``zip``::
 
     batches = cursor_batches(Product.objects.values("pk", "name"), 1000)
     if batches is None:  # not a queryset the cursor path reads faithfully
