@@ -123,7 +123,8 @@ def fast_function(converters: list[Any], expression: Any, connection: Any) -> tu
         return sqlite_booleans, True
     if method is DatabaseOperations.convert_uuidfield_value:
         return hex_uuids, False
-    if getattr(converter, "__qualname__", "") == "DatabaseOperations.get_decimalfield_converter.<locals>.converter":
+    decimals = "DatabaseOperations.get_decimalfield_converter.<locals>.converter"
+    if getattr(converter, "__qualname__", "") == decimals and converter.__module__ == DatabaseOperations.__module__:
         return sqlite_decimals(expression), False
     return None, False
 
