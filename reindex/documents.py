@@ -11,6 +11,8 @@ import traceback
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
+from itertools import repeat
+from operator import itemgetter
 from typing import Any
 
 from reindex.definitions import IndexDefinition, row_pk
@@ -25,12 +27,12 @@ except ImportError:  # pragma: no cover - orjson is optional
 
 
 def _default(value: Any) -> Any:
-    from django.utils.functional import Promise
-
-    if isinstance(value, decimal.Decimal):
+    if isinstance(value, decimal.Decimal):  # before the import below: orjson calls this for every Decimal
         if not value.is_finite():
             raise TypeError(f"cannot serialise {value!r}")
         return float(value)
+    from django.utils.functional import Promise
+
     if isinstance(value, Promise):  # lazy translation strings
         return str(value)
     if isinstance(value, (datetime.date, datetime.time)):
@@ -122,11 +124,12 @@ def build_batch(
 ) -> list[Action]:
     """The bulk actions of one batch's rows."""
     actions: list[Action] = []
-    for row in batch:
+    get_id, prepare = definition.get_id, definition.prepare
+    for row, known_id in zip(batch, default_ids(definition, batch) or repeat(None), strict=False):
         try:
-            doc_id = definition.get_id(row)
-            body = definition.prepare(row)
-            if not isinstance(body, dict):
+            doc_id = get_id(row) if known_id is None else known_id
+            body = prepare(row)
+            if type(body) is not dict and not isinstance(body, dict):
                 raise TypeError(f"prepare() returned {type(body).__name__}, not a dict")
             data = dumps(body)
         except ConfigurationError:
@@ -137,6 +140,17 @@ def build_batch(
             continue
         actions.append(({"index": {"_index": index, "_id": doc_id}}, data))
     return actions
+
+
+def default_ids(definition: IndexDefinition, batch: Sequence[Any]) -> list[str] | None:
+    """Every row's id at once, as the default ``get_id()`` makes it of a ``values()`` dict with "pk"; else None."""
+    overridden = type(definition).get_id is not IndexDefinition.get_id or "get_id" in vars(definition)
+    if overridden or not batch or type(batch[0]) is not dict:
+        return None
+    try:
+        return list(map(str, map(itemgetter("pk"), batch)))
+    except (KeyError, TypeError):  # rows without "pk" ("id" then, or an error), or not all dicts
+        return None
 
 
 def delete_actions(index: str, doc_ids: Iterable[str]) -> Iterator[Action]:
@@ -155,9 +169,10 @@ def _safe_pk(row: Any) -> str | None:
 def action_lines(action: Action) -> bytes:
     """An action as it goes into an NDJSON bulk body: its header line, and its document's line if any."""
     header, body = action
+    line = orjson.dumps(header) if orjson is not None else dumps(header)  # names and ids: nothing for default()
     if body is None:
-        return dumps(header) + b"\n"
-    return b"".join((dumps(header), b"\n", body, b"\n"))
+        return line + b"\n"
+    return b"".join((line, b"\n", body, b"\n"))
 
 
 def item_failure(item: dict[str, Any]) -> Failure:

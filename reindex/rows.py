@@ -6,9 +6,10 @@ part of a rebuild's time. For a definition whose ``get_queryset()`` is a plain
 ``values()`` queryset, ``cursor_batches()`` runs the very SQL the ORM would run
 (compiled by the ORM: the keyset condition, ``ORDER BY pk`` and ``LIMIT`` added the
 same way) on the connection's cursor, applies the converters the ORM's compiler
-names for the selected columns, column by column (on SQLite: naive timestamps to
-aware datetimes, numbers to ``Decimal``, hex to ``UUID``...), and builds the same
-dicts with ``zip``::
+names for the selected columns, a whole column at a time (``reindex.conversions``:
+on SQLite, naive timestamps to aware datetimes, numbers to ``Decimal``, hex to
+``UUID``..., in C where an exact equivalent is known), and builds the same dicts
+with ``zip``::
 
     batches = cursor_batches(Product.objects.values("pk", "name"), 1000)
     if batches is None:  # not a queryset the cursor path reads faithfully
@@ -21,10 +22,13 @@ rows of ``reindex.related`` the same way.
 
 from __future__ import annotations
 
-import operator
-from collections import defaultdict
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections import defaultdict, deque
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import replace
+from itertools import repeat
 from typing import Any
+
+from reindex.conversions import ColumnPlan, Unsure, column_plans, use_c_loaders
 
 
 def _not_values(queryset: Any) -> bool:
@@ -125,24 +129,21 @@ def keyset_batches(queryset: Any, batch_size: int, after: Any, read: Callable[[A
 
 def read_grouped(queryset: Any, by: str) -> dict[Any, list[dict[str, Any]]]:
     """The rows of a plain ``values()`` queryset in lists by their field ``by``, each dict without ``by``."""
-    reader = CursorReader()
-    tuples = reader.tuples(queryset)
     names = names_of(queryset.query)
     if by not in names:
         from reindex.errors import ConfigurationError
 
         raise ConfigurationError(f"related rows: {by!r} is not among the queryset's values() fields {names}")
-    at = names.index(by)
-    others = [i for i in range(len(names)) if i != at]
-    rest = [names[i] for i in others]
     grouped: dict[Any, list[dict[str, Any]]] = defaultdict(list)
-    if at == len(names) - 1:  # the key last (an annotation, say): zip() stops before it
-        for row in tuples:
-            grouped[row[at]].append(dict(zip(rest, row, strict=False)))
-    else:
-        pick = operator.itemgetter(*others) if len(others) > 1 else lambda row: (row[others[0]],)
-        for row in tuples:
-            grouped[row[at]].append(dict(zip(rest, pick(row), strict=True)))
+    columns = CursorReader().columns(queryset)
+    if not columns:
+        return grouped
+    at = names.index(by)
+    rest = [name for i, name in enumerate(names) if i != at]
+    others = [column for i, column in enumerate(columns[: len(names)]) if i != at]
+    rows = map(dict, map(zip, repeat(rest), zip(*others, strict=True)))
+    # In C: each key's list (made by the defaultdict when new), and the row appended to it.
+    deque(map(list.append, map(grouped.__getitem__, columns[at]), rows), maxlen=0)
     return grouped
 
 
@@ -154,18 +155,26 @@ def read_rows(queryset: Any) -> list[Any]:
 
 
 class CursorReader:
-    """Reads ``values()`` querysets of the same columns on the cursor; finds their converters once."""
+    """Reads ``values()`` querysets of the same columns on the cursor; plans their conversions once."""
 
     def __init__(self) -> None:
-        self.converters: list[tuple[int, Callable[[Any], Any]]] | None = None
+        self.plans: list[ColumnPlan] | None = None
 
     def read(self, queryset: Any) -> list[dict[str, Any]]:
         """The rows of ``queryset`` (compiled by the ORM) as the dicts ``ValuesIterable`` would make."""
-        names = names_of(queryset.query)
-        return [dict(zip(names, row, strict=False)) for row in self.tuples(queryset)]  # extra columns ignored
+        columns = self.columns(queryset)
+        if not columns:
+            return []
+        names = names_of(queryset.query)  # zip() stops at the shorter: extra columns ignored
+        return list(map(dict, map(zip, repeat(names), zip(*columns, strict=True))))
 
-    def tuples(self, queryset: Any) -> Iterable[Sequence[Any]]:
-        """The rows of ``queryset`` as tuples of converted values, in the order of its selected columns."""
+    def columns(self, queryset: Any) -> list[Sequence[Any]]:
+        """The converted values of ``queryset``'s rows, column by column, in the order of its selected columns.
+
+        Empty when there are no rows. A column whose fast conversion is Unsure of a
+        value is converted the ORM's way; when that column was read raw (without the
+        driver's converter), the batch is read again the ORM's way.
+        """
         from django.core.exceptions import EmptyResultSet
 
         compiler = queryset.query.get_compiler(queryset.db)
@@ -173,71 +182,66 @@ class CursorReader:
             sql, params = compiler.as_sql()
         except EmptyResultSet:  # e.g. pk__in=[]: the ORM runs no query and returns nothing
             return []
-        with compiler.connection.cursor() as cursor:
-            cursor.execute(sql, params)
-            rows: list[Any] = cursor.fetchall()
-        if not rows:
+        if self.plans is None:
+            self.plans = column_plans(compiler)
+        plans = self.plans
+        raw = [plan.position for plan in plans if plan.raw]
+        raw_sql = raw_select(compiler, sql, raw) if raw else sql
+        if raw_sql is None:  # a SELECT list not as expected: no raw reads
+            plans = [replace(plan, fast=None, raw=False) if plan.raw else plan for plan in plans]
+            raw_sql = sql
+        columns = fetch_columns(compiler, raw_sql, params)
+        if not columns:
             return []
-        if self.converters is None:
-            self.converters = column_converters(compiler)
-        if not self.converters:
-            return rows
-        # Column by column: one map() per converted column instead of a loop per row and column.
-        columns: list[Any] = list(zip(*rows, strict=True))
-        for position, convert in self.converters:
-            columns[position] = map(convert, columns[position])
-        return zip(*columns, strict=True)
+        for plan in plans:
+            values = columns[plan.position]
+            try:
+                columns[plan.position] = plan.convert(values)
+            except Unsure:
+                if plan.raw:
+                    return self.orm_columns(compiler, sql, params)
+                columns[plan.position] = plan.orm(values)
+        return columns
+
+    def orm_columns(self, compiler: Any, sql: str, params: Sequence[Any]) -> list[Sequence[Any]]:
+        """The rows of ``sql`` read with the driver's converters and converted by the ORM's, column by column."""
+        columns = fetch_columns(compiler, sql, params)
+        if columns:
+            for plan in self.plans or ():
+                columns[plan.position] = plan.orm(columns[plan.position])
+        return columns
 
 
-def column_converters(compiler: Any) -> list[tuple[int, Callable[[Any], Any]]]:
-    """For each column the ORM converts, its position and one function of the value doing what its converters do."""
+def fetch_columns(compiler: Any, sql: str, params: Sequence[Any]) -> list[Any]:
+    """The rows of ``sql`` on the compiler's connection, transposed into a list of columns (empty: no rows)."""
     connection = compiler.connection
-    found = compiler.get_converters([s[0] for s in compiler.select[: compiler.col_count]])
-    columns = []
-    for position, (converters, expression) in sorted(found.items()):
-        steps = [one_argument(converter, expression, connection) for converter in converters]
-        columns.append((position, steps[0] if len(steps) == 1 else chain(steps)))
-    return columns
+    with connection.cursor() as cursor:
+        if connection.vendor == "postgresql":
+            use_c_loaders(cursor)
+        cursor.execute(sql, params)
+        rows: list[Any] = cursor.fetchall()
+    return list(zip(*rows, strict=True))
 
 
-def one_argument(converter: Any, expression: Any, connection: Any) -> Callable[[Any], Any]:
-    """``converter(value, expression, connection)`` as a function of the value, faster where an exact one is known.
+def raw_select(compiler: Any, sql: str, positions: Sequence[int]) -> str | None:
+    """``sql`` with the columns at ``positions`` selected as ``+(column)``; None if its SELECT list is unexpected.
 
-    SQLite's driver already parses a datetime column into a naive ``datetime``, and
-    Django's converter then reads the ``USE_TZ`` setting and checks awareness per value
-    before ``value.replace(tzinfo=connection.timezone)`` (what ``make_aware`` does):
-    here the setting and the zone are read once. Anything else goes to the converter.
+    On SQLite the unary plus returns its operand unchanged (text, number, blob or
+    NULL), but as an expression it has no declared type, so the driver runs no
+    converter on its values (``reindex.conversions`` converts them once instead).
     """
-    import datetime
-
-    from django.conf import settings
-
-    if (
-        getattr(converter, "__name__", "") == "convert_datetimefield_value"
-        and connection.vendor == "sqlite"
-        and settings.USE_TZ
-        and not getattr(settings, "USE_DEPRECATED_PYTZ", False)
-    ):
-        zone, naive = connection.timezone, datetime.datetime
-
-        def aware(value: Any) -> Any:
-            if type(value) is naive and value.tzinfo is None:
-                return value.replace(tzinfo=zone)
-            return converter(value, expression, connection)
-
-        return aware
-    return lambda value: converter(value, expression, connection)
-
-
-def chain(steps: list[Callable[[Any], Any]]) -> Callable[[Any], Any]:
-    """One function applying ``steps`` in order."""
-
-    def convert(value: Any) -> Any:
-        for step in steps:
-            value = step(value)
-        return value
-
-    return convert
+    wanted = set(positions)
+    columns, plus = [], []
+    for position, (_, (column_sql, _params), alias) in enumerate(compiler.select):
+        alias_sql = f" AS {compiler.connection.ops.quote_name(alias)}" if alias else ""
+        if "[" in alias_sql:  # PARSE_COLNAMES: a "[type]" in a column's name picks a converter too
+            return None
+        columns.append(column_sql + alias_sql)
+        plus.append(f"+({column_sql}){alias_sql}" if position in wanted else column_sql + alias_sql)
+    before = f"SELECT {', '.join(columns)} FROM "
+    if not sql.startswith(before):
+        return None
+    return f"SELECT {', '.join(plus)} FROM " + sql[len(before) :]
 
 
 def names_of(query: Any) -> list[str]:
