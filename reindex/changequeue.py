@@ -129,13 +129,12 @@ def database_errors(alias: str) -> Iterator[None]:
     Django reconnects at the next query once a broken connection is closed: a drainer
     running as a worker outlives a database restart.
     """
-    from django.db import InterfaceError, OperationalError, connections
+    from django.db import InterfaceError, OperationalError, close_old_connections
 
     try:
         yield
     except (OperationalError, InterfaceError) as exc:
-        for connection in connections.all(initialized_only=True):
-            connection.close_if_unusable_or_obsolete()
+        close_old_connections()  # closes the connections that are no longer usable
         first_line = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
         raise DatabaseUnavailable(f"{alias}: the database: {first_line}") from exc
 

@@ -712,12 +712,7 @@ def queue_status(state: State, names: Sequence[str], as_json: bool) -> int:
     """
     from reindex import api, reporting
 
-    results = api.queue_status(*names, config=state.config)
-    if as_json:
-        state.data(reporting.as_json(results))
-    else:
-        for result in results:
-            state.out(reporting.format_queue_status(result))
+    print_lines(state, api.queue_status(*names, config=state.config), reporting.format_queue_status, as_json)
     return errors.EXIT_OK
 
 
@@ -785,9 +780,9 @@ def triggers_install(state: State, names: Sequence[str], as_json: bool) -> int:
     Example:
       reindex --settings mysite.settings triggers install
     """
-    from reindex import api
+    from reindex import api, reporting
 
-    print_trigger_status(state, api.triggers_install(*names, config=state.config), as_json)
+    print_lines(state, api.triggers_install(*names, config=state.config), reporting.format_trigger_status, as_json)
     return errors.EXIT_OK
 
 
@@ -802,10 +797,10 @@ def triggers_status(state: State, names: Sequence[str], as_json: bool) -> int:
     Example:
       reindex --settings mysite.settings triggers status products --json
     """
-    from reindex import api
+    from reindex import api, reporting
 
     results = api.triggers_status(*names, config=state.config)
-    print_trigger_status(state, results, as_json)
+    print_lines(state, results, reporting.format_trigger_status, as_json)
     return errors.EXIT_OK if all(r.complete and r.installed for r in results) else errors.EXIT_DIFFERENCES
 
 
@@ -826,14 +821,15 @@ def triggers_remove(state: State, names: Sequence[str], as_json: bool) -> int:
     return errors.EXIT_OK
 
 
-def print_trigger_status(state: State, results: Sequence[Any], as_json: bool) -> None:
+def print_lines(state: State, results: Sequence[Any], line: Callable[[Any], str], as_json: bool) -> None:
+    """One line per result, or the results as JSON."""
     from reindex import reporting
 
     if as_json:
         state.data(reporting.as_json(results))
         return
     for result in results:
-        state.out(reporting.format_trigger_status(result))
+        state.out(line(result))
 
 
 def print_counts(state: State, counts: dict[str, int], what: str, as_json: bool) -> None:

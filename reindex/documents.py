@@ -129,7 +129,7 @@ def build_batch(
         try:
             doc_id = get_id(row) if known_id is None else known_id
             body = prepare(row)
-            if type(body) is not dict and not isinstance(body, dict):
+            if not isinstance(body, dict):
                 raise TypeError(f"prepare() returned {type(body).__name__}, not a dict")
             data = dumps(body)
         except ConfigurationError:

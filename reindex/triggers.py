@@ -41,6 +41,8 @@ from reindex.errors import ConfigurationError
 _MARK = "reindex-trigger-row-key-5f0c"
 _COMMENT_PREFIX = "reindex trigger "
 TRIGGER_SUFFIXES = ("_row", "_old", "_new")
+#: Installed trigger functions: name -> what its comment says (alias, table, fingerprint, sources).
+Installed = dict[str, dict[str, Any]]
 
 
 @dataclass(frozen=True)
@@ -296,7 +298,7 @@ def _quoted(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
 
 
-def installed(using: str) -> dict[str, dict[str, str]]:
+def installed(using: str) -> Installed:
     """The reindex trigger functions in the database: function name -> its comment (alias, table, fingerprint)."""
     from django.db import connections
 
@@ -326,6 +328,12 @@ def _triggered_tables(using: str) -> dict[tuple[str, str], int]:
         return {(function, table): count for function, table, count in cursor.fetchall()}
 
 
+def left_over(functions: Installed, alias: str, wanted: list[TableTrigger]) -> Installed:
+    """The installed functions of ``alias`` (from ``installed()``) that none of ``wanted`` is: an older ``watch``'s."""
+    keep = {trigger.function for trigger in wanted}
+    return {name: about for name, about in functions.items() if about.get("alias") == alias and name not in keep}
+
+
 def trigger_status(definitions: Iterable[Any], using: str) -> list[TriggerStatus]:
     """For each definition, its tables with triggers installed, missing, out of date or left over."""
     check_database(using)
@@ -342,10 +350,7 @@ def trigger_status(definitions: Iterable[Any], using: str) -> list[TriggerStatus
                 status.outdated.append(trigger.table)
             else:
                 status.installed.append(trigger.table)
-        wanted_functions = {t.function for t in wanted}
-        status.extra = sorted(
-            c["table"] for f, c in functions.items() if c.get("alias") == definition.alias and f not in wanted_functions
-        )
+        status.extra = sorted(about["table"] for about in left_over(functions, definition.alias, wanted).values())
         results.append(status)
     return results
 
@@ -367,10 +372,8 @@ def install(definitions: Iterable[Any], using: str) -> list[TriggerStatus]:
             for trigger in wanted:
                 for statement in install_statements(trigger):
                     cursor.execute(statement)
-            keep = {t.function for t in wanted}
-            for name, comment in functions.items():
-                if comment.get("alias") == definition.alias and name not in keep:
-                    cursor.execute(f"DROP FUNCTION IF EXISTS {_quoted(name)}() CASCADE")
+            for name in left_over(functions, definition.alias, wanted):
+                cursor.execute(f"DROP FUNCTION IF EXISTS {_quoted(name)}() CASCADE")
     return trigger_status(definitions, using)
 
 
