@@ -39,7 +39,8 @@ from reindex.api import (
     verify,
 )
 from reindex.config import Config
-from reindex.definitions import IndexDefinition
+from reindex.definitions.definition import IndexDefinition
+from reindex.definitions.related import Related
 from reindex.errors import (
     ConfigurationError,
     ConnectionFailed,
@@ -58,7 +59,6 @@ from reindex.errors import (
     TooManyErrors,
     UnknownIndexError,
 )
-from reindex.related import Related
 
 __all__ = [
     "Config",

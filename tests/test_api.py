@@ -17,8 +17,8 @@ from typing import Any
 import pytest
 
 import reindex
-from reindex import indexes
 from reindex.errors import STATUS_PRECEDENCE, worst_status
+from reindex.server import indexes
 from tests.conftest import ROOT, subprocess_env
 from tests.faultproxy import FaultProxy
 from tests.helpers import building_index, hold_lock_as, wait_for
@@ -275,7 +275,8 @@ class TestEveryCommandIsAFunction:
 
     def test_the_core_never_imports_click(self):
         code = (
-            "import sys, reindex, reindex.api, reindex.parallel, reindex.planning, reindex.migration; "
+            "import sys, reindex, reindex.api, reindex.executors.parallel, reindex.operations.planning, "
+            "reindex.operations.migration; "
             "print('click' in sys.modules)"
         )
         done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, env=os.environ)

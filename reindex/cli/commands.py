@@ -16,8 +16,8 @@ from typing import Any
 import click
 
 from reindex import errors
+from reindex.cli.console import Console
 from reindex.config import Config
-from reindex.console import Console
 from reindex.errors import ReindexError
 
 
@@ -50,7 +50,7 @@ class State:
 
     def redact(self, text: str) -> str:
         """``text`` without secrets (URL credentials only, before the configuration is known)."""
-        from reindex.connection import Connection, redact
+        from reindex.server.connection import Connection, redact
 
         if self._config is not None:
             return Connection(self._config).redact(text)
@@ -149,7 +149,7 @@ class ReindexGroup(click.Group):
     def invoke(self, ctx: click.Context) -> Any:
         from elasticsearch import ApiError, TransportError
 
-        from reindex.connection import describe_server_error
+        from reindex.server.connection import describe_server_error
 
         try:
             status = super().invoke(ctx)
@@ -214,7 +214,7 @@ def cli(
     Example:
       reindex --settings mysite.settings rebuild products
     """
-    from reindex import diagnostics
+    from reindex.cli import diagnostics
 
     ctx.obj = state = State(settings, pythonpath, es_url, verbose, quiet, log_file)
     state.console.open()
@@ -233,7 +233,8 @@ def list_command(state: State, as_json: bool) -> int:
     """
     import json
 
-    from reindex import api, reporting
+    from reindex import api
+    from reindex.cli import reporting
 
     rows = reporting.definition_rows(api.definitions(config=state.config))
     if as_json:
@@ -389,7 +390,8 @@ def rebuild(
       reindex --settings mysite.settings rebuild products --executor celery --workers 8
       reindex --settings mysite.settings rebuild products --resume
     """
-    from reindex import api, reporting
+    from reindex import api
+    from reindex.cli import reporting
 
     if dry_run:
         plans = api.plan(*names, force=force, config=state.config, **overrides)
@@ -425,7 +427,7 @@ def rebuild(
 
 def print_rebuild(state: State, result: Any, as_json: bool) -> None:
     """What one alias's rebuild says: the summary line, notices, and one error line if it failed."""
-    from reindex import reporting
+    from reindex.cli import reporting
 
     if result.skipped:
         state.say(result.error)
@@ -445,7 +447,7 @@ def print_outcome(
     started: bool,
 ) -> None:
     """A run's summary line, or its one error line (saying what it left); -v adds the failed rows."""
-    from reindex import reporting
+    from reindex.cli import reporting
 
     if result.exception is not None:
         message = f"{result.error}; {left(result)}" if started else result.error
@@ -462,7 +464,7 @@ def print_in_place_runs(
     state: State, runs: Any, as_json: bool, summary: Callable[[Any], str], left: Callable[[Any], str]
 ) -> int:
     """Print each alias's run of a command that works on the live index (a skip is a notice); its exit status."""
-    from reindex import reporting
+    from reindex.cli import reporting
 
     results = []
     for result in runs:
@@ -527,7 +529,8 @@ def update(
       reindex --settings mysite.settings update products --since 2h
       reindex --settings mysite.settings update products --all
     """
-    from reindex import api, reporting
+    from reindex import api
+    from reindex.cli import reporting
 
     if since and all_rows:
         raise click.UsageError("--since and --all do not go together: --all re-sends every row")
@@ -572,7 +575,8 @@ def sweep(
     Example:
       reindex --settings mysite.settings sweep products
     """
-    from reindex import api, reporting
+    from reindex import api
+    from reindex.cli import reporting
 
     runs = api.sweep_each(
         *names,
@@ -618,7 +622,8 @@ def verify(
       reindex --settings mysite.settings verify products --sample 500
       reindex --settings mysite.settings verify products --full --json
     """
-    from reindex import api, reporting
+    from reindex import api
+    from reindex.cli import reporting
 
     if sample and full:
         raise click.UsageError("--sample and --full do not go together")
@@ -667,7 +672,8 @@ def drain(
       reindex --settings mysite.settings drain
       reindex --settings mysite.settings drain products --loop
     """
-    from reindex import api, reporting
+    from reindex import api
+    from reindex.cli import reporting
 
     results = api.drain(
         *names,
@@ -710,7 +716,8 @@ def queue_status(state: State, names: Sequence[str], as_json: bool) -> int:
     Example:
       reindex --settings mysite.settings queue status products --json
     """
-    from reindex import api, reporting
+    from reindex import api
+    from reindex.cli import reporting
 
     print_lines(state, api.queue_status(*names, config=state.config), reporting.format_queue_status, as_json)
     return errors.EXIT_OK
@@ -780,7 +787,8 @@ def triggers_install(state: State, names: Sequence[str], as_json: bool) -> int:
     Example:
       reindex --settings mysite.settings triggers install
     """
-    from reindex import api, reporting
+    from reindex import api
+    from reindex.cli import reporting
 
     print_lines(state, api.triggers_install(*names, config=state.config), reporting.format_trigger_status, as_json)
     return errors.EXIT_OK
@@ -797,7 +805,8 @@ def triggers_status(state: State, names: Sequence[str], as_json: bool) -> int:
     Example:
       reindex --settings mysite.settings triggers status products --json
     """
-    from reindex import api, reporting
+    from reindex import api
+    from reindex.cli import reporting
 
     results = api.triggers_status(*names, config=state.config)
     print_lines(state, results, reporting.format_trigger_status, as_json)
@@ -823,7 +832,7 @@ def triggers_remove(state: State, names: Sequence[str], as_json: bool) -> int:
 
 def print_lines(state: State, results: Sequence[Any], line: Callable[[Any], str], as_json: bool) -> None:
     """One line per result, or the results as JSON."""
-    from reindex import reporting
+    from reindex.cli import reporting
 
     if as_json:
         state.data(reporting.as_json(results))
@@ -856,7 +865,8 @@ def status(state: State, names: Sequence[str], as_json: bool) -> int:
     Example:
       reindex --settings mysite.settings status products --json
     """
-    from reindex import api, reporting
+    from reindex import api
+    from reindex.cli import reporting
 
     statuses = api.status(*names, config=state.config)
     if as_json:
@@ -886,7 +896,8 @@ def diff_command(state: State, names: Sequence[str], as_json: bool) -> int:
     Example:
       reindex --settings mysite.settings diff products --json
     """
-    from reindex import api, reporting
+    from reindex import api
+    from reindex.cli import reporting
 
     reports = api.diff(*names, config=state.config)
     if as_json:
@@ -915,7 +926,8 @@ def migrate_command(state: State, name: str, dry_run: bool, as_json: bool) -> in
     Example:
       reindex --settings mysite.settings migrate products --dry-run
     """
-    from reindex import api, reporting
+    from reindex import api
+    from reindex.cli import reporting
 
     try:
         results = api.migrate(name, dry_run=dry_run, config=state.config)
@@ -944,7 +956,8 @@ def rollback(state: State, name: str, as_json: bool) -> int:
     Example:
       reindex --settings mysite.settings rollback products
     """
-    from reindex import api, reporting
+    from reindex import api
+    from reindex.cli import reporting
 
     result = api.rollback(name, config=state.config)
     if as_json:
@@ -969,7 +982,8 @@ def prune(state: State, name: str, keep: int, as_json: bool) -> int:
     Example:
       reindex --settings mysite.settings prune products --keep 1
     """
-    from reindex import api, reporting
+    from reindex import api
+    from reindex.cli import reporting
 
     result = api.prune(name, keep, config=state.config)
     if as_json:
@@ -995,7 +1009,8 @@ def unlock(state: State, name: str, force: bool, as_json: bool) -> int:
     Example:
       reindex --settings mysite.settings unlock products
     """
-    from reindex import api, reporting
+    from reindex import api
+    from reindex.cli import reporting
 
     try:
         result = api.unlock(name, force=force, config=state.config)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 
-from reindex.console import Console
+from reindex.cli.console import Console
 
 CLIENT_LOGGERS = ("elastic_transport", "elasticsearch")
 

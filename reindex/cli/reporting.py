@@ -13,21 +13,21 @@ from typing import Any
 
 import click
 
-from reindex.alias_status import AliasStatus
-from reindex.changequeue import QueueStatus
-from reindex.definitions import IndexDefinition
-from reindex.draining import DrainResult
-from reindex.drift import IndexDrift
-from reindex.locking import LockState, UnlockResult
-from reindex.mappings import ADDED, REMOVED, Difference
-from reindex.migration import MigrateResult
-from reindex.planning import RebuildPlan
-from reindex.rebuilding import RebuildResult
-from reindex.retention import PruneResult, RollbackResult
-from reindex.sweeping import SweepResult
-from reindex.triggers import TriggerStatus
-from reindex.updating import UpdateResult
-from reindex.verification import VerifyResult
+from reindex.definitions.definition import IndexDefinition
+from reindex.definitions.mappings import ADDED, REMOVED, Difference
+from reindex.operations.alias_status import AliasStatus
+from reindex.operations.migration import MigrateResult
+from reindex.operations.planning import RebuildPlan
+from reindex.operations.rebuilding import RebuildResult
+from reindex.operations.retention import PruneResult, RollbackResult
+from reindex.operations.sweeping import SweepResult
+from reindex.operations.updating import UpdateResult
+from reindex.operations.verification import VerifyResult
+from reindex.queue.draining import DrainResult
+from reindex.queue.entries import QueueStatus
+from reindex.queue.triggers import TriggerStatus
+from reindex.server.drift import IndexDrift
+from reindex.server.locking import LockState, UnlockResult
 
 #: Failed rows listed under a failed or partly failed rebuild (all of them with -v).
 FAILURES_SHOWN = 10

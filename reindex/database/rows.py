@@ -6,7 +6,7 @@ part of a rebuild's time. For a definition whose ``get_queryset()`` is a plain
 ``values()`` queryset, ``cursor_batches()`` runs the very SQL the ORM would run
 (compiled by the ORM: the keyset condition, ``ORDER BY pk`` and ``LIMIT`` added the
 same way) on the connection's cursor, applies the converters the ORM's compiler
-names for the selected columns, a whole column at a time (``reindex.conversions``:
+names for the selected columns, a whole column at a time (``reindex.database.conversions``:
 on SQLite, naive timestamps to aware datetimes, numbers to ``Decimal``, hex to
 ``UUID``..., in C where an exact equivalent is known), and builds the same dicts
 with ``zip``::
@@ -17,7 +17,7 @@ with ``zip``::
 
 ``cursor_refusal()`` says why a queryset does not qualify; it is then read through
 the ORM, which gives the same rows, only slower. ``read_grouped()`` reads the related
-rows of ``reindex.related`` the same way.
+rows of ``reindex.definitions.related`` the same way.
 """
 
 from __future__ import annotations
@@ -28,7 +28,8 @@ from dataclasses import replace
 from itertools import repeat
 from typing import Any
 
-from reindex.conversions import ColumnPlan, Unsure, column_plans, use_c_loaders
+from reindex.database.conversions import ColumnPlan, Unsure, column_plans, use_c_loaders
+from reindex.errors import ConfigurationError
 
 
 def _not_values(queryset: Any) -> bool:
@@ -103,6 +104,17 @@ def orm_batches(queryset: Any, batch_size: int, after: Any = None) -> Iterator[l
     return keyset_batches(queryset, batch_size, after, list)
 
 
+def row_pk(row: Any) -> Any:
+    """Primary key of a model instance or of a ``values()`` dict."""
+    if isinstance(row, dict):
+        if "pk" in row:
+            return row["pk"]
+        if "id" in row:
+            return row["id"]
+        raise ConfigurationError("a values() queryset must include 'pk'")
+    return row.pk
+
+
 def keyset_batches(queryset: Any, batch_size: int, after: Any, read: Callable[[Any], list[Any]]) -> Iterator[list[Any]]:
     """Lists of at most ``batch_size`` rows in primary-key order, each page read by ``read``.
 
@@ -110,8 +122,6 @@ def keyset_batches(queryset: Any, batch_size: int, after: Any, read: Callable[[A
     one per prefetch_related lookup), and the cost does not grow with the position.
     """
     from django.db import reset_queries
-
-    from reindex.definitions import row_pk
 
     ordered = queryset.order_by("pk")
     last = after
@@ -131,8 +141,6 @@ def read_grouped(queryset: Any, by: str) -> dict[Any, list[dict[str, Any]]]:
     """The rows of a plain ``values()`` queryset in lists by their field ``by``, each dict without ``by``."""
     names = names_of(queryset.query)
     if by not in names:
-        from reindex.errors import ConfigurationError
-
         raise ConfigurationError(f"related rows: {by!r} is not among the queryset's values() fields {names}")
     grouped: dict[Any, list[dict[str, Any]]] = defaultdict(list)
     columns = CursorReader().columns(queryset)
@@ -228,7 +236,7 @@ def raw_select(compiler: Any, sql: str, positions: Sequence[int]) -> str | None:
 
     On SQLite the unary plus returns its operand unchanged (text, number, blob or
     NULL), but as an expression it has no declared type, so the driver runs no
-    converter on its values (``reindex.conversions`` converts them once instead).
+    converter on its values (``reindex.database.conversions`` converts them once instead).
     """
     wanted = set(positions)
     columns, plus = [], []

@@ -33,10 +33,11 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from reindex.config import Config
+from reindex.database.rows import row_pk
 from reindex.errors import ConfigurationError, UnknownIndexError
 
 if TYPE_CHECKING:
-    from reindex.related import Related
+    from reindex.definitions.related import Related
 
 _INVALID_NAME_CHARS = re.compile(r'[\\/*?"<>| ,#:A-Z]')
 
@@ -89,10 +90,10 @@ class IndexDefinition:
     #: (unless ``changed_since()`` is overridden).
     updated_field: str | None = None
     #: Rows of other tables each document draws on, by the name ``prepare()`` finds them under:
-    #: ``{"sellers": Related(links_queryset, by="product_id")}`` (see ``reindex.related``).
+    #: ``{"sellers": Related(links_queryset, by="product_id")}`` (see ``reindex.definitions.related``).
     #: One query per relation and batch, grouped per row: no grouping loop in ``load_batch()``.
     related: Mapping[str, Related] | None = None
-    #: Read a ``values()`` queryset on the database cursor (``reindex.rows``); False: through the
+    #: Read a ``values()`` queryset on the database cursor (``reindex.database.rows``); False: through the
     #: ORM's iterator, the same rows, slower.
     cursor_reads: bool = True
     #: Saves and deletes of the definition's model, and of these related models, queue the
@@ -107,7 +108,7 @@ class IndexDefinition:
 
         Any ordering is replaced: rows are read in primary-key order, batch by batch.
         A ``values()`` queryset works too when it includes ``"pk"`` (or the pk column),
-        and is read on the database cursor, about twice as fast (see ``reindex.rows``).
+        and is read on the database cursor, about twice as fast (see ``reindex.database.rows``).
         """
         raise ConfigurationError(f"{self.name}: define get_queryset()")
 
@@ -221,17 +222,6 @@ class IndexDefinition:
         if models:
             return [m if isinstance(m, str) else m._meta.label for m in models]
         return [self.get_queryset().model._meta.label]
-
-
-def row_pk(row: Any) -> Any:
-    """Primary key of a model instance or of a ``values()`` dict."""
-    if isinstance(row, dict):
-        if "pk" in row:
-            return row["pk"]
-        if "id" in row:
-            return row["id"]
-        raise ConfigurationError("a values() queryset must include 'pk'")
-    return row.pk
 
 
 class Registry:

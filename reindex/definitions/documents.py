@@ -15,10 +15,10 @@ from itertools import repeat
 from operator import itemgetter
 from typing import Any
 
-from reindex.definitions import IndexDefinition, row_pk
+from reindex.database.rows import cursor_batches, orm_batches, row_pk
+from reindex.definitions.definition import IndexDefinition
+from reindex.definitions.related import attach_related
 from reindex.errors import ConfigurationError
-from reindex.related import attach_related
-from reindex.rows import cursor_batches, orm_batches
 
 try:
     import orjson
@@ -71,7 +71,7 @@ def loads(data: bytes) -> Any:
 def iter_batches(queryset: Any, batch_size: int, after: Any = None, *, cursor: bool = True) -> Iterator[list[Any]]:
     """Lists of at most ``batch_size`` rows in primary-key order, from ``pk > after`` if given.
 
-    Keyset pagination (``pk > last``, never OFFSET; see ``reindex.rows``). A plain
+    Keyset pagination (``pk > last``, never OFFSET; see ``reindex.database.rows``). A plain
     ``values()`` queryset is read on the database cursor unless ``cursor`` is False;
     any other through the ORM.
     """

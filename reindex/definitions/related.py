@@ -19,7 +19,7 @@ Per batch, the related rows whose ``by`` is one of the batch's keys are read wit
 query: by the range from the smallest key to the largest when the keys are close
 integers (a rebuild's batch: one range scan), else by ``IN`` (``reindex update``'s
 changed rows, spread over the table). ``values()`` querysets are read on the database
-cursor like the rows themselves (``reindex.rows``).
+cursor like the rows themselves (``reindex.database.rows``).
 """
 
 from __future__ import annotations
@@ -50,7 +50,7 @@ class Related:
 
     def groups(self, keys: Sequence[Any], *, cursor: bool = True) -> dict[Any, list[Any]]:
         """The related rows of these keys, a list per key, read with one query (on the cursor unless not ``cursor``)."""
-        from reindex.rows import plain_values, read_grouped
+        from reindex.database.rows import plain_values, read_grouped
 
         wanted = sorted_keys(keys)
         if not wanted:

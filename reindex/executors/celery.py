@@ -1,7 +1,7 @@
 """The Celery executor: one task per primary-key range, run by the site's own Celery workers.
 
 The coordinator (``rebuild --executor celery``) holds the alias's lock, creates the
-index and records its ranges in the search server (``reindex.ranges``) like any run;
+index and records its ranges in the search server (``reindex.executors.ranges``) like any run;
 then it sends one ``reindex.load_range`` task per range to ``config.celery_queue`` and
 follows the range documents: it merges each range's counts and failures once, keeps the
 ``--max-errors`` budget over all of them, and shows the progress of the running ones.
@@ -36,8 +36,8 @@ from celery import shared_task
 from reindex import interrupts
 from reindex.config import SECRET_FIELDS, Config
 from reindex.errors import ConfigurationError, LockLost, RunFailed, Superseded
-from reindex.executors import Job
-from reindex.ranges import DONE, FAILED, PENDING, RUNNING, BuildState, dropped_if_recreated
+from reindex.executors.local import Job
+from reindex.executors.ranges import DONE, FAILED, PENDING, RUNNING, BuildState, dropped_if_recreated
 
 TASK_NAME = "reindex.load_range"
 #: Seconds between two reads of the range documents left, by the coordinator: a tenth of a
@@ -58,7 +58,7 @@ def load_range_task(definition: str, index: str, ranges: int, number: int, overr
     """Load range ``number`` of the build of ``index`` in a Celery worker; what happened, in a word."""
     from django.utils.module_loading import import_string
 
-    from reindex.executors import load_range
+    from reindex.executors.local import load_range
 
     config = Config.load(**overrides)
     client = _client(config)
@@ -76,7 +76,7 @@ def load_range_task(definition: str, index: str, ranges: int, number: int, overr
 
 def _client(config: Config) -> Any:
     """One client per worker process and configuration."""
-    from reindex.connection import Connection
+    from reindex.server.connection import Connection
 
     key = repr(config)
     if key not in _clients:

@@ -1,6 +1,6 @@
 """The processes executor (``--workers N``): worker processes each build, serialise and send their own ranges.
 
-The parent hands a build's primary-key ranges (``reindex.ranges``: split at quantiles,
+The parent hands a build's primary-key ranges (``reindex.executors.ranges``: split at quantiles,
 a few per worker) to worker processes and merges what comes back: rows read, documents
 indexed, failures, and the progress bar. Each worker records the ranges it loads in the
 search server like any executor (``reindex.executors.load_range``). Each worker reads the very databases the
@@ -32,12 +32,12 @@ from typing import TYPE_CHECKING, Any
 
 from reindex.config import Config
 from reindex.errors import ConfigurationError, Interrupted, ReindexError, RunFailed
-from reindex.loading import FailureCallback, LoadCounts, ProgressFactory, check_failures
-from reindex.ranges import BuildState, RangeResult, pk_ranges
+from reindex.executors.ranges import BuildState, RangeResult, pk_ranges
+from reindex.pipeline.loading import FailureCallback, LoadCounts, ProgressFactory, check_failures
 
 if TYPE_CHECKING:
-    from reindex.definitions import IndexDefinition
-    from reindex.executors import Job
+    from reindex.definitions.definition import IndexDefinition
+    from reindex.executors.local import Job
 
 #: Ranges per worker for ``update --workers``: enough that a slow range does not hold up the end.
 RANGES_PER_WORKER = 4
@@ -139,7 +139,7 @@ def update_parallel(
     """
     from django.db.models import QuerySet
 
-    from reindex.changes import changed_keys
+    from reindex.pipeline.changes import changed_keys
 
     keys = definition.get_queryset() if since is None else changed_keys(definition, since)
     parts = config.workers * RANGES_PER_WORKER if isinstance(keys, QuerySet) else 1
@@ -282,7 +282,7 @@ def _start_worker(setup: WorkerSetup, messages: Any) -> None:
 
     from reindex import interrupts
     from reindex.boot import setup_django
-    from reindex.connection import Connection
+    from reindex.server.connection import Connection
 
     # The parent decides about SIGINT (Ctrl-C reaches the whole process group) and
     # stops workers with SIGTERM; a forked worker must not keep the parent's handlers.
@@ -326,7 +326,7 @@ def _definition(path: str) -> Any:
 
 
 def _load_range(task: RangeTask) -> RangeResult | None:
-    from reindex.executors import load_range
+    from reindex.executors.local import load_range
 
     definition = _definition(task.definition)
     try:
@@ -341,8 +341,8 @@ def _load_range(task: RangeTask) -> RangeResult | None:
 
 
 def _update_range(task: UpdateTask) -> LoadCounts:
-    from reindex.changes import changed_pk_chunks
-    from reindex.loading import stream_changes, stream_rows
+    from reindex.pipeline.changes import changed_pk_chunks
+    from reindex.pipeline.loading import stream_changes, stream_rows
 
     definition = _definition(task.definition)
     client, config, bar = _worker["client"], _worker["config"], _worker["progress"]

@@ -31,15 +31,15 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
-from reindex import indexes
-from reindex.definitions import IndexDefinition
-from reindex.documents import Failure
-from reindex.drift import definition_fingerprint
+from reindex.definitions.definition import IndexDefinition
+from reindex.definitions.documents import Failure
 from reindex.errors import ConfigurationError, Superseded
-from reindex.loading import LoadCounts
-from reindex.locking import ensure_lock_index
+from reindex.pipeline.loading import LoadCounts
+from reindex.server import indexes
+from reindex.server.drift import definition_fingerprint
+from reindex.server.locking import ensure_lock_index
 
-logger = logging.getLogger("reindex.ranges")
+logger = logging.getLogger("reindex.executors.ranges")
 
 PENDING, RUNNING, DONE, FAILED = "pending", "running", "done", "failed"
 #: Ranges per worker process at least: enough that a worker with a slow range does not hold up the end.
@@ -371,7 +371,7 @@ def dropped_if_recreated(client: Any, index: str) -> bool:
     """
     from elasticsearch import NotFoundError
 
-    from reindex.ownership import read_marker
+    from reindex.server.ownership import read_marker
 
     try:
         body = client.indices.get_mapping(index=index)

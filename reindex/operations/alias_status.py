@@ -12,13 +12,13 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from reindex import indexes
 from reindex.config import Config
-from reindex.definitions import IndexDefinition
-from reindex.drift import definition_fingerprint
-from reindex.locking import LockState, lock_state, read_holder
-from reindex.ranges import BuildState
-from reindex.watermarks import Watermark, read_watermark
+from reindex.definitions.definition import IndexDefinition
+from reindex.executors.ranges import BuildState
+from reindex.server import indexes
+from reindex.server.drift import definition_fingerprint
+from reindex.server.locking import LockState, lock_state, read_holder
+from reindex.server.watermarks import Watermark, read_watermark
 
 
 @dataclass(frozen=True)

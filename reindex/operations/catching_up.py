@@ -31,12 +31,12 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from reindex.changes import changed_pk_chunks, count_changed
 from reindex.config import Config
-from reindex.definitions import IndexDefinition
-from reindex.loading import FailureCallback, LoadCounts, stream_changes
-from reindex.sweeping import sweep_index
-from reindex.watermarks import database_now, record_watermark
+from reindex.definitions.definition import IndexDefinition
+from reindex.operations.sweeping import sweep_index
+from reindex.pipeline.changes import changed_pk_chunks, count_changed
+from reindex.pipeline.loading import FailureCallback, LoadCounts, stream_changes
+from reindex.server.watermarks import database_now, record_watermark
 
 #: At most this many deltas before the swap.
 ROUNDS = 5

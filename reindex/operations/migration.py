@@ -14,11 +14,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from reindex.definitions import IndexDefinition
-from reindex.drift import IndexDrift, definition_marker, drift, live_definition
+from reindex.definitions.definition import IndexDefinition
+from reindex.definitions.mappings import Difference, flatten
 from reindex.errors import ConfigurationError, NeedsRebuild
-from reindex.mappings import Difference, flatten
-from reindex.ownership import migrated_meta
+from reindex.server.drift import IndexDrift, definition_marker, drift, live_definition
+from reindex.server.ownership import migrated_meta
 
 
 @dataclass

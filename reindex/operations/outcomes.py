@@ -60,7 +60,7 @@ def describe_failure(exc: BaseException) -> str:
     """One line for an exception a run did not expect: what the server answered, or its type and message."""
     from elasticsearch import ApiError
 
-    from reindex.connection import describe_server_error
+    from reindex.server.connection import describe_server_error
 
     if isinstance(exc, ApiError):
         return describe_server_error(exc)

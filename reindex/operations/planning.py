@@ -15,13 +15,13 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from reindex import indexes
 from reindex.config import Config
-from reindex.definitions import IndexDefinition
-from reindex.drift import IndexDrift, drift
+from reindex.definitions.definition import IndexDefinition
 from reindex.errors import EXIT_CONFIG, EXIT_FAILED, ConfigurationError
-from reindex.rebuilding import check_alias, create_new_index, drop_new_index, ratio_refusal
-from reindex.retention import retention
+from reindex.operations.rebuilding import check_alias, create_new_index, drop_new_index, ratio_refusal
+from reindex.operations.retention import retention
+from reindex.server import indexes
+from reindex.server.drift import IndexDrift, drift
 
 
 @dataclass

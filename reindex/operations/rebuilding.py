@@ -2,11 +2,11 @@
 
 ``rebuild()`` strings the named steps together; if anything fails before the swap
 the new index is deleted and the alias is left where it was. A definition that
-tracks its changes also gets the writes made during the load (``reindex.catching_up``)::
+tracks its changes also gets the writes made during the load (``reindex.operations.catching_up``)::
 
     from reindex.config import Config
-    from reindex.connection import Connection
-    from reindex.rebuilding import rebuild
+    from reindex.server.connection import Connection
+    from reindex.operations.rebuilding import rebuild
 
     config = Config.load(keep=1)
     result = rebuild(ProductIndex(), Connection(config).client(), config)
@@ -22,18 +22,20 @@ from contextlib import suppress
 from dataclasses import dataclass, field
 from typing import Any
 
-from reindex import indexes, interrupts, ranges
-from reindex.catching_up import CatchUp, CatchUpReport
+from reindex import interrupts
 from reindex.config import Config
-from reindex.definitions import IndexDefinition
-from reindex.drift import definition_marker
+from reindex.definitions.definition import IndexDefinition
 from reindex.errors import ConfigurationError, RunFailed, TooFewDocuments
-from reindex.executors import load
-from reindex.loading import FailureCallback, LoadCounts, ProgressFactory
-from reindex.locking import AliasLock
-from reindex.outcomes import RunOutcome, failing_into
-from reindex.ownership import new_index_meta
-from reindex.retention import held_lock, retention
+from reindex.executors import ranges
+from reindex.executors.coordinator import load
+from reindex.operations.catching_up import CatchUp, CatchUpReport
+from reindex.operations.outcomes import RunOutcome, failing_into
+from reindex.operations.retention import held_lock, retention
+from reindex.pipeline.loading import FailureCallback, LoadCounts, ProgressFactory
+from reindex.server import indexes
+from reindex.server.drift import definition_marker
+from reindex.server.locking import AliasLock
+from reindex.server.ownership import new_index_meta
 
 #: Index settings applied while loading, then restored to the declared values.
 LOAD_SETTINGS = {"refresh_interval": "-1", "number_of_replicas": 0}

@@ -19,11 +19,12 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
-from reindex import indexes, interrupts
+from reindex import interrupts
 from reindex.config import Config
 from reindex.errors import ConfigurationError, Locked, NoPreviousIndex
-from reindex.locking import AliasLock
-from reindex.ranges import forget_builds
+from reindex.executors.ranges import forget_builds
+from reindex.server import indexes
+from reindex.server.locking import AliasLock
 
 #: Seconds between two tries to take a held lock, while waiting for it.
 LOCK_POLL = 1.0

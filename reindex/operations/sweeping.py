@@ -1,12 +1,12 @@
 """Deletes that leave no trace: remove the documents whose rows are gone or left the queryset.
 
 A row deleted outright has no timestamp for ``update`` to find. ``sweep()`` walks
-the live index's ids page by page (``reindex.stored``), asks the database which of
+the live index's ids page by page (``reindex.server.stored``), asks the database which of
 each page's rows ``get_queryset()`` still returns (one ``pk IN (...)`` query per
 page: no query per document), and deletes the documents of the others in bulk.
 Memory is bounded by the page, so it works on tables of millions of rows::
 
-    from reindex.sweeping import sweep
+    from reindex.operations.sweeping import sweep
 
     result = sweep(ProductIndex(), client, Config.load())
     print(result.documents, result.deleted)
@@ -22,14 +22,15 @@ from contextlib import closing, nullcontext
 from dataclasses import dataclass
 from typing import Any
 
-from reindex import indexes, interrupts
+from reindex import interrupts
 from reindex.config import Config
-from reindex.definitions import IndexDefinition
-from reindex.documents import Action, delete_actions
-from reindex.loading import FailureCallback, LoadCounts, Progress, ProgressFactory, Tally, send
-from reindex.outcomes import RunOutcome, failing_into
-from reindex.retention import held_lock
-from reindex.stored import id_pages
+from reindex.definitions.definition import IndexDefinition
+from reindex.definitions.documents import Action, delete_actions
+from reindex.operations.outcomes import RunOutcome, failing_into
+from reindex.operations.retention import held_lock
+from reindex.pipeline.loading import FailureCallback, LoadCounts, Progress, ProgressFactory, Tally, send
+from reindex.server import indexes
+from reindex.server.stored import id_pages
 
 
 @dataclass(kw_only=True)

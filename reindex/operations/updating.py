@@ -7,7 +7,7 @@ documents of changed rows that left the queryset, then records the time it noted
 the new watermark. ``everything=True`` re-sends every row instead (after ``migrate``
 added a field)::
 
-    from reindex.updating import update
+    from reindex.operations.updating import update
 
     result = update(ProductIndex(), client, Config.load())
     print(result.changed, result.indexed, result.deleted, result.watermark)
@@ -22,15 +22,15 @@ from contextlib import closing, nullcontext
 from dataclasses import dataclass
 from typing import Any
 
-from reindex import indexes
-from reindex.changes import changed_pk_chunks, count_changed
 from reindex.config import Config
-from reindex.definitions import IndexDefinition
+from reindex.definitions.definition import IndexDefinition
 from reindex.errors import ConfigurationError
-from reindex.loading import FailureCallback, LoadCounts, ProgressFactory, stream_changes, stream_rows
-from reindex.outcomes import RunOutcome, failing_into
-from reindex.retention import held_lock
-from reindex.watermarks import Watermark, database_now, parse_since, read_watermark, record_watermark
+from reindex.operations.outcomes import RunOutcome, failing_into
+from reindex.operations.retention import held_lock
+from reindex.pipeline.changes import changed_pk_chunks, count_changed
+from reindex.pipeline.loading import FailureCallback, LoadCounts, ProgressFactory, stream_changes, stream_rows
+from reindex.server import indexes
+from reindex.server.watermarks import Watermark, database_now, parse_since, read_watermark, record_watermark
 
 
 @dataclass(kw_only=True)
@@ -184,7 +184,7 @@ class Update:
         definition, result, config = self.definition, self.result, self.config
         assert result.index is not None
         if config.workers > 1:
-            from reindex.parallel import update_parallel
+            from reindex.executors.parallel import update_parallel
 
             update_parallel(definition, result.index, result, config, progress, result.changed, on_failure, since=since)
             return

@@ -27,14 +27,15 @@ from contextlib import closing, nullcontext
 from dataclasses import dataclass, field
 from typing import Any
 
-from reindex import indexes, interrupts
-from reindex.changes import change_batches
+from reindex import interrupts
 from reindex.config import Config
-from reindex.definitions import IndexDefinition
-from reindex.documents import Action, Failure, build_batches, iter_batches, loads
-from reindex.loading import Progress, ProgressFactory, chunked
-from reindex.stored import id_pages, random_ids, sources
-from reindex.sweeping import orphan_pages
+from reindex.definitions.definition import IndexDefinition
+from reindex.definitions.documents import Action, Failure, build_batches, iter_batches, loads
+from reindex.operations.sweeping import orphan_pages
+from reindex.pipeline.changes import change_batches
+from reindex.pipeline.loading import Progress, ProgressFactory, chunked
+from reindex.server import indexes
+from reindex.server.stored import id_pages, random_ids, sources
 
 #: Rows (and documents) checked when neither a sample size nor ``full`` is given.
 DEFAULT_SAMPLE = 1000

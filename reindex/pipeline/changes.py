@@ -18,10 +18,10 @@ import datetime
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any
 
-from reindex.definitions import IndexDefinition, row_pk
-from reindex.documents import Action, Failure, build_batches, delete_actions
-from reindex.rows import read_rows
-from reindex.watermarks import for_queries
+from reindex.database.rows import read_rows, row_pk
+from reindex.definitions.definition import IndexDefinition
+from reindex.definitions.documents import Action, Failure, build_batches, delete_actions
+from reindex.server.watermarks import for_queries
 
 
 def changed_keys(definition: IndexDefinition, since: datetime.datetime) -> Any:

@@ -13,7 +13,7 @@ import json
 from collections.abc import Callable
 from typing import IO, Any
 
-from reindex.documents import Failure
+from reindex.definitions.documents import Failure
 from reindex.errors import ConfigurationError
 
 

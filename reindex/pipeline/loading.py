@@ -1,10 +1,10 @@
 """Loading rows into an index: read in keyset batches, build, send in bulk, count.
 
 The one loader used by a single process and by each worker process of ``--workers``
-(``reindex.parallel``), for a rebuild's fresh index and for ``update``'s writes in
+(``reindex.executors.parallel``), for a rebuild's fresh index and for ``update``'s writes in
 place. It reads the rows batch by batch on the caller's thread (a whole queryset, or
 the rows of chunks of changed primary keys), builds and serialises the documents,
-and sends them from a background thread (``reindex.sending``) while the next batch
+and sends them from a background thread (``reindex.server.sending``) while the next batch
 is built::
 
     counts = LoadCounts()
@@ -20,12 +20,19 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol, TypeVar
 
 from reindex import interrupts
-from reindex.changes import change_action_batches
 from reindex.config import Config
-from reindex.definitions import IndexDefinition
-from reindex.documents import Action, Failure, build_batches, item_failure, iter_batches, replaced_a_document
+from reindex.definitions.definition import IndexDefinition
+from reindex.definitions.documents import (
+    Action,
+    Failure,
+    build_batches,
+    item_failure,
+    iter_batches,
+    replaced_a_document,
+)
 from reindex.errors import TooManyErrors
-from reindex.sending import BulkOptions, BulkSender
+from reindex.pipeline.changes import change_action_batches
+from reindex.server.sending import BulkOptions, BulkSender
 
 T = TypeVar("T")
 

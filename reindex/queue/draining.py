@@ -1,6 +1,6 @@
 """Draining the change queue: claimed entries become one bulk request, acknowledged entry by entry.
 
-``drain()`` claims a batch of an alias's entries (``reindex.changequeue``), reads their
+``drain()`` claims a batch of an alias's entries (``reindex.queue.entries``), reads their
 rows with the definition's queryset in one query, builds the documents of the rows
 there and deletes the documents of the rows gone or filtered out, and sends it all in
 one bulk request. Each entry's outcome is its own: confirmed entries are removed, an
@@ -28,16 +28,19 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from reindex import changequeue, indexes, interrupts
-from reindex.changes import change_batches
+from reindex import interrupts
 from reindex.config import Config
-from reindex.definitions import IndexDefinition, row_pk
-from reindex.documents import Failure, action_lines, dumps, item_failure
+from reindex.database.rows import row_pk
+from reindex.definitions.definition import IndexDefinition
+from reindex.definitions.documents import Failure, action_lines, dumps, item_failure
 from reindex.errors import ConfigurationError, DatabaseUnavailable, Interrupted, ReindexError, RunFailed
-from reindex.loading import MAX_REPORTED_FAILURES
-from reindex.locking import read_holder
-from reindex.outcomes import RunOutcome, describe_failure
-from reindex.sending import bodies
+from reindex.operations.outcomes import RunOutcome, describe_failure
+from reindex.pipeline.changes import change_batches
+from reindex.pipeline.loading import MAX_REPORTED_FAILURES
+from reindex.queue import entries as changequeue
+from reindex.server import indexes
+from reindex.server.locking import read_holder
+from reindex.server.sending import bodies
 
 logger = logging.getLogger("reindex.drain")
 

@@ -44,11 +44,11 @@ from typing import Any
 
 from reindex.config import Config
 from reindex.errors import DatabaseUnavailable
-from reindex.retries import backoff
+from reindex.server.retries import backoff
 
 #: Rows per INSERT statement when many keys are queued at once (``reindex.enqueue``).
 INSERT_CHUNK = 500
-#: The columns an upsert writes (``reindex.triggers`` writes the same).
+#: The columns an upsert writes (``reindex.queue.triggers`` writes the same).
 QUEUE_COLUMNS = ("alias", "object_id", "state", "attempts", "available_at", "changed_at", "requeued", "last_error")
 
 # What an upsert does to an entry already there. Pending: nothing (one entry however many

@@ -250,7 +250,7 @@ def function_body(alias: str, sources: Sequence[KeySource], direct: bool) -> str
     the BEFORE trigger queries with the old row while the table still holds it, and
     the AFTER trigger with the new one.
     """
-    from reindex.changequeue import QUEUE_COLUMNS, conflict_clause
+    from reindex.queue.entries import QUEUE_COLUMNS, conflict_clause
 
     def upsert(*rows: str) -> str:
         keys = " UNION ".join(f"({source.for_row(row)})" for row in rows for source in sources)

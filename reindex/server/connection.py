@@ -23,9 +23,9 @@ from elastic_transport import HttpHeaders, Transport, TransportApiResponse
 
 from reindex.config import Config
 from reindex.errors import ConfigurationError, ConnectionFailed, ServerError
-from reindex.retries import BackoffRetries, retry_options, with_backoff
+from reindex.server.retries import BackoffRetries, retry_options, with_backoff
 
-logger = logging.getLogger("reindex.connection")
+logger = logging.getLogger("reindex.server.connection")
 
 _COMPAT = re.compile(r"application/vnd\.elasticsearch\+([\w-]+)\s*;\s*compatible-with=\d+")
 #: The header the official client requires on a successful answer (elasticsearch-py 8 and 9,
@@ -59,7 +59,7 @@ class PlainJsonTransport(Transport):
 
 
 class ReindexTransport(BackoffRetries, PlainJsonTransport):
-    """Plain JSON, and transient errors retried with backoff (see ``reindex.retries``)."""
+    """Plain JSON, and transient errors retried with backoff (see ``reindex.server.retries``)."""
 
 
 def split_credentials(url: str) -> tuple[str, tuple[str, str] | None]:

@@ -12,10 +12,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from reindex import indexes
-from reindex.definitions import IndexDefinition
-from reindex.mappings import Difference, compare_mappings, compare_settings, field_paths, fingerprint
-from reindex.ownership import read_marker
+from reindex.definitions.definition import IndexDefinition
+from reindex.definitions.mappings import Difference, compare_mappings, compare_settings, field_paths, fingerprint
+from reindex.server import indexes
+from reindex.server.ownership import read_marker
 
 
 def definition_fingerprint(definition: IndexDefinition) -> str:

@@ -1,6 +1,6 @@
 """Indexes and aliases on the server: naming, creating, listing, swapping, dropping.
 
-Only indexes carrying this tool's marker for the alias (``reindex.ownership``) are
+Only indexes carrying this tool's marker for the alias (``reindex.server.ownership``) are
 ever deleted::
 
     for info in owned_indexes(client, "products"):
@@ -13,9 +13,9 @@ import datetime
 from dataclasses import dataclass
 from typing import Any
 
-from reindex.connection import error_reason
 from reindex.errors import ConfigurationError
-from reindex.ownership import Marker, read_marker, went_live_meta
+from reindex.server.connection import error_reason
+from reindex.server.ownership import Marker, read_marker, went_live_meta
 
 
 def new_index_name(alias: str, now: datetime.datetime | None = None) -> str:

@@ -30,7 +30,7 @@ from typing import Any
 from reindex.config import Config
 from reindex.errors import Locked, LockHeld, LockLost
 
-logger = logging.getLogger("reindex.locking")
+logger = logging.getLogger("reindex.server.locking")
 
 #: Index that holds one lock document per alias (no leading dot: reserved in Elasticsearch).
 LOCK_INDEX = Config.lock_index

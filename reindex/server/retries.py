@@ -19,7 +19,7 @@ from reindex.config import Config
 
 RETRY_ON_STATUS = (429, 502, 503, 504)
 
-logger = logging.getLogger("reindex.retries")
+logger = logging.getLogger("reindex.server.retries")
 
 
 def backoff(retry: int, base: float, cap: float) -> float:

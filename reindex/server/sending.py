@@ -21,7 +21,7 @@ chunking) and every result through a generator: sending pre-serialised documents
 through it cost 0.10 CPU s per 10,000 documents, against 0.02 as one body per batch
 (docs/performance.md).
 Whole requests answered 429/502/503/504 are retried by the client's transport
-(``reindex.retries``).
+(``reindex.server.retries``).
 """
 
 from __future__ import annotations
@@ -33,8 +33,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from reindex import interrupts
-from reindex.documents import Action, action_lines, created_a_document
-from reindex.retries import RETRY_ON_STATUS, backoff
+from reindex.definitions.documents import Action, action_lines, created_a_document
+from reindex.server.retries import RETRY_ON_STATUS, backoff
 
 #: Batches waiting for the sender thread; more only holds more memory.
 QUEUE_DEPTH = 2

@@ -29,7 +29,7 @@ from typing import Any
 
 from reindex.config import Config
 from reindex.errors import ConfigurationError
-from reindex.locking import ensure_lock_index
+from reindex.server.locking import ensure_lock_index
 
 #: What follows the alias in the watermark's document id.
 SUFFIX = ":watermark"
