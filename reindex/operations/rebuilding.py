@@ -2,17 +2,13 @@
 
 ``rebuild()`` strings the named steps together; if anything fails before the swap
 the new index is deleted and the alias is left where it was. A definition that
-tracks its changes also gets the writes made during the load (``reindex.operations.catching_up``)::
+tracks its changes also gets the writes made during the load (``catching_up.py``).
+Internal: users call it through the public API::
 
-    from reindex.config import Config
-    from reindex.server.connection import Connection
-    from reindex.operations.rebuilding import rebuild
+    import reindex
 
-    config = Config.load(keep=1)
-    result = rebuild(ProductIndex(), Connection(config).client(), config)
+    [result] = reindex.rebuild("products", keep=1)
     print(result.indexed, result.new_index)
-
-(``reindex.rebuild("products", keep=1)`` does the same from the registry.)
 """
 
 from __future__ import annotations

@@ -4,11 +4,12 @@ A row deleted outright has no timestamp for ``update`` to find. ``sweep()`` walk
 the live index's ids page by page (``reindex.server.stored``), asks the database which of
 each page's rows ``get_queryset()`` still returns (one ``pk IN (...)`` query per
 page: no query per document), and deletes the documents of the others in bulk.
-Memory is bounded by the page, so it works on tables of millions of rows::
+Memory is bounded by the page, so it works on tables of millions of rows.
+Internal: users call it through the public API::
 
-    from reindex.operations.sweeping import sweep
+    import reindex
 
-    result = sweep(ProductIndex(), client, Config.load())
+    [result] = reindex.sweep("products")
     print(result.documents, result.deleted)
 
 The rebuild sweeps its new index the same way before the swap, for the rows

@@ -5,11 +5,11 @@ the rows changed since the last watermark (less the overlap, ``REINDEX["UPDATE_O
 or since ``since``, writes their documents into the live index and deletes the
 documents of changed rows that left the queryset, then records the time it noted as
 the new watermark. ``everything=True`` re-sends every row instead (after ``migrate``
-added a field)::
+added a field). Internal: users call it through the public API::
 
-    from reindex.operations.updating import update
+    import reindex
 
-    result = update(ProductIndex(), client, Config.load())
+    [result] = reindex.update("products")
     print(result.changed, result.indexed, result.deleted, result.watermark)
 
 Rows deleted outright leave no timestamp behind: ``reindex sweep`` finds those.
