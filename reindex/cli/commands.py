@@ -231,14 +231,12 @@ def list_command(state: State, as_json: bool) -> int:
     Example:
       reindex --settings mysite.settings list
     """
-    import json
-
     from reindex import api
     from reindex.cli import reporting
 
     rows = reporting.definition_rows(api.definitions(config=state.config))
     if as_json:
-        state.data(json.dumps(rows, indent=2))
+        state.data(reporting.as_json(rows))
     elif not rows:
         state.say("no index definitions found (add an indexes module to an app, or REINDEX['INDEXES'])")
     else:
@@ -843,10 +841,10 @@ def print_lines(state: State, results: Sequence[Any], line: Callable[[Any], str]
 
 def print_counts(state: State, counts: dict[str, int], what: str, as_json: bool) -> None:
     """``alias: N what`` per alias, or the counts as JSON."""
-    import json
+    from reindex.cli import reporting
 
     if as_json:
-        state.data(json.dumps(counts, indent=2))
+        state.data(reporting.as_json(counts))
         return
     for alias, count in counts.items():
         state.out(f"{alias}: {count} {what}")

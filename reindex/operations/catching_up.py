@@ -29,13 +29,14 @@ from __future__ import annotations
 import datetime
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 
 from reindex.config import Config
 from reindex.definitions.definition import IndexDefinition
 from reindex.operations.sweeping import sweep_index
 from reindex.pipeline.changes import changed_pk_chunks, count_changed
 from reindex.pipeline.loading import FailureCallback, LoadCounts, stream_changes
+from reindex.results import JsonResult, json_as
 from reindex.server.watermarks import database_now, record_watermark
 
 #: At most this many deltas before the swap.
@@ -43,32 +44,23 @@ ROUNDS = 5
 
 
 @dataclass(kw_only=True)
-class DeltaCounts(LoadCounts):
+class DeltaCounts(LoadCounts, JsonResult):
     """What the deltas of one phase did: changed primary keys, documents written and deleted."""
+
+    json_placed: ClassVar = {"changed": ("indexed", "deleted", "failed")}
 
     changed: int = 0
 
-    def as_dict(self) -> dict[str, Any]:
-        return {"changed": self.changed, "indexed": self.indexed, "deleted": self.deleted, "failed": self.failed}
-
 
 @dataclass
-class CatchUpReport:
+class CatchUpReport(JsonResult):
     """The catch-up of one rebuild: deltas before the swap, rows swept, the delta after it."""
 
     rounds: int = 0
-    before_swap: DeltaCounts = field(default_factory=DeltaCounts)
+    before_swap: DeltaCounts = field(default_factory=DeltaCounts, metadata=json_as(flatten=True))
     #: Documents of rows deleted outright during the load, removed before the swap.
     swept: int = 0
     after_swap: DeltaCounts = field(default_factory=DeltaCounts)
-
-    def as_dict(self) -> dict[str, Any]:
-        return {
-            "rounds": self.rounds,
-            **self.before_swap.as_dict(),
-            "swept": self.swept,
-            "after_swap": self.after_swap.as_dict(),
-        }
 
 
 class CatchUp:

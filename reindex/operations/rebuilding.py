@@ -16,7 +16,7 @@ from __future__ import annotations
 import datetime
 from contextlib import suppress
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 
 from reindex import interrupts
 from reindex.config import Config
@@ -28,6 +28,7 @@ from reindex.operations.catching_up import CatchUp, CatchUpReport
 from reindex.operations.outcomes import RunOutcome, failing_into
 from reindex.operations.retention import held_lock, retention
 from reindex.pipeline.loading import FailureCallback, LoadCounts, ProgressFactory
+from reindex.results import JsonResult, json_as
 from reindex.server import indexes
 from reindex.server.drift import definition_marker
 from reindex.server.locking import AliasLock
@@ -38,8 +39,13 @@ LOAD_SETTINGS = {"refresh_interval": "-1", "number_of_replicas": 0}
 
 
 @dataclass(kw_only=True)
-class RebuildResult(RunOutcome, LoadCounts):
+class RebuildResult(RunOutcome, LoadCounts, JsonResult):
     """What one rebuild did: the report ``--json`` prints."""
+
+    json_placed: ClassVar = {
+        "old_indexes": ("rows_read", "indexed", "failed", "failures", "duplicates"),
+        "kept": ("skipped", "error"),
+    }
 
     alias: str
     definition: str
@@ -53,7 +59,7 @@ class RebuildResult(RunOutcome, LoadCounts):
     lock_taken_over_from: str | None = None
     #: Why: "process_gone" (the holder's process no longer exists) or "heartbeat_expired".
     lock_taken_over_because: str | None = None
-    seconds: float = 0.0
+    seconds: float = field(default=0.0, metadata=json_as(rounded=3))
     swapped: bool = False
     dropped: list[str] = field(default_factory=list)
     kept: list[str] = field(default_factory=list)
@@ -62,33 +68,6 @@ class RebuildResult(RunOutcome, LoadCounts):
     caught_up: CatchUpReport | None = None
     #: The watermark recorded after the swap (``update`` continues from it).
     watermark: datetime.datetime | None = None
-
-    def as_dict(self) -> dict[str, Any]:
-        return {
-            "alias": self.alias,
-            "definition": self.definition,
-            "new_index": self.new_index,
-            "old_indexes": self.old_indexes,
-            "rows_read": self.rows_read,
-            "indexed": self.indexed,
-            "failed": self.failed,
-            "failures": [f.as_dict() for f in self.failures],
-            "duplicates": self.duplicates,
-            "live_count": self.live_count,
-            "replaced_index": self.replaced_index,
-            "abandoned_dropped": self.abandoned_dropped,
-            "resumed": self.resumed,
-            "lock_taken_over_from": self.lock_taken_over_from,
-            "lock_taken_over_because": self.lock_taken_over_because,
-            "seconds": round(self.seconds, 3),
-            "swapped": self.swapped,
-            "dropped": self.dropped,
-            "kept": self.kept,
-            "skipped": self.skipped,
-            "error": self.error,
-            "caught_up": None if self.caught_up is None else self.caught_up.as_dict(),
-            "watermark": None if self.watermark is None else self.watermark.isoformat(),
-        }
 
 
 def rebuild(

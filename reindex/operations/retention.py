@@ -23,6 +23,7 @@ from reindex import interrupts
 from reindex.config import Config
 from reindex.errors import ConfigurationError, Locked, NoPreviousIndex
 from reindex.executors.ranges import forget_builds
+from reindex.results import JsonResult, json_as
 from reindex.server import indexes
 from reindex.server.locking import AliasLock
 
@@ -63,28 +64,22 @@ def retention(
 
 
 @dataclass
-class RollbackResult:
+class RollbackResult(JsonResult):
     """Where a rollback moved the alias from and to."""
 
     alias: str
-    from_indexes: list[str]
-    to_index: str
+    from_indexes: list[str] = field(metadata=json_as("from"))
+    to_index: str = field(metadata=json_as("to"))
     count: int
-
-    def as_dict(self) -> dict[str, Any]:
-        return {"alias": self.alias, "from": self.from_indexes, "to": self.to_index, "count": self.count}
 
 
 @dataclass
-class PruneResult:
+class PruneResult(JsonResult):
     """What a prune deleted and kept."""
 
     alias: str
     dropped: list[str] = field(default_factory=list)
     kept: list[str] = field(default_factory=list)
-
-    def as_dict(self) -> dict[str, Any]:
-        return {"alias": self.alias, "dropped": self.dropped, "kept": self.kept}
 
 
 def lock_of(client: Any, alias: str, config: Config) -> AliasLock:

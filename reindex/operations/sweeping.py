@@ -20,8 +20,8 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
 from contextlib import closing, nullcontext
-from dataclasses import dataclass
-from typing import Any
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
 
 from reindex import interrupts
 from reindex.config import Config
@@ -30,34 +30,23 @@ from reindex.definitions.documents import Action, delete_actions
 from reindex.operations.outcomes import RunOutcome, failing_into
 from reindex.operations.retention import held_lock
 from reindex.pipeline.loading import FailureCallback, LoadCounts, Progress, ProgressFactory, Tally, send
+from reindex.results import JsonResult, json_as
 from reindex.server import indexes
 from reindex.server.stored import id_pages
 
 
 @dataclass(kw_only=True)
-class SweepResult(RunOutcome, LoadCounts):
+class SweepResult(RunOutcome, LoadCounts, JsonResult):
     """What one sweep did: documents checked and deleted (``sweep --json``)."""
+
+    json_placed: ClassVar = {"documents": ("deleted", "failed", "failures"), "seconds": ("skipped", "error")}
 
     alias: str
     definition: str
     index: str | None = None
     #: Documents checked against the table.
     documents: int = 0
-    seconds: float = 0.0
-
-    def as_dict(self) -> dict[str, Any]:
-        return {
-            "alias": self.alias,
-            "definition": self.definition,
-            "index": self.index,
-            "documents": self.documents,
-            "deleted": self.deleted,
-            "failed": self.failed,
-            "failures": [f.as_dict() for f in self.failures],
-            "seconds": round(self.seconds, 3),
-            "skipped": self.skipped,
-            "error": self.error,
-        }
+    seconds: float = field(default=0.0, metadata=json_as(rounded=3))
 
 
 def sweep(

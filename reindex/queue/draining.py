@@ -26,7 +26,7 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 
 from reindex import interrupts
 from reindex.config import Config
@@ -38,6 +38,7 @@ from reindex.operations.outcomes import RunOutcome, describe_failure
 from reindex.pipeline.changes import change_batches
 from reindex.pipeline.loading import MAX_REPORTED_FAILURES
 from reindex.queue import entries as changequeue
+from reindex.results import JsonResult, json_as
 from reindex.server import indexes
 from reindex.server.locking import read_holder
 from reindex.server.sending import bodies
@@ -49,8 +50,10 @@ TRANSIENT_STATUSES = frozenset({429, 502, 503, 504})
 
 
 @dataclass(kw_only=True)
-class DrainResult(RunOutcome):
+class DrainResult(RunOutcome, JsonResult):
     """What draining one alias's queue did: the report ``drain --json`` prints."""
+
+    json_placed: ClassVar = {"seconds": ("error",)}
 
     alias: str
     definition: str
@@ -69,7 +72,7 @@ class DrainResult(RunOutcome):
     #: Entries another drainer took over after this one's lease expired (queued again).
     lost_claims: int = 0
     failures: list[Failure] = field(default_factory=list)
-    seconds: float = 0.0
+    seconds: float = field(default=0.0, metadata=json_as(rounded=3))
 
     @property
     def failed(self) -> int:
@@ -79,24 +82,6 @@ class DrainResult(RunOutcome):
     def add_failure(self, failure: Failure) -> None:
         if len(self.failures) < MAX_REPORTED_FAILURES:
             self.failures.append(failure)
-
-    def as_dict(self) -> dict[str, Any]:
-        return {
-            "alias": self.alias,
-            "definition": self.definition,
-            "batches": self.batches,
-            "claimed": self.claimed,
-            "indexed": self.indexed,
-            "deleted": self.deleted,
-            "retried": self.retried,
-            "dead": self.dead,
-            "released": self.released,
-            "replaying": self.replaying,
-            "lost_claims": self.lost_claims,
-            "failures": [f.as_dict() for f in self.failures],
-            "seconds": round(self.seconds, 3),
-            "error": self.error,
-        }
 
 
 def drain(

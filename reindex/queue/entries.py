@@ -39,11 +39,12 @@ import datetime
 import uuid
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from reindex.config import Config
 from reindex.errors import DatabaseUnavailable
+from reindex.results import JsonResult, json_as
 from reindex.server.retries import backoff
 
 #: Rows per INSERT statement when many keys are queued at once (``reindex.enqueue``).
@@ -293,7 +294,7 @@ def release(entries: Sequence[Any], token: str, delay: float, reason: str = "", 
 
 
 @dataclass
-class QueueStatus:
+class QueueStatus(JsonResult):
     """The queue of one alias: entries waiting, being drained, dead, and the age of the oldest change."""
 
     alias: str
@@ -301,11 +302,7 @@ class QueueStatus:
     claimed: int = 0
     dead: int = 0
     #: Seconds since the oldest change not yet drained was queued (None when none waits).
-    lag: float | None = None
-
-    def as_dict(self) -> dict[str, Any]:
-        lag = None if self.lag is None else round(self.lag, 3)
-        return {"alias": self.alias, "pending": self.pending, "claimed": self.claimed, "dead": self.dead, "lag": lag}
+    lag: float | None = field(default=None, metadata=json_as(rounded=3))
 
 
 def queue_status(alias: str, using: str | None = None) -> QueueStatus:

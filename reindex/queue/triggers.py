@@ -33,9 +33,10 @@ import json
 import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 
 from reindex.errors import ConfigurationError
+from reindex.results import JsonResult
 
 #: Marks the changed row's key in compiled SQL, before it becomes ``OLD."col"`` or ``NEW."col"``.
 _MARK = "reindex-trigger-row-key-5f0c"
@@ -106,8 +107,10 @@ class TableTrigger:
 
 
 @dataclass
-class TriggerStatus:
+class TriggerStatus(JsonResult):
     """The triggers of one alias: which tables have them, which want them, which are stale or left over."""
+
+    json_placed: ClassVar = {"not_covered": ("complete",)}
 
     alias: str
     installed: list[str] = field(default_factory=list)
@@ -122,17 +125,6 @@ class TriggerStatus:
     @property
     def complete(self) -> bool:
         return not (self.missing or self.outdated or self.extra)
-
-    def as_dict(self) -> dict[str, Any]:
-        return {
-            "alias": self.alias,
-            "installed": self.installed,
-            "missing": self.missing,
-            "outdated": self.outdated,
-            "extra": self.extra,
-            "not_covered": self.not_covered,
-            "complete": self.complete,
-        }
 
 
 def check_database(using: str) -> None:
