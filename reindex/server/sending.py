@@ -19,7 +19,7 @@ of ``retry_on_status``) sent again alone with exponential backoff up to
 called: it handles every action on its own (expanding, serialising, sizing,
 chunking) and every result through a generator: sending pre-serialised documents
 through it cost 0.10 CPU s per 10,000 documents, against 0.02 as one body per batch
-(docs/performance.md).
+(benchmarks/RESULTS.md).
 Whole requests answered 429/502/503/504 are retried by the client's transport
 (``reindex.server.retries``).
 """
