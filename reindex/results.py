@@ -3,8 +3,8 @@
 A result is a dataclass that inherits ``JsonResult``; ``as_dict()`` walks its fields in
 the order they are declared and converts each value the same way (datetimes to ISO
 strings, nested results and lists or dicts of them recursively). A field says how it
-differs by its ``metadata=json_as(...)``, and keys that are not the class's own fields (inherited
-counts, properties) are placed by ``json_placed``::
+differs by its ``metadata=json_as(...)``, and keys that are not the class's own fields
+(inherited counts, properties) are placed by ``json_placed``::
 
     @dataclass
     class Pruned(JsonResult):
@@ -92,7 +92,8 @@ class JsonResult:
         self._place("", data)
         own = _own_fields(type(self))
         for spec in dataclasses.fields(self):  # type: ignore[arg-type]
-            if spec.name not in own or spec.metadata.get(_KEY, spec.name) is None:
+            key = spec.metadata.get(_KEY, spec.name)
+            if spec.name not in own or key is None:
                 continue
             value = getattr(self, spec.name)
             convert = spec.metadata.get(_CONVERT)
@@ -100,8 +101,8 @@ class JsonResult:
             if spec.metadata.get(_FLATTEN):
                 data.update(value)
             else:
-                data[spec.metadata.get(_KEY, spec.name)] = value
-            self._place(spec.metadata.get(_KEY, spec.name), data)
+                data[key] = value
+            self._place(key, data)
         return data
 
     def _place(self, after: str, data: dict[str, Any]) -> None:
@@ -111,10 +112,10 @@ class JsonResult:
             self._place(key, data)
 
 
-def _own_fields(cls: type) -> set[str]:
+def _own_fields(cls: type) -> frozenset[str]:
     """The fields ``cls`` declares itself (a base class's fields are in the JSON only where placed)."""
     inherited: set[str] = set()
     for base in cls.__mro__[1:]:
         if dataclasses.is_dataclass(base):
             inherited.update(spec.name for spec in dataclasses.fields(base))
-    return {spec.name for spec in dataclasses.fields(cls)} - inherited  # type: ignore[arg-type]
+    return frozenset(spec.name for spec in dataclasses.fields(cls)) - inherited  # type: ignore[arg-type]
