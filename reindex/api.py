@@ -70,10 +70,14 @@ def definitions(*targets: Target, config: Config | None = None) -> list[IndexDef
     return discover(config or load_config()).select(targets)
 
 
-def connect(config: Config | None = None) -> Any:
-    """An ``Elasticsearch`` client for ``config``, after checking the server answers (ConnectionFailed if not)."""
+def connect(config: Config | None = None, *, check: bool = False) -> Any:
+    """An ``Elasticsearch`` client for ``config``; it connects on its first request (``check=True``: now).
+
+    With ``check=True`` it first asks the server who it is and raises ConnectionFailed if it cannot answer.
+    """
     connection = Connection(config or load_config())
-    connection.check()
+    if check:
+        connection.check()
     return connection.client()
 
 

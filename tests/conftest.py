@@ -157,22 +157,45 @@ class ProductIndex(IndexDefinition):
 @pytest.fixture(scope="module")
 def fresh_project(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A project as ``django-admin startproject mysite`` makes it, with an app ``shop`` holding 12 products."""
-    tmp_path = tmp_path_factory.mktemp("project")
-    root = tmp_path / "mysite"
-    root.mkdir()
-    env = {"PATH": os.environ["PATH"], "HOME": str(tmp_path)}
-    run = [sys.executable, "-m", "django", "startproject", "mysite", str(root)]
-    subprocess.run(run, check=True, env=env, capture_output=True)
-    (root / "shop").mkdir()
-    (root / "shop" / "__init__.py").write_text("")
-    (root / "shop" / "models.py").write_text(SHOP_MODELS)
-    (root / "shop" / "indexes.py").write_text(SHOP_INDEXES)
-    settings = root / "mysite" / "settings.py"
-    settings.write_text(settings.read_text().replace("INSTALLED_APPS = [", "INSTALLED_APPS = [\n    'shop',"))
-    for command in (["makemigrations", "shop"], ["migrate"]):
-        subprocess.run([sys.executable, "manage.py", *command], check=True, env=env, cwd=root, capture_output=True)
-    fill = "from shop.models import Product; Product.objects.bulk_create(Product(name=f'p{n}') for n in range(12))"
-    subprocess.run(
-        [sys.executable, "manage.py", "shell", "-c", fill], check=True, env=env, cwd=root, capture_output=True
+    root = start_project(tmp_path_factory.mktemp("project"), {"models.py": SHOP_MODELS, "indexes.py": SHOP_INDEXES})
+    manage(
+        root,
+        "shell",
+        "-v",
+        "0",
+        "-c",
+        "from shop.models import Product; Product.objects.bulk_create(Product(name=f'p{n}') for n in range(12))",
     )
     return root
+
+
+def start_project(where: Path, shop_files: dict[str, str], settings_tail: str = "") -> Path:
+    """``django-admin startproject mysite`` in ``where``, an app ``shop`` of ``shop_files``, migrated; its root."""
+    root = where / "mysite"
+    root.mkdir()
+    run = [sys.executable, "-m", "django", "startproject", "mysite", str(root)]
+    subprocess.run(run, check=True, env=project_env(root), capture_output=True)
+    for name, text in {"__init__.py": "", **shop_files}.items():
+        (root / "shop" / name).parent.mkdir(parents=True, exist_ok=True)
+        (root / "shop" / name).write_text(text)
+    settings = root / "mysite" / "settings.py"
+    text = settings.read_text().replace("INSTALLED_APPS = [", "INSTALLED_APPS = [\n    'shop',")
+    settings.write_text(text + settings_tail)
+    manage(root, "makemigrations", "shop")
+    manage(root, "migrate")
+    return root
+
+
+def project_env(root: Path, **extra: str) -> dict[str, str]:
+    """A new user's shell in ``root``'s project: the PATH and HOME only, and ``extra``."""
+    return {"PATH": os.environ["PATH"], "HOME": str(root.parent), **extra}
+
+
+def manage(root: Path, *args: str, **env: str) -> str:
+    """``python manage.py ARGS`` in the project at ``root``; its stdout (AssertionError with its stderr on failure)."""
+    done = subprocess.run(
+        [sys.executable, "manage.py", *args], env=project_env(root, **env), cwd=root, capture_output=True, text=True
+    )
+    if done.returncode:
+        raise AssertionError(f"manage.py {' '.join(args)} exited {done.returncode}:\n{done.stderr}")
+    return done.stdout
