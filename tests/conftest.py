@@ -158,13 +158,8 @@ class ProductIndex(IndexDefinition):
 def fresh_project(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A project as ``django-admin startproject mysite`` makes it, with an app ``shop`` holding 12 products."""
     root = start_project(tmp_path_factory.mktemp("project"), {"models.py": SHOP_MODELS, "indexes.py": SHOP_INDEXES})
-    manage(
-        root,
-        "shell",
-        "-v",
-        "0",
-        "-c",
-        "from shop.models import Product; Product.objects.bulk_create(Product(name=f'p{n}') for n in range(12))",
+    in_shell(
+        root, "from shop.models import Product; Product.objects.bulk_create(Product(name=f'p{n}') for n in range(12))"
     )
     return root
 
@@ -199,3 +194,8 @@ def manage(root: Path, *args: str, **env: str) -> str:
     if done.returncode:
         raise AssertionError(f"manage.py {' '.join(args)} exited {done.returncode}:\n{done.stderr}")
     return done.stdout
+
+
+def in_shell(root: Path, code: str, **env: str) -> str:
+    """Run ``code`` in ``python manage.py shell`` of the project at ``root``; what it printed."""
+    return manage(root, "shell", "-v", "0", "-c", code, **env)

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import ROOT, manage, project_env, start_project
+from tests.conftest import ROOT, in_shell, project_env, start_project
 
 README = (ROOT / "README.md").read_text()
 
@@ -68,7 +68,7 @@ def readme_site(tmp_path_factory: pytest.TempPathFactory) -> Path:
     urls.write_text(
         urls.read_text() + "\nfrom shop import views\n\nurlpatterns.append(path('search/', views.search))\n"
     )
-    manage(root, "shell", "-v", "0", "-c", SEED)
+    in_shell(root, SEED)
     return root
 
 
@@ -79,7 +79,7 @@ def test_the_readme_view_finds_rows_through_the_alias_it_rebuilt(readme_site, es
     built = subprocess.run(rebuild, env=env, cwd=readme_site, capture_output=True, text=True)
     assert built.returncode == 0, built.stderr
 
-    status, page = manage(readme_site, "shell", "-v", "0", "-c", REQUEST, REINDEX_ES_URL=es_url).split("\n", 1)
+    status, page = in_shell(readme_site, REQUEST, REINDEX_ES_URL=es_url).split("\n", 1)
 
     assert status == "200"
     assert sorted(re.findall(r"<li>(.*?)</li>", page)) == ["Copper Teapot (Kitchen)", "Enamel Teapot (Kitchen)"]
@@ -92,9 +92,7 @@ def test_importing_the_readme_view_makes_no_network_call(readme_site):
         down.settimeout(0.5)
         url = f"http://127.0.0.1:{down.getsockname()[1]}"
 
-        output = manage(
-            readme_site, "shell", "-v", "0", "-c", "import shop.views; print('imported')", REINDEX_ES_URL=url
-        )
+        output = in_shell(readme_site, "import shop.views; print('imported')", REINDEX_ES_URL=url)
 
         assert output.strip() == "imported"
         with pytest.raises(TimeoutError):
