@@ -29,7 +29,7 @@ from reindex.changequeue import purge as purge_entries
 from reindex.changequeue import queue_status as status_of
 from reindex.config import Config
 from reindex.connection import Connection
-from reindex.definitions import IndexDefinition, Target, discover
+from reindex.definitions import HOW_TO_TRACK, IndexDefinition, Target, discover
 from reindex.draining import DrainResult
 from reindex.draining import drain as drain_queues
 from reindex.drift import IndexDrift
@@ -225,9 +225,10 @@ def update_each(
     if not targets and not all_rows:
         chosen = [d for d in chosen if d.tracks_changes]
         if not chosen:
+            untracked = ", ".join(d.alias for d in session.definitions)
             raise ConfigurationError(
-                "no definition tracks its changes (updated_field or changed_since()); "
-                "name one, or re-send every row with update --all"
+                f"no definition tracks its changes ({untracked}): {HOW_TO_TRACK}; "
+                "or re-send every row of one with: update NAME --all"
             )
 
     def run(definition: IndexDefinition, failed: FailureCallback | None) -> UpdateResult:

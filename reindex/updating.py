@@ -25,7 +25,7 @@ from typing import Any
 from reindex import indexes
 from reindex.changes import changed_pk_chunks, count_changed
 from reindex.config import Config
-from reindex.definitions import IndexDefinition
+from reindex.definitions import HOW_TO_TRACK, IndexDefinition
 from reindex.errors import ConfigurationError
 from reindex.loading import FailureCallback, LoadCounts, ProgressFactory, stream_changes, stream_rows
 from reindex.outcomes import RunOutcome, failing_into
@@ -126,8 +126,8 @@ class Update:
         definition.check_ids()
         if not (everything or definition.tracks_changes):
             raise ConfigurationError(
-                f"{definition.alias}: changes are not tracked (no updated_field, no changed_since()); "
-                "set one in the definition, or re-send every row with update --all"
+                f"{definition.alias}: changes are not tracked: {HOW_TO_TRACK}; "
+                f"or re-send every row with: update {definition.alias} --all"
             )
         result.index = indexes.serving_index(self.client, definition.alias)
         now = database_now(definition.get_queryset().db)  # before any read

@@ -97,3 +97,48 @@ def test_importing_the_readme_view_makes_no_network_call(readme_site):
         assert output.strip() == "imported"
         with pytest.raises(TimeoutError):
             down.accept()
+
+
+def run_reindex(project: Path, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
+    """``reindex ARGS`` typed in the project's root, as the README shows it."""
+    reindex = Path(sys.executable).parent / "reindex"
+    return subprocess.run(
+        [str(reindex), *args], env=project_env(project, **env), cwd=project, capture_output=True, text=True
+    )
+
+
+def test_update_in_a_site_that_tracks_no_changes_says_what_to_set(fresh_project, es_url):
+    done = run_reindex(fresh_project, "--settings", "mysite.settings", "update", REINDEX_ES_URL=es_url)
+    named = run_reindex(fresh_project, "--settings", "mysite.settings", "update", "shopproducts", REINDEX_ES_URL=es_url)
+
+    how = "set updated_field (the model's last-updated field) or define changed_since() in its definition"
+    assert (done.returncode, done.stderr) == (
+        2,
+        f"reindex: error: no definition tracks its changes (shopproducts): {how}; "
+        "or re-send every row of one with: update NAME --all\n",
+    )
+    assert (named.returncode, named.stderr) == (
+        2,
+        f"reindex: error: shopproducts: changes are not tracked: {how}; "
+        "or re-send every row with: update shopproducts --all\n",
+    )
+
+
+def test_a_typo_in_the_settings_module_names_the_missing_module(fresh_project):
+    done = run_reindex(fresh_project, "--settings", "mysite.settngs", "list")
+
+    assert done.returncode == 2
+    assert done.stderr == (
+        f"reindex: error: cannot import settings module 'mysite.settngs': "
+        f"there is no module 'settngs' in {fresh_project / 'mysite'}\n"
+    )
+
+
+def test_a_host_name_that_does_not_resolve_is_one_whole_line(fresh_project):
+    done = run_reindex(
+        fresh_project, "--settings", "mysite.settings", "--es-url", "http://search.invalid:9200", "status"
+    )
+
+    assert done.returncode == 2
+    assert done.stderr.startswith("reindex: error: cannot reach the search server at http://search.invalid:9200: ")
+    assert re.search(r"Failed to resolve 'search.invalid' \(\[Errno -?\d+\] [^()]+\)\n$", done.stderr)

@@ -302,7 +302,10 @@ class TestWhatUpdateRefuses:
         run = reindex("update", "tiny", "--since", "1h")
 
         assert run.exit_code == 2
-        assert "tiny: changes are not tracked (no updated_field, no changed_since())" in run.stderr
+        assert (
+            "tiny: changes are not tracked: set updated_field (the model's last-updated field) or define" in run.stderr
+        )
+        assert run.stderr.strip().endswith("or re-send every row with: update tiny --all")
         assert reindex("update", "tiny", "--all").exit_code == 0
 
     def test_with_no_name_it_updates_the_aliases_that_track_changes(self, catalog, reindex, settings):
