@@ -11,13 +11,15 @@ LINT_DIRS := $(wildcard reindex tests example benchmarks scripts)
 venv: $(STAMP)
 
 # Reinstall only when the package's metadata changes.
+# pip's output goes to $(VENV)/pip.log, shown when it fails.
 $(STAMP): setup.cfg pyproject.toml
-	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install -e '.[dev]'
-	touch $@
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	@echo "installing reindex and its development tools into $(VENV) (log: $(VENV)/pip.log)"
+	@$(BIN)/python -m pip install -e '.[dev]' > $(VENV)/pip.log 2>&1 || { cat $(VENV)/pip.log >&2; exit 1; }
+	@touch $@
 
 demo: venv
-	scripts/demo.sh
+	@scripts/demo.sh
 
 # The suite on SQLite, then on PostgreSQL when one answers on 127.0.0.1:5432, then the
 # change queue's tests on MariaDB when one answers on 127.0.0.1:3306 (CI sets
@@ -57,5 +59,5 @@ test-compat:
 	$(COMPAT)/bin/pytest -q
 
 clean:
-	rm -rf build dist *.egg-info .mypy_cache .ruff_cache .hypothesis example/*.sqlite3
+	rm -rf build dist *.egg-info .mypy_cache .ruff_cache .hypothesis example/*.sqlite3 example/testserver.log
 	find . -path ./$(VENV) -prune -o -name __pycache__ -type d -exec rm -rf {} +
