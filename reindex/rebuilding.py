@@ -29,7 +29,7 @@ from reindex.definitions import IndexDefinition
 from reindex.drift import definition_marker
 from reindex.errors import ConfigurationError, RunFailed, TooFewDocuments
 from reindex.executors import load
-from reindex.loading import FailureCallback, LoadCounts, ProgressFactory
+from reindex.loading import FailureCallback, LoadCounts, ProgressFactory, log_start
 from reindex.locking import AliasLock
 from reindex.outcomes import RunOutcome, failing_into
 from reindex.ownership import new_index_meta
@@ -154,6 +154,9 @@ class Build:
         interrupts.check()
         result.new_index = resumed or create_new_index(client, self.definition)
         result.resumed = resumed is not None
+        log_start(
+            alias, "rebuild", f"{total:,} rows into {result.new_index}" + (" (resumed)" if result.resumed else "")
+        )
         try:
             load(
                 client,

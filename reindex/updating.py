@@ -27,7 +27,7 @@ from reindex.changes import changed_pk_chunks, count_changed
 from reindex.config import Config
 from reindex.definitions import HOW_TO_TRACK, IndexDefinition
 from reindex.errors import ConfigurationError
-from reindex.loading import FailureCallback, LoadCounts, ProgressFactory, stream_changes, stream_rows
+from reindex.loading import FailureCallback, LoadCounts, ProgressFactory, log_start, stream_changes, stream_rows
 from reindex.outcomes import RunOutcome, failing_into
 from reindex.retention import held_lock
 from reindex.watermarks import Watermark, database_now, parse_since, read_watermark, record_watermark
@@ -183,6 +183,8 @@ class Update:
         """Send the changes (or every row of ``queryset``) to the live index, in this process or in workers."""
         definition, result, config = self.definition, self.result, self.config
         assert result.index is not None
+        since_text = "every row" if since is None else f"rows changed since {since.isoformat(timespec='milliseconds')}"
+        log_start(definition.alias, "update", f"{result.changed:,} {since_text} into {result.index}")
         if config.workers > 1:
             from reindex.parallel import update_parallel
 

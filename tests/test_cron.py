@@ -118,10 +118,10 @@ class TestTheShippedCrontab:
         done = self.run(env, command)
 
         assert (done.returncode, done.stdout, done.stderr) == (0, "", "")  # cron mails nothing
-        [line] = (log_dir / "rebuild.log").read_text().splitlines()
-        assert re.match(
-            r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d[+-]\d\d:\d\d \S+ reindex\[\d+\]: shopproducts: 12 indexed", line
-        )
+        start, end = (log_dir / "rebuild.log").read_text().splitlines()
+        stamp = r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d[+-]\d\d:\d\d \S+ reindex\[\d+\]: "
+        assert re.match(stamp + r"shopproducts: rebuild started: 12 rows into shopproducts-\d+$", start)
+        assert re.match(stamp + "shopproducts: 12 indexed", end)
         assert es.count(index="shopproducts")["count"] == 12
 
     def test_a_host_that_loses_the_lock_logs_the_skip_and_mails_nothing(self, fresh_project, es_url, es, tmp_path):
@@ -129,12 +129,16 @@ class TestTheShippedCrontab:
 
         log_dir = tmp_path / "log"
         env, command = self.cron_line(fresh_project, log_dir, es_url)
+        command = command.replace("--lock-wait 60", "--lock-wait 1")  # the other host's run is not ending soon
         hold_lock_as(es, "shopproducts", "web2", 4242, age=5)
 
         done = self.run(env, command)
 
         assert (done.returncode, done.stdout, done.stderr) == (3, "", "")
-        assert "reindex: shopproducts: skipped: locked by web2:4242" in (log_dir / "rebuild.log").read_text()
+        assert (
+            "]: shopproducts: skipped after waiting 1s for the lock: locked by web2:4242"
+            in (log_dir / "rebuild.log").read_text()
+        )
 
     def test_a_failure_is_mailed_and_logged(self, fresh_project, tmp_path):
         log_dir = tmp_path / "log"
@@ -145,7 +149,8 @@ class TestTheShippedCrontab:
         assert done.returncode == 2 and done.stdout == ""
         [mailed] = done.stderr.splitlines()
         assert mailed.startswith("reindex: error: cannot reach the search server at http://127.0.0.1:1")
-        assert mailed in (log_dir / "rebuild.log").read_text()
+        [logged] = (log_dir / "rebuild.log").read_text().splitlines()
+        assert logged.endswith("]: " + mailed.removeprefix("reindex: "))  # once "reindex", from the log's prefix
 
 
 def test_the_documented_command_finds_the_settings_from_the_project_root(fresh_project, es_url):
