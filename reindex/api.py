@@ -431,12 +431,26 @@ def triggers_install(*targets: Target, config: Config | None = None) -> list[Tri
     triggers left over from an older ``watch`` are dropped. One transaction; safe to run
     again. Raises ConfigurationError on a database that is not PostgreSQL.
     """
-    return install_triggers(definitions(*targets, config=config), queue_database())
+    return install_triggers(queued_definitions(targets, config), queue_database())
 
 
 def triggers_status(*targets: Target, config: Config | None = None) -> list[TriggerStatus]:
     """Per definition, the tables whose triggers are installed, missing, out of date or left over."""
-    return status_of_triggers(definitions(*targets, config=config), queue_database())
+    return status_of_triggers(queued_definitions(targets, config), queue_database())
+
+
+def queued_definitions(targets: Sequence[Target], config: Config | None) -> list[IndexDefinition]:
+    """The definitions whose changes are queued: every one that declares ``watch``, or those named (each must)."""
+    chosen = definitions(*targets, config=config)
+    if not targets:
+        return [d for d in chosen if d.queues_changes]
+    for definition in chosen:
+        if not definition.queues_changes:
+            raise ConfigurationError(
+                f"{definition.alias}: declares no watch, so none of its changes are queued; "
+                "add watch = {} to its definition to queue its own rows (docs/queue.md)"
+            )
+    return chosen
 
 
 def triggers_remove(*targets: Target, config: Config | None = None) -> dict[str, int]:

@@ -194,6 +194,11 @@ class IndexDefinition:
         return self.get_queryset().model._meta.pk
 
     @property
+    def queues_changes(self) -> bool:
+        """True when saves (and, with triggers, SQL writes) queue this definition's changes: it declares ``watch``."""
+        return self.watch is not None
+
+    @property
     def tracks_changes(self) -> bool:
         """True when the definition can find its changed rows: ``updated_field`` or its own ``changed_since()``."""
         return bool(self.updated_field) or type(self).changed_since is not IndexDefinition.changed_since
