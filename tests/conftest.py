@@ -23,6 +23,24 @@ from reindex.config import Config
 from reindex.connection import Connection
 
 ROOT = Path(__file__).resolve().parent.parent
+
+#: The modules whose tests go through what differs between databases: reading rows and
+#: converting values, the changed-rows queries and the database's clock, the change queue
+#: (SKIP LOCKED), triggers, concurrent writers. ``make test`` runs only these on PostgreSQL
+#: and MariaDB (``-m database``); ``make test-all`` runs every test on every database.
+DATABASE_SPECIFIC = {
+    "test_rows", "test_conversions", "test_queries", "test_update", "test_catch_up",
+    "test_concurrent_writes", "test_queue", "test_queue_faults", "test_triggers", "test_rebuild",
+}  # fmt: skip
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark the tests of ``DATABASE_SPECIFIC`` modules ``database``."""
+    for item in items:
+        if item.module is not None and item.module.__name__.rpartition(".")[2] in DATABASE_SPECIFIC:
+            item.add_marker(pytest.mark.database)
+
+
 TEST_ALIASES = ("products", "categories", "poison", "tiny", "property", "batches", "shopproducts", "paced", "skus")
 
 
