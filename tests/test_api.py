@@ -286,8 +286,9 @@ class TestEveryCommandIsAFunction:
 
 class TestCursorRefusal:
     def test_a_values_queryset_is_read_on_the_cursor_and_a_prefetch_is_not(self, db):
-        import reindex
         from catalog.models import Product
+
+        import reindex
 
         assert reindex.cursor_refusal(Product.objects.values("pk", "name")) is None
         assert reindex.cursor_refusal(Product.objects.prefetch_related("sellers").values("pk")) == "prefetch_related()"
