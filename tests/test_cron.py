@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from reindex import indexes
+from reindex.server import indexes
 from tests.conftest import ROOT, in_shell, manage, project_env, start_project, subprocess_env
 
 
