@@ -32,7 +32,7 @@ lint: venv
 	$(BIN)/ruff check $(LINT_DIRS)
 	$(BIN)/ruff format --check $(LINT_DIRS)
 
-# A newcomer's check, about five minutes on two cores: the whole suite on SQLite; on
+# A newcomer's check: the whole suite on SQLite; on
 # PostgreSQL (127.0.0.1:5432) and MariaDB (127.0.0.1:3306), when they answer, the tests
 # of what differs between databases (marked `database`, see tests/conftest.py).
 test: lint
