@@ -39,6 +39,7 @@ from reindex.api import (
     verify,
 )
 from reindex.config import Config
+from reindex.database.rows import cursor_refusal
 from reindex.definitions.definition import IndexDefinition
 from reindex.definitions.related import Related
 from reindex.errors import (
@@ -81,6 +82,7 @@ __all__ = [
     "TooManyErrors",
     "UnknownIndexError",
     "connect",
+    "cursor_refusal",
     "definitions",
     "diff",
     "drain",

@@ -24,7 +24,7 @@ from contextlib import ExitStack
 from typing import Any
 
 from reindex.config import Config
-from reindex.definitions.definition import IndexDefinition, Target, discover
+from reindex.definitions.definition import HOW_TO_TRACK, IndexDefinition, Target, discover
 from reindex.errors import ConfigurationError, Interrupted, ReindexError, worst_status
 from reindex.interrupts import signals_raise_interrupted
 from reindex.operations.alias_status import AliasStatus, alias_status, server_info
@@ -70,10 +70,14 @@ def definitions(*targets: Target, config: Config | None = None) -> list[IndexDef
     return discover(config or load_config()).select(targets)
 
 
-def connect(config: Config | None = None) -> Any:
-    """An ``Elasticsearch`` client for ``config``, after checking the server answers (ConnectionFailed if not)."""
+def connect(config: Config | None = None, *, check: bool = False) -> Any:
+    """An ``Elasticsearch`` client for ``config``; it connects on its first request (``check=True``: now).
+
+    With ``check=True`` it first asks the server who it is and raises ConnectionFailed if it cannot answer.
+    """
     connection = Connection(config or load_config())
-    connection.check()
+    if check:
+        connection.check()
     return connection.client()
 
 
@@ -221,9 +225,10 @@ def update_each(
     if not targets and not all_rows:
         chosen = [d for d in chosen if d.tracks_changes]
         if not chosen:
+            untracked = ", ".join(d.alias for d in session.definitions)
             raise ConfigurationError(
-                "no definition tracks its changes (updated_field or changed_since()); "
-                "name one, or re-send every row with update --all"
+                f"no definition tracks its changes ({untracked}): {HOW_TO_TRACK}; "
+                "or re-send every row of one with: update NAME --all"
             )
 
     def run(definition: IndexDefinition, failed: FailureCallback | None) -> UpdateResult:
@@ -426,12 +431,26 @@ def triggers_install(*targets: Target, config: Config | None = None) -> list[Tri
     triggers left over from an older ``watch`` are dropped. One transaction; safe to run
     again. Raises ConfigurationError on a database that is not PostgreSQL.
     """
-    return install_triggers(definitions(*targets, config=config), queue_database())
+    return install_triggers(queued_definitions(targets, config), queue_database())
 
 
 def triggers_status(*targets: Target, config: Config | None = None) -> list[TriggerStatus]:
     """Per definition, the tables whose triggers are installed, missing, out of date or left over."""
-    return status_of_triggers(definitions(*targets, config=config), queue_database())
+    return status_of_triggers(queued_definitions(targets, config), queue_database())
+
+
+def queued_definitions(targets: Sequence[Target], config: Config | None) -> list[IndexDefinition]:
+    """The definitions whose changes are queued: every one that declares ``watch``, or those named (each must)."""
+    chosen = definitions(*targets, config=config)
+    if not targets:
+        return [d for d in chosen if d.queues_changes]
+    for definition in chosen:
+        if not definition.queues_changes:
+            raise ConfigurationError(
+                f"{definition.alias}: declares no watch, so none of its changes are queued; "
+                "add watch = {} to its definition to queue its own rows (docs/queue.md)"
+            )
+    return chosen
 
 
 def triggers_remove(*targets: Target, config: Config | None = None) -> dict[str, int]:

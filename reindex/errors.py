@@ -175,6 +175,9 @@ class Locked(ReindexError):
         self.alias, self.holder = alias, holder
 
     @classmethod
-    def held_by(cls, alias: str, holder: Any) -> Locked:
+    def held_by(cls, alias: str, holder: Any, waited: float = 0) -> Locked:
         since = datetime.datetime.fromtimestamp(holder.started, datetime.timezone.utc).isoformat(timespec="seconds")
-        return cls(f"{alias}: skipped: locked by {holder.host}:{holder.pid} since {since}", alias=alias, holder=holder)
+        skipped = f"skipped after waiting {waited:g}s for the lock" if waited else "skipped"
+        return cls(
+            f"{alias}: {skipped}: locked by {holder.host}:{holder.pid} since {since}", alias=alias, holder=holder
+        )

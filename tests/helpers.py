@@ -68,9 +68,10 @@ def building_index(es: Any, alias: str = "products") -> str | None:
     return None
 
 
-def lock_free_or_stale(es: Any, alias: str = "products") -> bool:
+def lock_free_or_stale(es: Any, alias: str = "products", ttl: float = 2) -> bool:
+    """Whether the alias's lock is free, or stale under a lock time to live of ``ttl`` seconds."""
     holder = read_holder(es, alias)
-    return holder is None or holder.age() > 2.5
+    return holder is None or holder.age() > ttl + 0.5
 
 
 def alive(pid: int) -> bool:

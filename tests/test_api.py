@@ -282,3 +282,14 @@ class TestEveryCommandIsAFunction:
         done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, env=os.environ)
 
         assert done.stdout.strip() == "False", done.stderr
+
+
+class TestCursorRefusal:
+    def test_a_values_queryset_is_read_on_the_cursor_and_a_prefetch_is_not(self, db):
+        from catalog.models import Product
+
+        import reindex
+
+        assert reindex.cursor_refusal(Product.objects.values("pk", "name")) is None
+        assert reindex.cursor_refusal(Product.objects.prefetch_related("sellers").values("pk")) == "prefetch_related()"
+        assert reindex.cursor_refusal(Product.objects.all()).startswith("not a values() queryset")

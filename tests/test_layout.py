@@ -133,3 +133,28 @@ def test_click_only_under_the_cli() -> None:
             if isinstance(node, ast.Import | ast.ImportFrom):
                 names = [a.name for a in node.names] if isinstance(node, ast.Import) else [node.module or ""]
                 assert not any(n.split(".")[0] == "click" for n in names), f"{name} imports click"
+
+
+#: The modules a user may import besides ``reindex`` itself; everything else under reindex/ is internal.
+PUBLIC_MODULES = {"capture", "errors", "models", "tasks", "testserver", "testing"}
+#: Names that look like ``reindex.<name>`` in the docs but are not Python: Celery task names, a PostgreSQL setting.
+NOT_PYTHON = {"drain", "load_range", "paused"}
+
+
+def test_the_docs_show_only_the_public_surface() -> None:
+    """What the README and docs/ call ``reindex.<name>`` is exported by ``reindex`` or a public module."""
+    import re
+
+    import reindex
+
+    pages = [PACKAGE.parent / "README.md", *sorted((PACKAGE.parent / "docs").glob("*.md"))]
+    named = {
+        (match.group(1), page.name)
+        for page in pages
+        for match in re.finditer(r"(?<![\w/.-])reindex\.([A-Za-z_]\w*)", page.read_text())
+    }
+    public = set(reindex.__all__) | PUBLIC_MODULES | NOT_PYTHON
+    assert sorted(named_ for named_ in named if named_[0] not in public) == []
+    assert set(reindex.__all__) <= set(dir(reindex))
+    for module in PUBLIC_MODULES - {"testing"}:
+        assert (PACKAGE / f"{module}.py").exists(), f"reindex.{module} is documented as public"

@@ -27,7 +27,7 @@ from reindex.executors.coordinator import load
 from reindex.operations.catching_up import CatchUp, CatchUpReport
 from reindex.operations.outcomes import RunOutcome, failing_into
 from reindex.operations.retention import held_lock, retention
-from reindex.pipeline.loading import FailureCallback, LoadCounts, ProgressFactory
+from reindex.pipeline.loading import FailureCallback, LoadCounts, ProgressFactory, log_start
 from reindex.results import JsonResult, json_as
 from reindex.server import indexes
 from reindex.server.drift import definition_marker
@@ -131,6 +131,9 @@ class Build:
         interrupts.check()
         result.new_index = resumed or create_new_index(client, self.definition)
         result.resumed = resumed is not None
+        log_start(
+            alias, "rebuild", f"{total:,} rows into {result.new_index}" + (" (resumed)" if result.resumed else "")
+        )
         try:
             load(
                 client,

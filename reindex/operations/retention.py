@@ -101,10 +101,12 @@ def held_lock(client: Any, alias: str, config: Config) -> Iterator[AliasLock]:
         try:
             lock.acquire()
             break
-        except Locked:
+        except Locked as exc:
             left = deadline - time.monotonic()
             if left <= 0:
-                raise
+                if not config.lock_wait or exc.holder is None:
+                    raise
+                raise Locked.held_by(alias, exc.holder, waited=config.lock_wait) from None
             interrupts.sleep(min(LOCK_POLL, left))
     try:
         yield lock

@@ -29,7 +29,7 @@ from reindex.definitions.definition import IndexDefinition
 from reindex.definitions.documents import Action, delete_actions
 from reindex.operations.outcomes import RunOutcome, failing_into
 from reindex.operations.retention import held_lock
-from reindex.pipeline.loading import FailureCallback, LoadCounts, Progress, ProgressFactory, Tally, send
+from reindex.pipeline.loading import FailureCallback, LoadCounts, Progress, ProgressFactory, Tally, log_start, send
 from reindex.results import JsonResult, json_as
 from reindex.server import indexes
 from reindex.server.stored import id_pages
@@ -66,7 +66,9 @@ def sweep(
     with failing_into(result), held_lock(client, definition.alias, config):
         definition.check_ids()
         result.index = index = indexes.serving_index(client, definition.alias)
-        bar = progress(int(client.count(index=index)["count"]), definition.alias) if progress else None
+        documents = int(client.count(index=index)["count"])
+        log_start(definition.alias, "sweep", f"{documents:,} documents in {index}")
+        bar = progress(documents, definition.alias) if progress else None
         with nullcontext() if bar is None else closing(bar):
             result.documents = sweep_index(client, definition, index, result, config, bar=bar, on_failure=on_failure)
     return result

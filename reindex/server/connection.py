@@ -176,9 +176,10 @@ def _reason(exc: BaseException) -> str:
         if tls.group(1) == "WRONG_VERSION_NUMBER":
             reason += " (does the server speak plain HTTP? then use http://)"
         return reason
-    # The transport repeats the whole urllib3 chain; its tail says what happened.
+    # The transport repeats the whole urllib3 chain; its tail says what happened, and the
+    # brackets it closes are the chain's, but for those the tail opened itself.
     tail = message.rsplit(":", 1)[-1].strip(" )'\"")
-    return tail or message
+    return tail + ")" * (tail.count("(") - tail.count(")")) if tail else message
 
 
 def client_options(config: Config) -> tuple[dict[str, Any], list[str]]:
