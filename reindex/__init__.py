@@ -7,6 +7,8 @@ The public API (see docs/api.md)::
     [result] = reindex.rebuild("products", keep=1)
     for status in reindex.status():
         print(status.alias, status.live, status.count)
+    for product in reindex.search("products", {"match": {"name": "kettle"}}):
+        print(product.name, product.search_hit.score)
 """
 
 from __future__ import annotations
@@ -41,10 +43,13 @@ from reindex.api import (
 from reindex.config import Config
 from reindex.definitions import IndexDefinition
 from reindex.errors import (
+    BadQuery,
     ConfigurationError,
     ConnectionFailed,
+    CursorExpired,
     DatabaseUnavailable,
     Interrupted,
+    InvalidCursor,
     Locked,
     LockHeld,
     LockLost,
@@ -52,6 +57,7 @@ from reindex.errors import (
     NoPreviousIndex,
     ReindexError,
     RunFailed,
+    SearchUnavailable,
     ServerError,
     Superseded,
     TooFewDocuments,
@@ -59,14 +65,19 @@ from reindex.errors import (
     UnknownIndexError,
 )
 from reindex.related import Related
+from reindex.search import CursorPage, SearchHit, SearchResults, search
 
 __all__ = [
+    "BadQuery",
     "Config",
     "ConfigurationError",
     "ConnectionFailed",
+    "CursorExpired",
+    "CursorPage",
     "DatabaseUnavailable",
     "IndexDefinition",
     "Interrupted",
+    "InvalidCursor",
     "LockHeld",
     "LockLost",
     "Locked",
@@ -75,6 +86,9 @@ __all__ = [
     "ReindexError",
     "Related",
     "RunFailed",
+    "SearchHit",
+    "SearchResults",
+    "SearchUnavailable",
     "ServerError",
     "Superseded",
     "TooFewDocuments",
@@ -95,6 +109,7 @@ __all__ = [
     "rebuild",
     "rebuild_each",
     "rollback",
+    "search",
     "status",
     "sweep",
     "sweep_each",
