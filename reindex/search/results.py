@@ -238,11 +238,15 @@ class SearchResults:
                 request.pop("aggs", None)
             return self.client.search(self.definition.alias, request)
 
-        filled = self._pages[(start, stop)] = self._fill(fetch, stop - start)
+        filled = self._pages[(start, stop)] = self._fill(fetch, stop - start, start)
         return filled
 
-    def _fill(self, fetch: Fetch, want: int | None = None) -> Filled:
-        """Read hits and their rows until ``want`` rows (``per_page``) or the hits run out."""
+    def _fill(self, fetch: Fetch, want: int | None = None, start: int | None = None) -> Filled:
+        """Read hits and their rows until ``want`` rows (``per_page``) or the hits run out.
+
+        ``start``: the offset of the first hit, when read by offset: the exact total then
+        tells that no hit follows without asking.
+        """
         want = self.per_page if want is None else want
         filled, size = Filled(), want
         while True:
@@ -267,13 +271,19 @@ class SearchResults:
                     filled.hits.append(hit)
                 else:
                     filled.dropped.append(hit)
-            filled.more = read < len(batch) or len(batch) == size
-            if len(filled.rows) >= want or len(batch) < size or filled.searches > MAX_TOP_UPS:
+            filled.more = read < len(batch) or (len(batch) == size and not _all_read(filled, start))
+            if len(filled.rows) >= want or not filled.more or filled.searches > MAX_TOP_UPS:
                 break
             size = _top_up_size(want - len(filled.rows), len(filled.dropped), len(filled.hits) + len(filled.dropped))
         self.dropped_hits += filled.dropped
         heal(self.definition, filled.dropped, self.config)
         return filled
+
+
+def _all_read(filled: Filled, start: int | None) -> bool:
+    """Whether the hits read reach the exact total (known for offset pages only)."""
+    value, relation = _total(filled.response)
+    return start is not None and relation == "eq" and start + len(filled.hits) + len(filled.dropped) >= value
 
 
 def _top_up_size(need: int, dropped: int, read: int) -> int:
