@@ -94,7 +94,8 @@ class TestNothingIsSentUntilTheRowsAreRead:
         by_search = reindex.search("products", whole, es_url=proxy.url)
         assert {row.pk for row in by_query} == {row.pk for row in by_search}
         assert [row.price for row in by_search] == sorted(row.price for row in by_search)
-        assert searches(proxy)[-1]["sort"] == ["price"] and searches(proxy)[-1]["size"] == 20  # its slice is not the page
+        last = searches(proxy)[-1]
+        assert last["sort"] == ["price"] and last["size"] == 20  # the Search's own slice is not the page
 
     def test_a_queryset_of_the_views_own_replaces_the_definitions(self, proxy):
         from catalog.models import Product
@@ -125,6 +126,7 @@ class TestPagesStayFullWhenRowsAreGone:
 
     def test_the_dropped_rows_are_queued_so_the_next_drain_removes_their_documents(self, proxy, es):
         from catalog.models import Product
+
         from reindex.models import QueueEntry
 
         order = ordered_by_price(es)
@@ -138,6 +140,7 @@ class TestPagesStayFullWhenRowsAreGone:
 
     def test_healing_can_be_turned_off(self, proxy, es, settings):
         from catalog.models import Product
+
         from reindex.models import QueueEntry
 
         order = ordered_by_price(es)
