@@ -114,14 +114,19 @@ def _error_type(exc: Any) -> str:
 
 
 def root_reason(exc: Any) -> str:
-    """The innermost ``caused_by`` reason of an error answer (the parser's own words), else ""."""
+    """The reasons of an error answer, outermost first, each once (the parser's own words last), else ""."""
     body = getattr(exc, "body", None)
     error = body.get("error") if isinstance(body, dict) else None
-    reason = ""
+    reasons: list[str] = []
     while isinstance(error, dict):
-        reason = str(error.get("reason") or reason)
-        error = error.get("caused_by")
-    return reason
+        reason = str(error.get("reason") or "")
+        if reason and reason != "all shards failed" and not any(reason in seen for seen in reasons):
+            reasons.append(reason)
+        following = error.get("caused_by")
+        if following is None and error.get("failed_shards"):  # Elasticsearch: the shard's error says why
+            following = (error["failed_shards"][0] or {}).get("reason")
+        error = following
+    return ": ".join(reasons)
 
 
 _clients: dict[str, SearchClient] = {}
