@@ -161,6 +161,23 @@ class TestPagesStayFullWhenRowsAreGone:
         assert len(searches(proxy)) == 1  # the server said there was nothing after
 
 
+def test_a_values_definition_gives_dicts_carrying_their_hit_and_queues_nothing(catalog, es_url):
+    from catalog.models import Product
+
+    from reindex.models import QueueEntry
+    from tests.definitions import TinyIndex
+
+    catalog(products=12)
+    reindex.rebuild(TinyIndex, es_url=es_url)
+    QueueEntry.objects.all().delete()
+    gone = Product.objects.order_by("pk").first()
+    gone.delete()
+    QueueEntry.objects.all().delete()
+    rows = reindex.search(TinyIndex, sort=["name"], per_page=20, es_url=es_url)[:20]
+    assert len(rows) == 11 and all(row["search_hit"].id == str(row["pk"]) for row in rows)
+    assert not QueueEntry.objects.exists()  # TinyIndex watches nothing: its changes do not go through the queue
+
+
 class TestDjangosPagination:
     def test_paginator_reads_each_page_with_one_search_when_told_the_page(self, proxy, es):
         order = ordered_by_price(es)
