@@ -41,7 +41,9 @@ from reindex.api import (
     verify,
 )
 from reindex.config import Config
-from reindex.definitions import IndexDefinition
+from reindex.database.rows import cursor_refusal
+from reindex.definitions.definition import IndexDefinition
+from reindex.definitions.related import Related
 from reindex.errors import (
     BadQuery,
     ConfigurationError,
@@ -64,7 +66,6 @@ from reindex.errors import (
     TooManyErrors,
     UnknownIndexError,
 )
-from reindex.related import Related
 from reindex.search import CursorPage, SearchHit, SearchResults, search
 
 __all__ = [
@@ -95,6 +96,7 @@ __all__ = [
     "TooManyErrors",
     "UnknownIndexError",
     "connect",
+    "cursor_refusal",
     "definitions",
     "diff",
     "drain",

@@ -29,7 +29,7 @@ import pytest
 
 from reindex.api import connect, load_config
 from reindex.api import rebuild as rebuild_aliases
-from reindex.indexes import owned_indexes
+from reindex.server.indexes import owned_indexes
 
 #: A server of your own (throwaway: the fixtures delete what they build there) instead of a local one.
 ENV_SERVER_URL = "REINDEX_TEST_SERVER_URL"

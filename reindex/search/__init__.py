@@ -13,6 +13,10 @@ the page topped up. Offset pages work with Django's ``Paginator``; cursors
     page = Paginator(results, 20).get_page(request.GET.get("page"))
     for product in page:
         product.search_hit.highlight
+
+Internal modules: the public names are exported by ``reindex`` (``reindex.search()``,
+``reindex.SearchResults``, ``reindex.SearchHit``, ``reindex.CursorPage``).
+Imports queue/ and below.
 """
 
 from __future__ import annotations

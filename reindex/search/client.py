@@ -16,10 +16,10 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from reindex.alias_status import server_info
 from reindex.config import Config
-from reindex.connection import Connection, describe_server_error, error_reason
 from reindex.errors import BadQuery, CursorExpired, SearchUnavailable
+from reindex.operations.alias_status import server_info
+from reindex.server.connection import Connection, describe_server_error, error_reason
 
 #: Error types of a 404 that mean "what the cursor pinned is gone", not "no such alias".
 GONE = ("index_not_found_exception", "search_context_missing_exception", "search_phase_execution_exception")

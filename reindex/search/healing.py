@@ -12,9 +12,9 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from reindex.changequeue import enqueue_keys, queue_database
 from reindex.config import Config
-from reindex.definitions import IndexDefinition
+from reindex.definitions.definition import IndexDefinition
+from reindex.queue.entries import enqueue_keys, queue_database
 from reindex.search.rows import pk_of
 
 logger = logging.getLogger("reindex.search")

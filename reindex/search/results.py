@@ -18,7 +18,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from reindex.config import Config
-from reindex.definitions import IndexDefinition
+from reindex.definitions.definition import IndexDefinition
 from reindex.search.client import SearchClient
 from reindex.search.cursors import Cursor
 from reindex.search.healing import heal

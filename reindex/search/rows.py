@@ -12,7 +12,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from reindex.definitions import IndexDefinition, row_pk
+from reindex.database.rows import row_pk
+from reindex.definitions.definition import IndexDefinition
 
 #: The attribute (the key, for a ``values()`` row) under which each row carries its ``SearchHit``.
 HIT_ATTRIBUTE = "search_hit"

@@ -14,7 +14,7 @@ import threading
 from typing import Any
 
 from reindex.config import Config
-from reindex.definitions import Registry, Target, discover
+from reindex.definitions.definition import Registry, Target, discover
 from reindex.search.client import search_client
 from reindex.search.query import TIEBREAKER, build_body
 from reindex.search.results import SearchResults
