@@ -90,6 +90,16 @@ class TestLoadMore:
         assert [row.pk for row in second] == [order[7], order[8], order[10], order[11], order[12]]
 
 
+def test_aggregations_come_with_the_first_cursor_page_only(indexed_catalog):
+    aggs = {"stock": {"terms": {"field": "in_stock"}}}
+    first_reader = reindex.search("products", sort=BY_PRICE, aggs=aggs, per_page=10, es_url=indexed_catalog)
+    cursor = first_reader.after().next_cursor
+    later_reader = reindex.search("products", sort=BY_PRICE, aggs=aggs, per_page=10, es_url=indexed_catalog)
+    later_reader.after(cursor)  # sent without aggs: a page after the first needs none
+    counts = {b["key"]: b["doc_count"] for b in later_reader.aggregations["stock"]["buckets"]}
+    assert sum(counts.values()) == 50 and later_reader.searches == 2
+
+
 class TestACursorAcrossARebuild:
     def open_first_page(self, es_url: str) -> tuple[Any, Any, str]:
         results = reindex.search("products", sort=BY_PRICE, per_page=10, es_url=es_url)

@@ -207,7 +207,8 @@ class SearchResults:
         filled = self._fill(fetch)
         next_cursor = None
         if filled.more and filled.last is not None:
-            indexes = cursor.indexes or (() if cursor.pit else tuple(sorted({hit.index for hit in filled.hits})))
+            read = filled.hits + filled.dropped
+            indexes = cursor.indexes or (() if cursor.pit else tuple(sorted({hit.index for hit in read})))
             after = list(filled.last.sort or [])
             next_cursor = replace(cursor, after=after, indexes=indexes, pit=state["pit"]).encode()
         elif state["pit"]:
@@ -255,8 +256,8 @@ class SearchResults:
             self.searches += 1
             if not filled.response:
                 filled.response = answer
-                if self._first is None:
-                    self._first = answer
+                if self._first is None and ("aggs" not in self.body or "aggregations" in answer):
+                    self._first = answer  # a later cursor page's answer has no aggregations: not this one
             batch = [SearchHit.from_raw(hit) for hit in answer["hits"]["hits"]]
             matched, _ = load_rows(self.definition, self.queryset, batch)
             rows = {id(hit): row for hit, row in matched}
