@@ -58,3 +58,19 @@ reindex queue status
 reindex drain
 step "verify: the live indexes agree with the tables"
 reindex verify --full
+step "a search: rows read from the database in the index's order (reindex.search)"
+"$bin/python" example/manage.py shell --verbosity 0 -c "
+import reindex
+results = reindex.search('products', {'match': {'name': 'teapot'}}, per_page=5)
+print(results.count(), 'products match \"teapot\"; the first five:')
+for product in results:
+    print(f'  {product.name:40} {product.category.name:20} {product.price:>8}  score {product.search_hit.score:.2f}')
+"
+port=${DEMO_PORT:-8000}
+step "the search page: open http://127.0.0.1:$port/search/?q=teapot"
+if [ -t 0 ] && [ -t 1 ]; then
+    echo "serving it with runserver until Ctrl-C (the search server stops with it)" >&2
+    "$bin/python" example/manage.py runserver --noreload "127.0.0.1:$port"
+else
+    echo "(run 'make demo' in a terminal to serve it: runserver starts here, on the demo's search server)" >&2
+fi
