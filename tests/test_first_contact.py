@@ -27,7 +27,10 @@ class Product(models.Model):
     category = models.ForeignKey(Category, on_delete=models.CASCADE)
 """
 
-SEARCH_TEMPLATE = "{% for product in products %}<li>{{ product.name }} ({{ product.category.name }})</li>{% endfor %}"
+SEARCH_TEMPLATE = (
+    "{% if unavailable %}unavailable{% endif %}"
+    "{% for product in page %}<li>{{ product.name }} ({{ product.category.name }})</li>{% endfor %}"
+)
 
 SEED = """
 from shop.models import Category, Product
@@ -83,6 +86,12 @@ def test_the_readme_view_finds_rows_through_the_alias_it_rebuilt(readme_site, es
 
     assert status == "200"
     assert sorted(re.findall(r"<li>(.*?)</li>", page)) == ["Copper Teapot (Kitchen)", "Enamel Teapot (Kitchen)"]
+
+
+def test_with_the_server_down_the_readme_view_answers_503_and_says_so(readme_site):
+    status, page = in_shell(readme_site, REQUEST, REINDEX_ES_URL="http://127.0.0.1:9").split("\n", 1)
+
+    assert (status, page.strip()) == ("503", "unavailable")
 
 
 def test_importing_the_readme_view_makes_no_network_call(readme_site):
