@@ -43,7 +43,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from reindex.config import Config
-from reindex.errors import DatabaseUnavailable
+from reindex.errors import ConfigurationError, DatabaseUnavailable
 from reindex.retries import backoff
 
 #: Rows per INSERT statement when many keys are queued at once (``reindex.enqueue``).
@@ -75,6 +75,29 @@ def queue_database() -> str:
     from reindex.models import QueueEntry
 
     return router.db_for_write(QueueEntry) or "default"
+
+
+def check_migrated(using: str | None = None) -> None:
+    """Raise ConfigurationError when the queue's table is missing or lacks a column: ``migrate reindex`` not run.
+
+    The one check every queue command (and ``triggers install``) makes before touching
+    the table, so that each says the same one line instead of the database's traceback.
+    """
+    from django.db import connections
+
+    from reindex.models import QueueEntry
+
+    connection = connections[using or queue_database()]
+    table = QueueEntry._meta.db_table
+    with connection.cursor() as cursor:
+        if table not in connection.introspection.table_names(cursor):
+            problem = "is missing"
+        else:
+            found = {column.name for column in connection.introspection.get_table_description(cursor, table)}
+            missing = [field.column for field in QueueEntry._meta.concrete_fields if field.column not in found]
+            problem = f"lacks {', '.join(missing)}" if missing else ""
+    if problem:
+        raise ConfigurationError(f"the queue's table {table} {problem}: run python manage.py migrate reindex first")
 
 
 def _now() -> datetime.datetime:

@@ -22,7 +22,7 @@ from urllib.parse import unquote, urlsplit, urlunsplit
 from elastic_transport import HttpHeaders, Transport, TransportApiResponse
 
 from reindex.config import Config
-from reindex.errors import ConfigurationError, ConnectionFailed, ServerError
+from reindex.errors import ConfigurationError, ConnectionFailed, ServerError, ServerUnreachable
 from reindex.retries import BackoffRetries, retry_options, with_backoff
 
 logger = logging.getLogger("reindex.connection")
@@ -31,6 +31,8 @@ _COMPAT = re.compile(r"application/vnd\.elasticsearch\+([\w-]+)\s*;\s*compatible
 #: The header the official client requires on a successful answer (elasticsearch-py 8 and 9,
 #: ``BaseClient._perform_request``); Elasticsearch sends it, OpenSearch never does.
 PRODUCT_HEADER = "X-Elastic-Product"
+#: Answers that say the server is there but cannot serve now: an outage, not a wrong setting.
+OUTAGE_STATUSES = frozenset({429, 502, 503, 504})
 
 
 class PlainJsonTransport(Transport):
@@ -122,11 +124,10 @@ class Connection:
             message = f"cannot reach the search server at {where}: {_reason(exc)}"
             if self.config.origin("hosts") == "default":
                 message += " (the default address: set REINDEX['HOSTS'], $REINDEX_ES_URL or --es-url)"
-            raise ConnectionFailed(self.redact(message)) from None
+            raise ServerUnreachable(self.redact(message)) from None
         except ApiError as exc:
-            raise ConnectionFailed(
-                self.redact(f"search server at {where} answered {exc.meta.status}: {exc.message}")
-            ) from None
+            failed = ServerUnreachable if exc.meta.status in OUTAGE_STATUSES else ConnectionFailed
+            raise failed(self.redact(f"search server at {where} answered {exc.meta.status}: {exc.message}")) from None
         version = body.get("version") if isinstance(body, dict) else None
         if not isinstance(version, dict) or "number" not in version:
             # What the client's product check caught, which the transport turns off (see PlainJsonTransport).

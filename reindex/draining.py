@@ -114,8 +114,10 @@ def drain(
     results = [DrainResult(alias=d.alias, definition=d.path) for d in definitions]
     started = time.monotonic()
     deadline = None if max_seconds is None else started + max_seconds
+    migrated = False
     try:
         while True:
+            migrated = migrated or queue_migrated()
             busy = False
             for definition, result in zip(definitions, results, strict=True):
                 error = result.error
@@ -132,6 +134,19 @@ def drain(
         for result in results:
             result.seconds = time.monotonic() - started
     return results
+
+
+def queue_migrated() -> bool:
+    """Check that ``migrate reindex`` ran (ConfigurationError if not); False while the database cannot be reached.
+
+    The claim that follows meets the same outage and reports it; the next poll checks again.
+    """
+    try:
+        with changequeue.database_errors("the queue"):
+            changequeue.check_migrated()
+    except DatabaseUnavailable:
+        return False
+    return True
 
 
 def _past(deadline: float | None) -> bool:

@@ -328,3 +328,50 @@ def test_a_server_with_a_smaller_request_limit_gets_halved_requests_and_a_lone_h
     for product in products[1:]:
         assert stored(es, "products", product.pk)["name"] == product.name
     assert api.queue_status("products")[0].pending == 1  # the huge one, due again after its back-off
+
+
+def test_a_drainer_worker_started_while_the_server_is_down_drains_once_it_is_back(catalog, es, es_url, reindex_process):
+    from catalog.models import Product
+
+    from reindex.models import QueueEntry
+
+    catalog(products=10)
+    assert reindex_process("rebuild", "products").returncode == 0
+    QueueEntry.objects.all().delete()
+    product = Product.objects.filter(is_active=True).order_by("pk").first()
+    product.name = "Saved while the search server is down"
+    product.save()
+    with FaultProxy(es_url) as proxy:
+        proxy.fail("refuse", 600)
+        drainer = reindex_process(
+            "--es-url", proxy.url, "drain", "products", "--loop", "--max-seconds", "120", "--json", wait=False
+        )
+        try:
+            time.sleep(3)
+            assert drainer.poll() is None, drainer.communicate()  # waiting, not gone
+            proxy.fail("refuse", 0)  # the server is back
+            wait_for(lambda: stored(es, "products", product.pk)["name"] == product.name, "the drain", drainer, 90)
+            drainer.send_signal(signal.SIGTERM)
+            stdout, stderr = drainer.communicate(timeout=60)
+        finally:
+            if drainer.poll() is None:
+                drainer.kill()
+    assert drainer.returncode == 0, stderr
+    assert "cannot reach the search server at " in stderr  # logged once, the worker waited
+    [report] = json.loads(stdout)
+    assert (report["indexed"], report["error"]) == (1, None)
+    assert queued("products") == 0
+
+
+def test_one_drain_pass_with_the_server_down_exits_1_and_keeps_the_entries(catalog, reindex_process):
+    from catalog.models import Product
+
+    catalog(products=5)
+    Product.objects.first().save()
+
+    run = reindex_process("--es-url", "http://127.0.0.1:9", "drain", "products")
+
+    assert run.returncode == 1, run.stderr
+    assert run.stderr.startswith("reindex: error: cannot reach the search server at http://127.0.0.1:9")
+    assert run.stderr.endswith("; the queued entries stay queued\n") and run.stderr.count("\n") == 1
+    assert queued("products") == 1
