@@ -53,9 +53,11 @@ QUEUE_COLUMNS = ("alias", "object_id", "state", "attempts", "available_at", "cha
 
 # What an upsert does to an entry already there. Pending: nothing (one entry however many
 # saves). Claimed: ``requeued`` (and the time of the change, for the lag), so that the
-# drainer's acknowledgement puts it back. Dead: pending again, attempts forgotten.
+# drainer's acknowledgement puts it back. Dead: pending again, attempts forgotten. Any: no
+# longer ``held_for`` a building index (the change must reach it too).
 # MariaDB assigns left to right and later expressions see the new values: ``state`` is last.
 _ON_CONFLICT = (
+    "held_for = NULL, "
     "changed_at = CASE WHEN {t}.state = 'dead' OR ({t}.state = 'claimed' AND NOT {t}.requeued) "
     "THEN {new_changed_at} ELSE {t}.changed_at END, "
     "attempts = CASE WHEN {t}.state = 'dead' THEN 0 ELSE {t}.attempts END, "
@@ -266,6 +268,7 @@ def _released(state: str, available_at: datetime.datetime, **more: Any) -> dict[
         "claimed_by": None,
         "lease_expires": None,
         "requeued": False,
+        "held_for": None,
         "available_at": available_at,
         **more,
     }
@@ -294,10 +297,21 @@ def fail(failures: Sequence[tuple[Any, str]], token: str, config: Config, using:
     return dead
 
 
-def release(entries: Sequence[Any], token: str, delay: float, reason: str = "", using: str | None = None) -> None:
+def release(
+    entries: Sequence[Any],
+    token: str,
+    delay: float,
+    reason: str = "",
+    using: str | None = None,
+    *,
+    held_for: str | None = None,
+) -> None:
     """Put entries back as they were, due in ``delay`` seconds, without counting an attempt.
 
     For what is not the entries' fault (the server is down, a rebuild is loading).
+    ``held_for``: the building indexes the entries' documents were just written to;
+    an entry not changed while claimed keeps it, so that the next drain does not send
+    it there again (a change clears it).
     """
     from django.db import transaction
 
@@ -307,12 +321,19 @@ def release(entries: Sequence[Any], token: str, delay: float, reason: str = "", 
     ids = [entry.id for entry in entries]
     values = _released(PENDING, _now() + datetime.timedelta(seconds=delay), last_error=reason[:2000])
     rows = QueueEntry.objects.using(using)
+
+    def put_back(selected: Any) -> None:
+        if held_for is not None:
+            selected.filter(claimed_by=token, requeued=False).update(**{**values, "held_for": held_for[:255]})
+        selected.filter(claimed_by=token).update(**values)
+
     with transaction.atomic(using=using):
         locked = _lock_held(ids, token, using)
-        rows.filter(id__in=locked).update(**values)
+        put_back(rows.filter(id__in=locked))
     for entry_id in ids:
         if entry_id not in locked:  # being queued again by the site: one row at a time
-            rows.filter(id=entry_id, claimed_by=token).update(**values)
+            with transaction.atomic(using=using):
+                put_back(rows.filter(id=entry_id, claimed_by=token))
 
 
 @dataclass

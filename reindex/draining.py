@@ -18,7 +18,10 @@ its entries are kept, due again ``QUEUE_POLL_INTERVAL`` seconds later, instead o
 removed: the rebuild may still write a batch it read before the change. Drained again
 once the new index is live, they reach it after every write of the rebuild. (The
 indexes to write to are read after the claim, hence after the change was committed:
-an index created later reads the row as changed.)
+an index created later reads the row as changed.) Such an entry is marked as sent
+there (``held_for``) and not sent again while that index builds, unless its row
+changes; and what a batch writes into a building index is recorded before it is sent
+(``ranges.record_queue_writes``), so that the rebuild's count check allows for it.
 """
 
 from __future__ import annotations
@@ -37,6 +40,7 @@ from reindex.errors import ConfigurationError, DatabaseUnavailable, Interrupted,
 from reindex.loading import MAX_REPORTED_FAILURES
 from reindex.locking import read_holder
 from reindex.outcomes import RunOutcome, describe_failure
+from reindex.ranges import record_queue_writes
 from reindex.sending import bodies
 
 logger = logging.getLogger("reindex.drain")
@@ -121,9 +125,11 @@ def drain(
             busy = False
             for definition, result in zip(definitions, results, strict=True):
                 error = result.error
-                busy = drain_alias(definition, client, config, result, deadline) or busy
-                if loop and result.error != error:  # a worker's log shows an outage once, and its end
-                    logger.warning("%s", result.error or f"{definition.alias}: draining again")
+                try:
+                    busy = drain_alias(definition, client, config, result, deadline) or busy
+                finally:  # also when a signal ends it right after the batch that ended the outage
+                    if loop and result.error != error:  # a worker's log shows an outage once, and its end
+                        logger.warning("%s", result.error or f"{definition.alias}: draining again")
             if not loop or _past(deadline):
                 break
             if not busy:
@@ -210,11 +216,14 @@ class Batch:
         keyed = self.keyed
         try:
             targets = write_targets(self.client, self.definition.alias, self.config)
-            pks = [pk for _, pk in keyed.values() if pk is not None]
+            held = self.held(targets)
+            pks = [pk for key, (_, pk) in keyed.items() if pk is not None and key not in held]
             rows, gone = next(change_batches(self.definition.get_queryset(), [pks])) if pks else ([], [])
             built, unbuilt = build_documents(self.definition, rows)
             failed.update({key: reason for key, reason in unbuilt.items() if key in keyed})
             lines, owners = self.action_lines(targets, built, gone)
+            for index in targets.building if lines else ():  # recorded before they are sent: see ranges.QueueWrites
+                record_queue_writes(self.client, self.config.lock_index, index, len(built), len(gone))
             items = self.send(lines)
         except ConfigurationError:
             self.put_back([key for key in keyed if key not in failed], "", failed)
@@ -227,8 +236,15 @@ class Batch:
         done = [key for key in keyed if key not in failed and key not in transient]
         self.result.indexed += len({key for key, _, _ in built}.intersection(done))
         self.result.deleted += len({str(pk) for pk in gone}.intersection(done))
-        self.settle(done, targets.building)
+        self.settle(done, targets, held)
         self.put_back(list(transient), next(iter(transient.values()), ""), failed)
+
+    def held(self, targets: Targets) -> set[str]:
+        """The entries sent to these very building indexes by an earlier drain and not changed since: not sent again."""
+        if not targets.building:
+            return set()
+        marker = targets.marker
+        return {key for key, (entry, _) in self.keyed.items() if entry.held_for == marker}
 
     def keys(self) -> tuple[dict[str, tuple[Any, Any]], dict[str, str]]:
         """The claimed entries (and primary keys) by the text of their primary key; failures for ids no row can have."""
@@ -301,12 +317,13 @@ class Batch:
                 failed.setdefault(key, reason)
         return transient
 
-    def settle(self, done: list[str], building: list[str]) -> None:
-        """Acknowledge the entries done, or keep them for replay while a rebuild loads."""
+    def settle(self, done: list[str], targets: Targets, held: set[str]) -> None:
+        """Acknowledge the entries done, or keep them for replay while a rebuild loads (marked as sent there)."""
         entries = [self.keyed[key][0] for key in done]
-        if building:
-            changequeue.release(entries, self.claimed.token, self.config.queue_poll_interval)
-            self.result.replaying += len(entries)
+        if targets.building:
+            token, delay = self.claimed.token, self.config.queue_poll_interval
+            changequeue.release(entries, token, delay, held_for=targets.marker)
+            self.result.replaying += len([key for key in done if key not in held])
         else:
             self.result.lost_claims += len(changequeue.acknowledge(entries, self.claimed.token))
 
@@ -333,6 +350,11 @@ class Targets:
     @property
     def all(self) -> list[str]:
         return [*self.live, *self.building]
+
+    @property
+    def marker(self) -> str:
+        """What an entry sent to the building indexes keeps in ``held_for``."""
+        return ",".join(sorted(self.building))[:255]
 
 
 def write_targets(client: Any, alias: str, config: Config) -> Targets:

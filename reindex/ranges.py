@@ -331,6 +331,7 @@ def forget_builds(client: Any, state_index: str, names: list[str]) -> None:
 
     for name in names:
         try:
+            client.options(ignore_status=404).delete(index=state_index, id=queue_writes_id(name))
             found = BuildState.find(client, state_index, name)
             if found is None:
                 continue
@@ -341,6 +342,64 @@ def forget_builds(client: Any, state_index: str, names: list[str]) -> None:
             bulk(client, deletes, chunk_size=CHUNK, raise_on_error=False)
         except Exception as exc:
             logger.warning("%s: could not delete the recorded ranges of the build (%s)", name, type(exc).__name__)
+
+
+@dataclass(frozen=True)
+class QueueWrites:
+    """The change queue's writes into a building index: index actions and delete actions sent there.
+
+    A drainer records them (``record_queue_writes``) *before* it sends them, so that a
+    rebuild that counts its new index and then reads this record knows every write the
+    queue may have made before the count: the documents the count may hold beside the
+    rebuild's own, or lack.
+    """
+
+    indexed: int = 0
+    deleted: int = 0
+
+
+def queue_writes_id(index: str) -> str:
+    return f"queue:{index}"
+
+
+def record_queue_writes(client: Any, state_index: str, index: str, indexed: int, deleted: int) -> None:
+    """Add to the queue's writes recorded for building ``index`` (a compare-and-swap: drainers may race)."""
+    from elasticsearch import ConflictError, NotFoundError
+
+    doc_id = queue_writes_id(index)
+    while True:
+        try:
+            found = client.get(index=state_index, id=doc_id)
+        except NotFoundError:
+            try:
+                client.create(index=state_index, id=doc_id, document={"indexed": indexed, "deleted": deleted})
+                return
+            except ConflictError:
+                continue  # another drainer created it this very moment
+        before = found["_source"]
+        document = {"indexed": int(before["indexed"]) + indexed, "deleted": int(before["deleted"]) + deleted}
+        try:
+            client.index(
+                index=state_index,
+                id=doc_id,
+                document=document,
+                if_seq_no=found["_seq_no"],
+                if_primary_term=found["_primary_term"],
+            )
+            return
+        except ConflictError:
+            continue
+
+
+def queue_writes(client: Any, state_index: str, index: str) -> QueueWrites:
+    """What the change queue recorded sending into building ``index`` so far (nothing when no record)."""
+    from elasticsearch import NotFoundError
+
+    try:
+        source = client.get(index=state_index, id=queue_writes_id(index))["_source"]
+    except NotFoundError:
+        return QueueWrites()
+    return QueueWrites(int(source["indexed"]), int(source["deleted"]))
 
 
 def resumable(client: Any, definition: IndexDefinition, state_index: str) -> str | None:

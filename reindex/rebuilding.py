@@ -169,7 +169,7 @@ class Build:
                 lock=self.lock,
             )
             finish_settings(client, self.definition, result.new_index)
-            verify(client, result)
+            verify(client, result, self.config.lock_index)
             if catch_up is not None:
                 catch_up.before_swap(result.new_index)
             check_ratio(client, result, self.config.min_ratio, self.force)
@@ -242,16 +242,28 @@ def finish_settings(client: Any, definition: IndexDefinition, index: str) -> Non
     client.indices.refresh(index=index)
 
 
-def verify(client: Any, result: RebuildResult) -> None:
-    """The new index must hold exactly the documents that were accepted."""
+def verify(client: Any, result: RebuildResult, state_index: str | None = None) -> None:
+    """The new index must hold exactly the documents that were accepted, give or take the change queue's writes.
+
+    ``state_index``: where drainers record what they sent into the new index while it
+    loaded (``ranges.record_queue_writes``), read after the count: a write that landed
+    before the count was recorded before it. The count may then lack up to the queue's
+    deletes and hold up to its index actions beside the rebuild's own documents.
+    """
     count = int(client.count(index=result.new_index)["count"])
-    if result.indexed < count <= result.indexed + result.duplicates:
-        # A bulk request resent after its response was lost reports "updated" for documents
-        # whose first write was never counted: those were not duplicates.
-        result.duplicates -= count - result.indexed
-        result.indexed = count
-    if count != result.indexed:
-        raise RunFailed(f"{result.alias}: the new index holds {count} documents but {result.indexed} were indexed")
+    queue = ranges.queue_writes(client, state_index, result.new_index) if state_index else ranges.QueueWrites()
+    created, replaced = result.indexed, result.duplicates
+    if not created - queue.deleted <= count <= created + replaced + queue.indexed:
+        explained = f" (the change queue sent {queue.indexed} documents and {queue.deleted} deletes into it)"
+        raise RunFailed(
+            f"{result.alias}: the new index holds {count} documents but {created} were indexed"
+            + (explained if queue.indexed or queue.deleted else "")
+        )
+    # A write that replaced a document is a duplicate id only when neither the queue wrote
+    # that document first nor a bulk request resent after its answer was lost wrote it
+    # first (reported "updated" for documents whose first write was never counted).
+    result.duplicates = max(0, replaced - max(queue.indexed, count - created))
+    result.indexed = created + replaced - result.duplicates
 
 
 def check_ratio(client: Any, result: RebuildResult, min_ratio: float, force: bool = False) -> None:

@@ -118,3 +118,13 @@ def finished(writer: subprocess.Popen[str]) -> dict[str, int]:
     stdout, stderr = writer.communicate(timeout=60)
     assert writer.returncode == 0, stderr
     return json.loads(stdout)
+
+
+def stop_worker(worker: subprocess.Popen[str]) -> tuple[list[dict[str, Any]], str]:
+    """SIGTERM a ``drain --loop --json`` worker, which must exit 0: its reports and its stderr."""
+    import signal
+
+    worker.send_signal(signal.SIGTERM)
+    stdout, stderr = worker.communicate(timeout=60)
+    assert worker.returncode == 0, stderr
+    return json.loads(stdout), stderr

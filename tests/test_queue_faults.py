@@ -8,7 +8,6 @@ a supervisor would start them; the site's writes come from ``tests/writer.py``.
 from __future__ import annotations
 
 import json
-import signal
 import time
 from typing import Any
 
@@ -20,7 +19,7 @@ from reindex.connection import Connection
 from reindex.draining import drain
 from tests.definitions import BatchesIndex
 from tests.faultproxy import FaultProxy
-from tests.helpers import building_index, finished, start_writer, stored, wait_for
+from tests.helpers import building_index, finished, start_writer, stop_worker, stored, wait_for
 from tests.httpproxy import SizeLimitProxy
 
 BATCHES = {"REINDEX_TEST_INDEXES": "tests.definitions.BatchesIndex"}
@@ -133,10 +132,9 @@ def test_the_server_down_for_a_while_keeps_the_changes_queued_until_it_returns(c
     assert run.exit_code == 0, run.stdout
 
 
-def test_a_rebuild_while_the_site_writes_and_a_drainer_runs_loses_no_change(
-    catalog, es, reindex, reindex_process, concurrent_db, settings
-):
-    """The definition tracks no changes: no catch-up, only the queue keeps the new index fresh."""
+@pytest.fixture
+def paced_drainer(catalog, reindex_process, concurrent_db, settings) -> Any:
+    """``paced`` (no change tracking) built from 300 products, the queue empty, and ``drain --loop`` running."""
     import django
     from django.db import connection
 
@@ -154,10 +152,17 @@ def test_a_rebuild_while_the_site_writes_and_a_drainer_runs_loses_no_change(
         "drain", "paced", "--loop", "--max-seconds", "300", "--json", wait=False, env=QUEUED_PACED
     )
     try:
-        drained = rebuild_under_writes(es, reindex_process, drainer)
+        yield drainer
     finally:
         if drainer.poll() is None:
             drainer.kill()
+
+
+def test_a_rebuild_while_the_site_writes_and_a_drainer_runs_loses_no_change(
+    es, reindex, reindex_process, paced_drainer
+):
+    """The definition tracks no changes: no catch-up, only the queue keeps the new index fresh."""
+    drained = rebuild_under_writes(es, reindex_process, paced_drainer)
     assert drained["replaying"] > 0  # written to the index being built too, and again after the swap
     run = reindex("verify", "paced", "--full", "--json")
     [report] = json.loads(run.stdout)
@@ -178,13 +183,12 @@ def rebuild_under_writes(es: Any, reindex_process: Any, drainer: Any) -> dict[st
     assert rebuild.poll() is None, "the rebuild ended before the writes did: slow its load down"
     stdout, stderr = rebuild.communicate(timeout=180)
     assert rebuild.returncode == 0, stderr
-    assert json.loads(stdout)[0]["caught_up"] is None  # no catch-up: the queue did it all
+    [rebuilt] = json.loads(stdout)
+    assert rebuilt["caught_up"] is None  # no catch-up: the queue did it all
+    assert rebuilt["swapped"] and rebuilt["duplicates"] == 0  # the queue's writes into the new index are its own
     assert writes["delete"] > 0 and writes["withdraw"] > 0 and writes["rename_seller"] > 0
     wait_for(lambda: api.queue_status("paced")[0].pending + api.queue_status("paced")[0].claimed == 0, "the drain")
-    drainer.send_signal(signal.SIGTERM)
-    stdout, stderr = drainer.communicate(timeout=60)
-    assert drainer.returncode == 0, stderr
-    [drained] = json.loads(stdout)
+    [drained], _ = stop_worker(drainer)
     return drained
 
 
@@ -224,13 +228,10 @@ def test_a_drainer_worker_outlives_a_database_restart(catalog, es, reindex_proce
         last.save()
 
         wait_for(lambda: stored(es, "products", last.pk)["name"] == last.name, "the drain after the restart", drainer)
-        drainer.send_signal(signal.SIGTERM)
-        stdout, stderr = drainer.communicate(timeout=60)
+        [report], stderr = stop_worker(drainer)  # exit 0: recovered, the outage is not this run's failure
     finally:
         if drainer.poll() is None:
             drainer.kill()
-    assert drainer.returncode == 0, stderr  # recovered: the outage is not this run's failure
-    [report] = json.loads(stdout)
     assert report["error"] is None and report["indexed"] >= 2
     assert "products: the database: " in stderr  # the outage was logged
     assert "products: draining again" in stderr  # and its end
@@ -351,14 +352,11 @@ def test_a_drainer_worker_started_while_the_server_is_down_drains_once_it_is_bac
             assert drainer.poll() is None, drainer.communicate()  # waiting, not gone
             proxy.fail("refuse", 0)  # the server is back
             wait_for(lambda: stored(es, "products", product.pk)["name"] == product.name, "the drain", drainer, 90)
-            drainer.send_signal(signal.SIGTERM)
-            stdout, stderr = drainer.communicate(timeout=60)
+            [report], stderr = stop_worker(drainer)
         finally:
             if drainer.poll() is None:
                 drainer.kill()
-    assert drainer.returncode == 0, stderr
     assert "cannot reach the search server at " in stderr  # logged once, the worker waited
-    [report] = json.loads(stdout)
     assert (report["indexed"], report["error"]) == (1, None)
     assert queued("products") == 0
 
@@ -375,3 +373,44 @@ def test_one_drain_pass_with_the_server_down_exits_1_and_keeps_the_entries(catal
     assert run.stderr.startswith("reindex: error: cannot reach the search server at http://127.0.0.1:9")
     assert run.stderr.endswith("; the queued entries stay queued\n") and run.stderr.count("\n") == 1
     assert queued("products") == 1
+
+
+@pytest.mark.parametrize("edit", [False, True], ids=["a-delete", "a-delete-and-an-edit"])
+def test_a_rebuild_swaps_when_the_drainer_deletes_and_adds_documents_in_its_new_index(
+    es, reindex_process, paced_drainer, edit
+):
+    """While the load runs, the site deletes a product already loaded (and edits one the load has not reached):
+    the drainer's delete (and write) reach the new index, the rebuild counts them as the queue's, and the
+    entries are sent there once, however many polls the load lasts."""
+    from catalog.models import Product
+
+    drainer = paced_drainer
+    # 15 batches of 20, 0.6 s each: a load of 9 s, some twenty polls of the drainer.
+    rebuild = reindex_process(
+        "rebuild", "paced", "--json", wait=False, env={**QUEUED_PACED, "REINDEX_TEST_BATCH_DELAY": "0.6"}
+    )
+    try:
+        building = wait_for(lambda: building_index(es, "paced"), "the load to start", rebuild)
+        active = Product.objects.filter(is_active=True).order_by("pk")
+        first, last = active.first(), active.last()
+        first.delete()  # loaded already: the drainer's delete takes it out of the new index
+        if edit:
+            last.name = "Edited before the load reached it"
+            last.save()  # not loaded yet: the drainer writes it first, the rebuild replaces it
+        wait_for(lambda: stored(es, building, first.pk) is None, "the drainer's delete in the new index", drainer)
+        time.sleep(2)  # two more polls of the drainer while the load goes on
+        assert rebuild.poll() is None, "the load ended before the drainer wrote: slow it down"
+        stdout, stderr = rebuild.communicate(timeout=180)
+        assert rebuild.returncode == 0, stderr
+        [rebuilt] = json.loads(stdout)
+        wait_for(lambda: queued("paced") == 0, "the drain after the swap", drainer)
+        [drained], _ = stop_worker(drainer)
+    finally:
+        if rebuild.poll() is None:
+            rebuild.kill()
+    assert rebuilt["swapped"] and rebuilt["duplicates"] == 0
+    assert rebuilt["indexed"] == rebuilt["rows_read"] == 300  # what the rebuild wrote, the deleted one among them
+    assert es.count(index="paced")["count"] == active.count() == 299
+    assert drained["replaying"] == 1 + edit  # each sent once into the new index while it loaded
+    assert stored(es, "paced", first.pk) is None
+    assert stored(es, "paced", last.pk)["name"] == last.name
