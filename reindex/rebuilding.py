@@ -250,6 +250,7 @@ def verify(client: Any, result: RebuildResult, state_index: str | None = None) -
     before the count was recorded before it. The count may then lack up to the queue's
     deletes and hold up to its index actions beside the rebuild's own documents.
     """
+    assert result.new_index is not None
     count = int(client.count(index=result.new_index)["count"])
     queue = ranges.queue_writes(client, state_index, result.new_index) if state_index else ranges.QueueWrites()
     created, replaced = result.indexed, result.duplicates
