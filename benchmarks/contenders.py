@@ -8,7 +8,6 @@ fills the benchmark database instead. ``rebuild.py`` runs these; see there.
 from __future__ import annotations
 
 import argparse
-import datetime
 import json
 import os
 import resource
@@ -61,7 +60,7 @@ def setup() -> None:
 
 def client(url: str) -> Any:
     from reindex.config import Config
-    from reindex.connection import Connection
+    from reindex.server.connection import Connection
 
     return Connection(Config.load(es_url=url)).client()
 
@@ -87,11 +86,10 @@ def seed(rows: int) -> dict[str, Any]:
     Then ANALYZE, as a live database would have been: without statistics PostgreSQL
     plans the keyset queries of a freshly loaded table badly.
     """
-    from catalog.models import Category, Product, Seller
-    from catalog.seed import generate
+    from catalog.models import Product, Seller
+    from catalog.seed import date_back, generate
     from django.core.management import call_command
     from django.db import connection
-    from django.db.models import F
 
     call_command("migrate", verbosity=0)
     if Product.objects.count() == rows and Seller.objects.count() == 50:
@@ -101,8 +99,7 @@ def seed(rows: int) -> dict[str, Any]:
         report = {"seeded": True, "rows": rows, "seconds": round(result.seconds, 1)}
         # Saved a day ago: rows saved within UPDATE_OVERLAP of a rebuild's start are read
         # again by its catch-up, which would double the first contender's work.
-        for model in (Product, Seller, Category):
-            model.objects.update(updated_at=F("updated_at") - datetime.timedelta(days=1))
+        date_back(days=1)
     with connection.cursor() as cursor:
         cursor.execute("ANALYZE")
     return report
@@ -185,7 +182,7 @@ def run_rebuild(es: Any, args: argparse.Namespace, path: str, **options: Any) ->
     from django.utils.module_loading import import_string
 
     from reindex.config import Config
-    from reindex.rebuilding import rebuild
+    from reindex.operations.rebuilding import rebuild
 
     definition = import_string(path)()
     config = Config.load(es_url=args.url, **options, **rebuild_options(args))
@@ -256,7 +253,7 @@ def raw(es: Any, args: argparse.Namespace) -> int:
 @contender("ceiling")
 def ceiling(es: Any, args: argparse.Namespace) -> Any:
     """The server's ceiling: documents serialised into bulk bodies beforehand (not timed), then sent."""
-    from reindex.documents import dumps
+    from reindex.definitions.documents import dumps
 
     size = args.batch_size or 1000
     lines = [
@@ -280,7 +277,7 @@ def ceiling_helper(es: Any, args: argparse.Namespace) -> Any:
     """The same documents serialised beforehand, sent through ``helpers.streaming_bulk`` (as reindex did)."""
     from elasticsearch.helpers import streaming_bulk
 
-    from reindex.documents import dumps
+    from reindex.definitions.documents import dumps
 
     actions = [
         ({"index": {"_index": a["_index"], "_id": a["_id"]}}, dumps(a["_source"]))

@@ -7,6 +7,8 @@ The public API (see docs/api.md)::
     [result] = reindex.rebuild("products", keep=1)
     for status in reindex.status():
         print(status.alias, status.live, status.count)
+    for product in reindex.search("products", {"match": {"name": "kettle"}}):
+        print(product.name, product.search_hit.score)
 """
 
 from __future__ import annotations
@@ -39,12 +41,17 @@ from reindex.api import (
     verify,
 )
 from reindex.config import Config
-from reindex.definitions import IndexDefinition
+from reindex.database.rows import cursor_refusal
+from reindex.definitions.definition import IndexDefinition
+from reindex.definitions.related import Related
 from reindex.errors import (
+    BadQuery,
     ConfigurationError,
     ConnectionFailed,
+    CursorExpired,
     DatabaseUnavailable,
     Interrupted,
+    InvalidCursor,
     Locked,
     LockHeld,
     LockLost,
@@ -52,6 +59,7 @@ from reindex.errors import (
     NoPreviousIndex,
     ReindexError,
     RunFailed,
+    SearchUnavailable,
     ServerError,
     ServerUnreachable,
     Superseded,
@@ -59,15 +67,19 @@ from reindex.errors import (
     TooManyErrors,
     UnknownIndexError,
 )
-from reindex.related import Related
+from reindex.search import CursorPage, SearchHit, SearchResults, search
 
 __all__ = [
+    "BadQuery",
     "Config",
     "ConfigurationError",
     "ConnectionFailed",
+    "CursorExpired",
+    "CursorPage",
     "DatabaseUnavailable",
     "IndexDefinition",
     "Interrupted",
+    "InvalidCursor",
     "LockHeld",
     "LockLost",
     "Locked",
@@ -76,6 +88,9 @@ __all__ = [
     "ReindexError",
     "Related",
     "RunFailed",
+    "SearchHit",
+    "SearchResults",
+    "SearchUnavailable",
     "ServerError",
     "ServerUnreachable",
     "Superseded",
@@ -83,6 +98,7 @@ __all__ = [
     "TooManyErrors",
     "UnknownIndexError",
     "connect",
+    "cursor_refusal",
     "definitions",
     "diff",
     "drain",
@@ -97,6 +113,7 @@ __all__ = [
     "rebuild",
     "rebuild_each",
     "rollback",
+    "search",
     "status",
     "sweep",
     "sweep_each",

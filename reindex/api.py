@@ -24,41 +24,41 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import ExitStack
 from typing import Any
 
-from reindex.alias_status import AliasStatus, alias_status, server_info
-from reindex.changequeue import QueueStatus, check_migrated, database_errors, enqueue_keys, queue_database, retry_dead
-from reindex.changequeue import purge as purge_entries
-from reindex.changequeue import queue_status as status_of
 from reindex.config import Config
-from reindex.connection import Connection
-from reindex.definitions import IndexDefinition, Target, discover
-from reindex.draining import DrainResult
-from reindex.draining import drain as drain_queues
-from reindex.drift import IndexDrift
-from reindex.drift import drift as drift_of
+from reindex.definitions.definition import HOW_TO_TRACK, IndexDefinition, Target, discover
 from reindex.errors import ConfigurationError, Interrupted, ReindexError, RunFailed, ServerUnreachable, worst_status
-from reindex.failure_log import FailureLog
 from reindex.interrupts import signals_raise_interrupted
-from reindex.loading import FailureCallback, ProgressFactory
-from reindex.locking import UnlockResult
-from reindex.locking import unlock as unlock_alias
-from reindex.migration import MigrateResult
-from reindex.migration import migrate as migrate_definition
-from reindex.planning import RebuildPlan, plan_rebuild
-from reindex.rebuilding import RebuildResult
-from reindex.rebuilding import rebuild as rebuild_definition
-from reindex.retention import PruneResult, RollbackResult
-from reindex.retention import prune as prune_alias
-from reindex.retention import rollback as rollback_alias
-from reindex.sweeping import SweepResult
-from reindex.sweeping import sweep as sweep_definition
-from reindex.triggers import TriggerStatus
-from reindex.triggers import install as install_triggers
-from reindex.triggers import remove as remove_triggers
-from reindex.triggers import trigger_status as status_of_triggers
-from reindex.updating import UpdateResult
-from reindex.updating import update as update_definition
-from reindex.verification import VerifyResult
-from reindex.verification import verify as verify_definition
+from reindex.operations.alias_status import AliasStatus, alias_status, server_info
+from reindex.operations.migration import MigrateResult
+from reindex.operations.migration import migrate as migrate_definition
+from reindex.operations.planning import RebuildPlan, plan_rebuild
+from reindex.operations.rebuilding import RebuildResult
+from reindex.operations.rebuilding import rebuild as rebuild_definition
+from reindex.operations.retention import PruneResult, RollbackResult
+from reindex.operations.retention import prune as prune_alias
+from reindex.operations.retention import rollback as rollback_alias
+from reindex.operations.sweeping import SweepResult
+from reindex.operations.sweeping import sweep as sweep_definition
+from reindex.operations.updating import UpdateResult
+from reindex.operations.updating import update as update_definition
+from reindex.operations.verification import VerifyResult
+from reindex.operations.verification import verify as verify_definition
+from reindex.pipeline.failure_log import FailureLog
+from reindex.pipeline.loading import FailureCallback, ProgressFactory
+from reindex.queue.draining import DrainResult
+from reindex.queue.draining import drain as drain_queues
+from reindex.queue.entries import QueueStatus, check_migrated, database_errors, enqueue_keys, queue_database, retry_dead
+from reindex.queue.entries import purge as purge_entries
+from reindex.queue.entries import queue_status as status_of
+from reindex.queue.triggers import TriggerStatus
+from reindex.queue.triggers import install as install_triggers
+from reindex.queue.triggers import remove as remove_triggers
+from reindex.queue.triggers import trigger_status as status_of_triggers
+from reindex.server.connection import Connection
+from reindex.server.drift import IndexDrift
+from reindex.server.drift import drift as drift_of
+from reindex.server.locking import UnlockResult
+from reindex.server.locking import unlock as unlock_alias
 
 logger = logging.getLogger("reindex.drain")
 
@@ -73,10 +73,14 @@ def definitions(*targets: Target, config: Config | None = None) -> list[IndexDef
     return discover(config or load_config()).select(targets)
 
 
-def connect(config: Config | None = None) -> Any:
-    """An ``Elasticsearch`` client for ``config``, after checking the server answers (ConnectionFailed if not)."""
+def connect(config: Config | None = None, *, check: bool = False) -> Any:
+    """An ``Elasticsearch`` client for ``config``; it connects on its first request (``check=True``: now).
+
+    With ``check=True`` it first asks the server who it is and raises ConnectionFailed if it cannot answer.
+    """
     connection = Connection(config or load_config())
-    connection.check()
+    if check:
+        connection.check()
     return connection.client()
 
 
@@ -231,9 +235,10 @@ def update_each(
     if not targets and not all_rows:
         chosen = [d for d in chosen if d.tracks_changes]
         if not chosen:
+            untracked = ", ".join(d.alias for d in session.definitions)
             raise ConfigurationError(
-                "no definition tracks its changes (updated_field or changed_since()); "
-                "name one, or re-send every row with update --all"
+                f"no definition tracks its changes ({untracked}): {HOW_TO_TRACK}; "
+                "or re-send every row of one with: update NAME --all"
             )
 
     def run(definition: IndexDefinition, failed: FailureCallback | None) -> UpdateResult:
@@ -453,12 +458,26 @@ def triggers_install(*targets: Target, config: Config | None = None) -> list[Tri
     triggers left over from an older ``watch`` are dropped. One transaction; safe to run
     again. Raises ConfigurationError on a database that is not PostgreSQL.
     """
-    return install_triggers(definitions(*targets, config=config), queue_database())
+    return install_triggers(queued_definitions(targets, config), queue_database())
 
 
 def triggers_status(*targets: Target, config: Config | None = None) -> list[TriggerStatus]:
     """Per definition, the tables whose triggers are installed, missing, out of date or left over."""
-    return status_of_triggers(definitions(*targets, config=config), queue_database())
+    return status_of_triggers(queued_definitions(targets, config), queue_database())
+
+
+def queued_definitions(targets: Sequence[Target], config: Config | None) -> list[IndexDefinition]:
+    """The definitions whose changes are queued: every one that declares ``watch``, or those named (each must)."""
+    chosen = definitions(*targets, config=config)
+    if not targets:
+        return [d for d in chosen if d.queues_changes]
+    for definition in chosen:
+        if not definition.queues_changes:
+            raise ConfigurationError(
+                f"{definition.alias}: declares no watch, so none of its changes are queued; "
+                "add watch = {} to its definition to queue its own rows (docs/queue.md)"
+            )
+    return chosen
 
 
 def triggers_remove(*targets: Target, config: Config | None = None) -> dict[str, int]:

@@ -12,8 +12,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from reindex import indexes
-from reindex.locking import LOCK_INDEX, LockHolder, read_holder
+from reindex.server import indexes
+from reindex.server.locking import LOCK_INDEX, LockHolder, read_holder
 
 
 def hold_lock_as(es: Any, alias: str, host: str, pid: int, age: float, **identity: Any) -> LockHolder:
@@ -68,9 +68,10 @@ def building_index(es: Any, alias: str = "products") -> str | None:
     return None
 
 
-def lock_free_or_stale(es: Any, alias: str = "products") -> bool:
+def lock_free_or_stale(es: Any, alias: str = "products", ttl: float = 2) -> bool:
+    """Whether the alias's lock is free, or stale under a lock time to live of ``ttl`` seconds."""
     holder = read_holder(es, alias)
-    return holder is None or holder.age() > 2.5
+    return holder is None or holder.age() > ttl + 0.5
 
 
 def alive(pid: int) -> bool:

@@ -69,6 +69,10 @@ class HttpProxy:
         """The body to pass on to the server for a request (as it is, here); None: answer an empty bulk."""
         return body
 
+    def request_path(self, method: str, path: str) -> str:
+        """The path (with its query string) to pass the request on to (as it is, here)."""
+        return path
+
     def answer(
         self, method: str, path: str, status: int, headers: list[tuple[str, str]], body: bytes
     ) -> tuple[list[tuple[str, str]], bytes]:
@@ -107,6 +111,49 @@ class OpenSearchProxy(HttpProxy):
             info["tagline"] = "The OpenSearch Project: https://opensearch.org/"
             body = json.dumps(info).encode()
         return kept, body
+
+
+class ElasticsearchProxy(HttpProxy):
+    """The test server as Elasticsearch 8 answers, for what differs from OpenSearch in searching.
+
+    ``GET /`` names no distribution; a point in time is opened at ``POST /<index>/_pit``
+    (answered ``{"id": ...}``) and closed at ``DELETE /_pit``, translated to OpenSearch's
+    ``/_search/point_in_time``; a sort on ``_shard_doc`` (Elasticsearch's tie-breaker in a
+    point in time) is sent on as a sort on ``_id``. Not a real Elasticsearch: docs/search.md
+    says what was not tried against one.
+    """
+
+    def __init__(self, upstream: str, version: str = "8.15.0") -> None:
+        super().__init__(upstream)
+        self.version = version
+
+    def request_path(self, method: str, path: str) -> str:
+        route, _, query = path.partition("?")
+        if route.endswith("/_pit"):
+            route = route[: -len("/_pit")] + "/_search/point_in_time"
+        return f"{route}?{query}" if query else route
+
+    def request_body(self, method: str, path: str, body: bytes) -> bytes | None:
+        route = urlsplit(path).path
+        if method == "DELETE" and route == "/_pit":
+            return json.dumps({"pit_id": [json.loads(body)["id"]]}).encode()
+        if route.endswith("/_search") and body:
+            return body.replace(b'"_shard_doc"', b'"_id"')
+        return body
+
+    def answer(
+        self, method: str, path: str, status: int, headers: list[tuple[str, str]], body: bytes
+    ) -> tuple[list[tuple[str, str]], bytes]:
+        if method == "GET" and path == "/" and status == 200:
+            info = json.loads(body)
+            info["version"] = {"number": self.version, "build_flavor": "default", "lucene_version": "9.11.1"}
+            info["tagline"] = "You Know, for Search"
+            return headers, json.dumps(info).encode()
+        if path.endswith("/_pit") and method == "POST" and status == 200:
+            return headers, json.dumps({"id": json.loads(body)["pit_id"]}).encode()
+        if path == "/_pit" and method == "DELETE" and status == 200:
+            return headers, json.dumps({"succeeded": True, "num_freed": 1}).encode()
+        return headers, body
 
 
 class RejectingProxy(HttpProxy):
@@ -207,7 +254,8 @@ class _Forward(BaseHTTPRequestHandler):
         headers = {k: v for k, v in self.headers.items() if k.lower() not in HOP_HEADERS}
         upstream = http.client.HTTPConnection(*self.proxy.upstream, timeout=120)
         try:
-            upstream.request(self.command, self.path, body=body or None, headers=headers)
+            path = self.proxy.request_path(self.command, self.path)
+            upstream.request(self.command, path, body=body or None, headers=headers)
             response = upstream.getresponse()
             headers, data = self.proxy.answer(
                 self.command, urlsplit(self.path).path, response.status, response.getheaders(), response.read()

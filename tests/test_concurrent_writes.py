@@ -64,8 +64,9 @@ def test_an_update_during_a_rebuild_is_skipped_and_the_rebuild_covers_its_rows(
     settings.REINDEX = {**settings.REINDEX, "INDEXES": ["tests.definitions.PacedProductIndex"]}
     catalog(products=300)
     assert reindex_process("rebuild", "paced", env=PACED).returncode == 0
+    # 15 batches of 0.5 s: longer than the update's process takes to start on a loaded machine.
     rebuild = reindex_process(
-        "rebuild", "paced", "--json", wait=False, env={**PACED, "REINDEX_TEST_BATCH_DELAY": "0.2"}
+        "rebuild", "paced", "--json", wait=False, env={**PACED, "REINDEX_TEST_BATCH_DELAY": "0.5"}
     )
     wait_for(lambda: building_index(es, "paced"), "the load to start", rebuild)
     edited = list(Product.objects.order_by("pk")[:3])  # their batch was read first

@@ -152,8 +152,8 @@ def test_a_rolled_back_statement_queues_nothing_and_a_paused_transaction_neither
 def test_a_change_to_an_entry_being_drained_keeps_it_queued(triggered):
     from catalog.models import Product
 
-    from reindex import changequeue
     from reindex.models import QueueEntry
+    from reindex.queue import entries as changequeue
 
     product = Product.objects.order_by("pk").first()
     api.enqueue("products", [product.pk])
@@ -226,7 +226,7 @@ def test_status_finds_triggers_missing_outdated_and_left_over_and_install_puts_t
 
 
 def test_a_trigger_function_edited_by_hand_is_outdated_until_installed_again(postgres, settings):
-    from reindex.triggers import installed
+    from reindex.queue.triggers import installed
 
     settings.REINDEX = {**settings.REINDEX, "INDEXES": [SHOP]}
     api.triggers_install("shop")
@@ -308,3 +308,18 @@ def test_a_trigger_left_stale_by_a_migration_never_fails_the_sites_writes(trigge
     execute("ALTER TABLE catalog_product_sellers RENAME COLUMN item_id TO product_id")
     assert Seller.objects.get(pk=seller.pk).name == "Still writable"
     assert queued() == []  # what the stale trigger missed: the server log has its warning
+
+
+def test_a_definition_without_watch_gets_no_triggers_and_queues_nothing(postgres, indexed_catalog, settings, reindex):
+    from catalog.models import Product
+
+    settings.REINDEX = {**settings.REINDEX, "INDEXES": ["tests.definitions.TinyIndex"]}  # reads products, no watch
+
+    installed = api.triggers_install()
+    execute("UPDATE catalog_product SET name = 'Renamed in SQL' WHERE id = %s", (Product.objects.first().pk,))
+    named = reindex("triggers", "install", "tiny")
+
+    assert "tiny" not in [status.alias for status in installed]
+    assert queued("tiny") == [] and len(queued("products")) == 1
+    assert named.exit_code == 2
+    assert named.stderr.startswith("reindex: error: tiny: declares no watch, so none of its changes are queued; ")

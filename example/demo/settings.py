@@ -16,7 +16,7 @@ BASE_DIR = Path(__file__).resolve().parent.parent
 
 SECRET_KEY = "demo-only-not-secret"
 DEBUG = False
-ALLOWED_HOSTS: list[str] = []
+ALLOWED_HOSTS = ["127.0.0.1", "localhost"]
 ROOT_URLCONF = "demo.urls"
 USE_TZ = True
 TIME_ZONE = "UTC"
@@ -28,6 +28,9 @@ INSTALLED_APPS = [
     "reindex",
     "catalog",
 ]
+
+# The search page's template (catalog/templates/catalog/search.html).
+TEMPLATES = [{"BACKEND": "django.template.backends.django.DjangoTemplates", "APP_DIRS": True}]
 
 if os.environ.get("DEMO_DB") == "postgres":
     DATABASES = {"default": postgres(os.environ.get("DEMO_PG_NAME", "test"))}

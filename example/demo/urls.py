@@ -1,7 +1,10 @@
-"""The demo serves no pages; Django only needs the module to exist."""
+"""The demo's pages: the shop's search page."""
 
 from __future__ import annotations
 
-from django.urls import URLPattern
+from catalog import views
+from django.urls import path
 
-urlpatterns: list[URLPattern] = []
+urlpatterns = [
+    path("search/", views.search, name="search"),
+]
