@@ -155,6 +155,16 @@ def describe_server_error(exc: BaseException) -> str:
     return f"the search server failed: {type(exc).__name__}: {_reason(exc)}"
 
 
+def describe_failure(exc: BaseException) -> str:
+    """One line for an exception a run did not expect: what the server answered, or its type and message."""
+    from elasticsearch import ApiError
+
+    if isinstance(exc, ApiError):
+        return describe_server_error(exc)
+    message = getattr(exc, "message", None) or str(exc) or type(exc).__name__
+    return f"{type(exc).__name__}: {message}"
+
+
 def error_reason(exc: Any) -> str:
     """The ``reason`` the server gave in an error answer, else the client's message ("" when none)."""
     info = getattr(exc, "info", None) or getattr(exc, "body", None)

@@ -38,6 +38,7 @@ from reindex.loading import (
     stream_rows,
 )
 from reindex.ranges import DONE, BuildState, RangeResult, decode_pk, pk_ranges, range_count
+from reindex.sending import BulkOptions
 
 #: Loads the ranges ``numbers`` of a job's build: ``run(job, numbers)``.
 Executor = Callable[["Job", list[int]], None]
@@ -103,7 +104,8 @@ def open_build(
     if found is not None:
         return found[0]
     parts = range_count(total, config.executor_name, config.workers, config.range_size)
-    return BuildState.start(client, config.lock_index, definition, index, pk_ranges(queryset, total, parts))
+    bounds = pk_ranges(queryset, total, parts)
+    return BuildState.start(client, config.lock_index, definition, index, bounds, BulkOptions.from_config(config))
 
 
 def executor(name: str) -> Executor:

@@ -24,6 +24,7 @@ from reindex.config import Config
 from reindex.errors import ConfigurationError, Locked, NoPreviousIndex
 from reindex.locking import AliasLock
 from reindex.ranges import forget_builds
+from reindex.sending import BulkOptions
 
 #: Seconds between two tries to take a held lock, while waiting for it.
 LOCK_POLL = 1.0
@@ -140,7 +141,8 @@ def prune(client: Any, alias: str, keep: int, config: Config | None = None) -> P
     with lock_of(client, alias, config):
         plan = retention(client, alias, keep)
         dropped = sorted(indexes.delete_owned(client, alias, plan.delete))
-        forget_builds(client, config.lock_index, [name for name in dropped if name in plan.abandoned])
+        abandoned = [name for name in dropped if name in plan.abandoned]
+        forget_builds(client, config.lock_index, abandoned, BulkOptions.from_config(config))
         return PruneResult(alias, dropped, plan.kept)
 
 

@@ -21,7 +21,7 @@ import threading
 from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit
 
 #: Headers about one hop's connection or encoding, which the proxy sets itself.
 HOP_HEADERS = {"connection", "keep-alive", "transfer-encoding", "content-length", "host"}
@@ -133,11 +133,7 @@ class RejectingProxy(HttpProxy):
             op = next(iter(header))
             pair = [json.dumps(header).encode()] + ([lines.pop(0)] if op != "delete" else [])
             doc_id = header[op].get("_id")
-            with self._lock:
-                reject = self.left.get(doc_id, 0) > 0
-                if reject:
-                    self.left[doc_id] -= 1
-                    self.rejected.append(doc_id)
+            reject = self.rejects(doc_id)
             if reject:
                 positions.append((position, op, header[op]))
             else:
@@ -145,6 +141,15 @@ class RejectingProxy(HttpProxy):
             position += 1
         self._held.positions = positions
         return b"".join(line + b"\n" for line in kept) if kept else None
+
+    def rejects(self, doc_id: str) -> bool:
+        """True when this action is to be rejected (and noted as rejected)."""
+        with self._lock:
+            reject = self.left.get(doc_id, 0) > 0
+            if reject:
+                self.left[doc_id] -= 1
+                self.rejected.append(doc_id)
+        return reject
 
     def answer(
         self, method: str, path: str, status: int, headers: list[tuple[str, str]], body: bytes
@@ -160,6 +165,43 @@ class RejectingProxy(HttpProxy):
             answer["items"].insert(position, item)
         answer["errors"] = True
         return headers, json.dumps(answer).encode()
+
+
+class BusyProxy(RejectingProxy):
+    """The test server, but the first request ``kind`` picks out is answered 429, as a busy node answers:
+    every item of a bulk request rejected, any other request as a whole. Then everything goes through.
+
+    ``kind(method, path, body)``: the path without its query string, ids in it unquoted.
+    ``busy`` holds what was answered 429: ``(method, path)``, or None while nothing was.
+    """
+
+    def __init__(self, upstream: str, kind: Callable[[str, str, bytes], bool]) -> None:
+        super().__init__(upstream, ids=set())
+        self.kind = kind
+        self.busy: tuple[str, str] | None = None
+
+    def record(self, method: str, path: str, body: bytes) -> int | None:
+        injected = super().record(method, path, body)
+        plain = unquote(urlsplit(path).path)
+        with self._lock:
+            first = injected is None and self.busy is None and self.kind(method, plain, body)
+            if first:
+                self.busy = (method, plain)
+        self._held.all_items = first and plain.endswith("/_bulk")
+        return 429 if first and not self._held.all_items else injected
+
+    def rejects(self, doc_id: str) -> bool:
+        if getattr(self._held, "all_items", False):
+            with self._lock:
+                self.rejected.append(doc_id)
+            return True
+        return False
+
+
+def bulk_index(body: bytes) -> str:
+    """The index the first action of a bulk body writes to."""
+    header = json.loads(body.split(b"\n", 1)[0])
+    return str(next(iter(header.values())).get("_index", ""))
 
 
 class SizeLimitProxy(HttpProxy):
