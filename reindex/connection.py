@@ -59,7 +59,21 @@ class PlainJsonTransport(Transport):
 
 
 class ReindexTransport(BackoffRetries, PlainJsonTransport):
-    """Plain JSON, and transient errors retried with backoff (see ``reindex.retries``)."""
+    """Plain JSON, transient errors retried with backoff (see ``reindex.retries``), and the
+    server's reason for an error answer to a HEAD request.
+
+    An answer to HEAD has no body, so an error (other than 404: "no such thing") would
+    reach the user as a bare status; the same path asked with GET, which only reads,
+    gives the reason the server has for it.
+    """
+
+    def perform_request(self, method: str, target: str, **kwargs: Any) -> Any:  # type: ignore[override]
+        response = super().perform_request(method, target, **kwargs)
+        if method == "HEAD" and response.meta.status >= 400 and response.meta.status != 404:
+            explained = super().perform_request("GET", target, **kwargs)
+            if explained.meta.status == response.meta.status:
+                return explained
+        return response
 
 
 def split_credentials(url: str) -> tuple[str, tuple[str, str] | None]:

@@ -37,6 +37,8 @@ class HttpProxy:
         self.upstream = (parts.hostname or "127.0.0.1", parts.port or 80)
         self.requests: list[tuple[str, str, bytes]] = []
         self._rule: tuple[int, Matcher] | None = None
+        #: The reason the proxy's own error answers give ("" for the default).
+        self.reason = ""
         self._lock = threading.Lock()
         handler = type("Handler", (_Forward,), {"proxy": self})
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
@@ -51,9 +53,11 @@ class HttpProxy:
         self._server.shutdown()
         self._server.server_close()
 
-    def answer_with(self, status: int, unless: Matcher = lambda method, path: False) -> None:
-        """From now on answer every request ``status`` with an error body, but those ``unless`` lets through."""
+    def answer_with(self, status: int, unless: Matcher = lambda method, path: False, reason: str = "") -> None:
+        """From now on answer every request ``status`` with an error body giving ``reason``, but those
+        ``unless`` lets through."""
         self._rule = (status, unless)
+        self.reason = reason
 
     def record(self, method: str, path: str, body: bytes) -> int | None:
         """Note a request; return the status to answer in the server's stead, if any."""
@@ -238,7 +242,7 @@ class _Forward(BaseHTTPRequestHandler):
         injected = self.proxy.record(self.command, self.path, body)
         passed = self.proxy.request_body(self.command, self.path, body)
         if injected is not None:
-            error = {"type": "injected_fault", "reason": f"the test proxy answered {injected}"}
+            error = {"type": "injected_fault", "reason": self.proxy.reason or f"the test proxy answered {injected}"}
             self.reply(injected, [("Content-Type", "application/json")], json.dumps({"error": error}).encode())
             return
         if passed is None:  # nothing left for the server: the proxy answers the bulk request itself
