@@ -61,7 +61,7 @@ def setup() -> None:
 
 def client(url: str) -> Any:
     from reindex.config import Config
-    from reindex.connection import Connection
+    from reindex.server.connection import Connection
 
     return Connection(Config.load(es_url=url)).client()
 
@@ -185,7 +185,7 @@ def run_rebuild(es: Any, args: argparse.Namespace, path: str, **options: Any) ->
     from django.utils.module_loading import import_string
 
     from reindex.config import Config
-    from reindex.rebuilding import rebuild
+    from reindex.operations.rebuilding import rebuild
 
     definition = import_string(path)()
     config = Config.load(es_url=args.url, **options, **rebuild_options(args))
@@ -256,7 +256,7 @@ def raw(es: Any, args: argparse.Namespace) -> int:
 @contender("ceiling")
 def ceiling(es: Any, args: argparse.Namespace) -> Any:
     """The server's ceiling: documents serialised into bulk bodies beforehand (not timed), then sent."""
-    from reindex.documents import dumps
+    from reindex.definitions.documents import dumps
 
     size = args.batch_size or 1000
     lines = [
@@ -280,7 +280,7 @@ def ceiling_helper(es: Any, args: argparse.Namespace) -> Any:
     """The same documents serialised beforehand, sent through ``helpers.streaming_bulk`` (as reindex did)."""
     from elasticsearch.helpers import streaming_bulk
 
-    from reindex.documents import dumps
+    from reindex.definitions.documents import dumps
 
     actions = [
         ({"index": {"_index": a["_index"], "_id": a["_id"]}}, dumps(a["_source"]))

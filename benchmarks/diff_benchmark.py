@@ -14,9 +14,9 @@ from collections.abc import Callable
 from typing import Any
 
 from reindex.config import Config
-from reindex.connection import Connection
-from reindex.drift import live_definition
-from reindex.mappings import compare_mappings, compare_settings, field_paths, fingerprint
+from reindex.definitions.mappings import compare_mappings, compare_settings, field_paths, fingerprint
+from reindex.server.connection import Connection
+from reindex.server.drift import live_definition
 
 TYPES = [
     {"type": "keyword", "ignore_above": 256},

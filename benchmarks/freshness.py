@@ -205,7 +205,7 @@ def main() -> None:
 
 
 def step_rebuild(config: Any, definition: Any, es: Any) -> dict[str, Any]:
-    from reindex.rebuilding import rebuild
+    from reindex.operations.rebuilding import rebuild
 
     return {"indexed": rebuild(definition, es, config).indexed}
 
@@ -217,8 +217,8 @@ def step_update(config: Any, definition: Any, es: Any, n: int) -> dict[str, Any]
     from django.db.models import Max, Min
     from django.utils import timezone
 
-    from reindex.updating import update
-    from reindex.watermarks import database_now
+    from reindex.operations.updating import update
+    from reindex.server.watermarks import database_now
 
     bounds = Product.objects.aggregate(low=Min("pk"), high=Max("pk"))
     step = max(1, (bounds["high"] - bounds["low"]) // CHANGED)
@@ -245,7 +245,7 @@ def step_update(config: Any, definition: Any, es: Any, n: int) -> dict[str, Any]
 
 
 def step_sweep(config: Any, definition: Any, es: Any) -> dict[str, Any]:
-    from reindex.sweeping import sweep
+    from reindex.operations.sweeping import sweep
 
     started = time.perf_counter()
     result = sweep(definition, es, config)
@@ -253,7 +253,7 @@ def step_sweep(config: Any, definition: Any, es: Any) -> dict[str, Any]:
 
 
 def step_verify(config: Any, definition: Any, es: Any) -> dict[str, Any]:
-    from reindex.verification import verify
+    from reindex.operations.verification import verify
 
     started = time.perf_counter()
     result = verify(definition, es, config, full=True)
@@ -327,7 +327,7 @@ def configured() -> tuple[Any, Any, Any]:
     from django.utils.module_loading import import_string
 
     from reindex.config import Config
-    from reindex.connection import Connection
+    from reindex.server.connection import Connection
 
     config = Config.load()
     return config, import_string(DEFINITION)(), Connection(config).client()

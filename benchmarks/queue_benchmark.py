@@ -115,7 +115,7 @@ def setup() -> tuple[Any, Any]:
     from django.core.management import call_command
 
     from reindex.config import Config
-    from reindex.connection import Connection
+    from reindex.server.connection import Connection
 
     call_command("migrate", "reindex", verbosity=0)  # the queue's table, in a dataset seeded before it existed
     config = Config.load()
@@ -209,8 +209,8 @@ def step_throughput(config: Any, client: Any) -> dict[str, Any]:
     from catalog.models import Product
 
     import reindex
-    from reindex.draining import drain
-    from reindex.rebuilding import rebuild
+    from reindex.operations.rebuilding import rebuild
+    from reindex.queue.draining import drain
 
     [definition] = reindex.definitions("products", config=config)
     reindex.enqueue(definition, Product.objects.values_list("pk", flat=True), config=config)

@@ -196,7 +196,7 @@ def clear_server(url: str) -> None:
     """Drop what the previous run left, so that osmem-server's memory does not pile up."""
     sys.path.insert(0, str(ROOT))
     from reindex.config import Config
-    from reindex.connection import Connection
+    from reindex.server.connection import Connection
 
     es = Connection(Config(hosts=(url,))).client()
     for pattern in ("products*", "bench-*"):

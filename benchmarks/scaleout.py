@@ -59,7 +59,7 @@ class Contender:
     range_size: int = 0
 
     def ranges(self, rows: int) -> int:
-        from reindex.ranges import range_count
+        from reindex.executors.ranges import range_count
 
         executor = "celery" if self.pool else ("processes" if self.workers > 1 else "local")
         return range_count(rows, executor, self.workers, self.range_size or 100_000)

@@ -42,7 +42,7 @@ CELERY_RESULT_BACKEND = "cache+memory://"  # the Celery executor needs no result
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 
 if os.environ.get("REINDEX_BENCH_DEDSL"):
-    from reindex.connection import PlainJsonTransport
+    from reindex.server.connection import PlainJsonTransport
 
     INSTALLED_APPS += ["django_elasticsearch_dsl", "benchmarks.dedsl_catalog"]
     ELASTICSEARCH_DSL = {

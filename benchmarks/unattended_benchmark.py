@@ -26,9 +26,9 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # this checkout, and its tests' proxy
 
 from reindex.config import Config
-from reindex.connection import Connection
-from reindex.locking import AliasLock
-from reindex.retries import worst_case_wait
+from reindex.server.connection import Connection
+from reindex.server.locking import AliasLock
+from reindex.server.retries import worst_case_wait
 from tests.faultproxy import FaultProxy
 
 
@@ -53,7 +53,7 @@ def lock_round_trip(client: Any, runs: int = 20) -> float:
 
 def ride_out(client: Any, proxy: FaultProxy, fault: str, seconds: float, docs: int) -> tuple[float, int]:
     counter = Counter()
-    logger = logging.getLogger("reindex.retries")
+    logger = logging.getLogger("reindex.server.retries")
     logger.addHandler(counter)
     operations: list[dict[str, Any]] = []
     for n in range(docs):
@@ -74,8 +74,8 @@ def main() -> None:
     parser.add_argument("--outages", default="1,3,10", help="outage lengths in seconds, comma-separated")
     parser.add_argument("--docs", type=int, default=500)
     args = parser.parse_args()
-    logging.getLogger("reindex.retries").setLevel(logging.WARNING)
-    logging.getLogger("reindex.retries").propagate = False
+    logging.getLogger("reindex.server.retries").setLevel(logging.WARNING)
+    logging.getLogger("reindex.server.retries").propagate = False
     server = OsmemServer.start(japanese=False)
     try:
         direct = Connection(Config(hosts=(server.url,))).client()

@@ -39,7 +39,9 @@ from reindex.api import (
     verify,
 )
 from reindex.config import Config
-from reindex.definitions import IndexDefinition
+from reindex.database.rows import cursor_refusal
+from reindex.definitions.definition import IndexDefinition
+from reindex.definitions.related import Related
 from reindex.errors import (
     ConfigurationError,
     ConnectionFailed,
@@ -58,7 +60,6 @@ from reindex.errors import (
     TooManyErrors,
     UnknownIndexError,
 )
-from reindex.related import Related
 
 __all__ = [
     "Config",
@@ -81,6 +82,7 @@ __all__ = [
     "TooManyErrors",
     "UnknownIndexError",
     "connect",
+    "cursor_refusal",
     "definitions",
     "diff",
     "drain",

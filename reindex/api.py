@@ -23,41 +23,41 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import ExitStack
 from typing import Any
 
-from reindex.alias_status import AliasStatus, alias_status, server_info
-from reindex.changequeue import QueueStatus, enqueue_keys, queue_database, retry_dead
-from reindex.changequeue import purge as purge_entries
-from reindex.changequeue import queue_status as status_of
 from reindex.config import Config
-from reindex.connection import Connection
-from reindex.definitions import IndexDefinition, Target, discover
-from reindex.draining import DrainResult
-from reindex.draining import drain as drain_queues
-from reindex.drift import IndexDrift
-from reindex.drift import drift as drift_of
+from reindex.definitions.definition import IndexDefinition, Target, discover
 from reindex.errors import ConfigurationError, Interrupted, ReindexError, worst_status
-from reindex.failure_log import FailureLog
 from reindex.interrupts import signals_raise_interrupted
-from reindex.loading import FailureCallback, ProgressFactory
-from reindex.locking import UnlockResult
-from reindex.locking import unlock as unlock_alias
-from reindex.migration import MigrateResult
-from reindex.migration import migrate as migrate_definition
-from reindex.planning import RebuildPlan, plan_rebuild
-from reindex.rebuilding import RebuildResult
-from reindex.rebuilding import rebuild as rebuild_definition
-from reindex.retention import PruneResult, RollbackResult
-from reindex.retention import prune as prune_alias
-from reindex.retention import rollback as rollback_alias
-from reindex.sweeping import SweepResult
-from reindex.sweeping import sweep as sweep_definition
-from reindex.triggers import TriggerStatus
-from reindex.triggers import install as install_triggers
-from reindex.triggers import remove as remove_triggers
-from reindex.triggers import trigger_status as status_of_triggers
-from reindex.updating import UpdateResult
-from reindex.updating import update as update_definition
-from reindex.verification import VerifyResult
-from reindex.verification import verify as verify_definition
+from reindex.operations.alias_status import AliasStatus, alias_status, server_info
+from reindex.operations.migration import MigrateResult
+from reindex.operations.migration import migrate as migrate_definition
+from reindex.operations.planning import RebuildPlan, plan_rebuild
+from reindex.operations.rebuilding import RebuildResult
+from reindex.operations.rebuilding import rebuild as rebuild_definition
+from reindex.operations.retention import PruneResult, RollbackResult
+from reindex.operations.retention import prune as prune_alias
+from reindex.operations.retention import rollback as rollback_alias
+from reindex.operations.sweeping import SweepResult
+from reindex.operations.sweeping import sweep as sweep_definition
+from reindex.operations.updating import UpdateResult
+from reindex.operations.updating import update as update_definition
+from reindex.operations.verification import VerifyResult
+from reindex.operations.verification import verify as verify_definition
+from reindex.pipeline.failure_log import FailureLog
+from reindex.pipeline.loading import FailureCallback, ProgressFactory
+from reindex.queue.draining import DrainResult
+from reindex.queue.draining import drain as drain_queues
+from reindex.queue.entries import QueueStatus, enqueue_keys, queue_database, retry_dead
+from reindex.queue.entries import purge as purge_entries
+from reindex.queue.entries import queue_status as status_of
+from reindex.queue.triggers import TriggerStatus
+from reindex.queue.triggers import install as install_triggers
+from reindex.queue.triggers import remove as remove_triggers
+from reindex.queue.triggers import trigger_status as status_of_triggers
+from reindex.server.connection import Connection
+from reindex.server.drift import IndexDrift
+from reindex.server.drift import drift as drift_of
+from reindex.server.locking import UnlockResult
+from reindex.server.locking import unlock as unlock_alias
 
 
 def load_config(**overrides: Any) -> Config:

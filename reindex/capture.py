@@ -104,7 +104,7 @@ def _watching_definitions() -> list[Any]:
     the commands report it (exit 2), capture stays off until it is fixed.
     """
     from reindex.config import Config
-    from reindex.definitions import discover
+    from reindex.definitions.definition import discover
     from reindex.errors import ReindexError
 
     try:
@@ -146,7 +146,7 @@ def capture(model: Any, instances: list[Any], using: str, which: str = "all") ->
 
     ``which``: "own" (the rows' own documents), "related" (the documents that carry them), or "all".
     """
-    from reindex.changequeue import enqueue_keys, queue_database
+    from reindex.queue.entries import enqueue_keys, queue_database
 
     if _paused.get() or not instances:
         return 0

@@ -1,6 +1,6 @@
 """The change queue's table: one row per (alias, primary key) whose document must be brought up to date.
 
-``reindex.changequeue`` writes and reads it; it is a model only so that Django's
+``reindex.queue.entries`` writes and reads it; it is a model only so that Django's
 migrations create it in the site's own database (``python manage.py migrate reindex``).
 """
 

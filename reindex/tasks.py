@@ -1,7 +1,7 @@
 """The Celery tasks of the ``reindex`` app, where ``app.autodiscover_tasks()`` finds them.
 
 Only Celery imports this module. ``load_range_task`` is the Celery executor's (see
-``reindex.celery_executor``); ``drain_queue`` drains the change queue from Celery beat::
+``reindex.executors.celery``); ``drain_queue`` drains the change queue from Celery beat::
 
     CELERY_BEAT_SCHEDULE = {"drain-search-queue": {"task": "reindex.drain", "schedule": 60}}
 """
@@ -12,7 +12,7 @@ from typing import Any
 
 from celery import shared_task
 
-from reindex.celery_executor import load_range_task
+from reindex.executors.celery import load_range_task
 
 __all__ = ["drain_queue", "load_range_task"]
 

@@ -20,7 +20,7 @@ from click.testing import CliRunner
 
 from reindex.cli import cli
 from reindex.config import Config
-from reindex.connection import Connection
+from reindex.server.connection import Connection
 
 ROOT = Path(__file__).resolve().parent.parent
 TEST_ALIASES = ("products", "categories", "poison", "tiny", "property", "batches", "shopproducts", "paced", "skus")

@@ -12,8 +12,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from reindex import indexes
-from reindex.locking import LOCK_INDEX, LockHolder, read_holder
+from reindex.server import indexes
+from reindex.server.locking import LOCK_INDEX, LockHolder, read_holder
 
 
 def hold_lock_as(es: Any, alias: str, host: str, pid: int, age: float, **identity: Any) -> LockHolder:

@@ -17,8 +17,8 @@ from typing import Any
 import pytest
 
 import reindex
-from reindex import indexes
 from reindex.errors import STATUS_PRECEDENCE, worst_status
+from reindex.server import indexes
 from tests.conftest import ROOT, subprocess_env
 from tests.faultproxy import FaultProxy
 from tests.helpers import building_index, hold_lock_as, wait_for
@@ -298,9 +298,21 @@ class TestEveryCommandIsAFunction:
 
     def test_the_core_never_imports_click(self):
         code = (
-            "import sys, reindex, reindex.api, reindex.parallel, reindex.planning, reindex.migration; "
+            "import sys, reindex, reindex.api, reindex.executors.parallel, reindex.operations.planning, "
+            "reindex.operations.migration; "
             "print('click' in sys.modules)"
         )
         done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, env=os.environ)
 
         assert done.stdout.strip() == "False", done.stderr
+
+
+class TestCursorRefusal:
+    def test_a_values_queryset_is_read_on_the_cursor_and_a_prefetch_is_not(self, db):
+        from catalog.models import Product
+
+        import reindex
+
+        assert reindex.cursor_refusal(Product.objects.values("pk", "name")) is None
+        assert reindex.cursor_refusal(Product.objects.prefetch_related("sellers").values("pk")) == "prefetch_related()"
+        assert reindex.cursor_refusal(Product.objects.all()).startswith("not a values() queryset")

@@ -104,7 +104,7 @@ def test_the_derived_benchmark_document_is_the_heavy_one_plus_fields_built_in_pr
     """The server's strict mapping takes every derived field; the rest is the heavy document as it was."""
     import reindex
     from benchmarks.definitions import DerivedProductRowsIndex, ProductRowsIndex
-    from reindex.documents import build_batches, iter_batches
+    from reindex.definitions.documents import build_batches, iter_batches
     from tests.helpers import stored
 
     catalog(products=30)
@@ -127,7 +127,7 @@ def test_the_hand_written_script_builds_the_documents_reindex_builds(catalog, li
     """The yardstick is fair only if it does the same work: the same documents, byte for byte."""
     from benchmarks.definitions import ProductLightIndex, ProductRowsIndex
     from benchmarks.handwritten import documents
-    from reindex.documents import build_batches, iter_batches
+    from reindex.definitions.documents import build_batches, iter_batches
 
     catalog(products=120, sellers=9)
     definition = ProductLightIndex() if light else ProductRowsIndex()

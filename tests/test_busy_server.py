@@ -13,8 +13,8 @@ from typing import Any
 
 import pytest
 
-from reindex import indexes
-from reindex.locking import read_holder
+from reindex.server import indexes
+from reindex.server.locking import read_holder
 from tests.httpproxy import BusyProxy, bulk_index
 
 ROWS = 40

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 import reindex
-from reindex.watermarks import read_watermark
+from reindex.server.watermarks import read_watermark
 from tests.helpers import live_index, stored
 
 

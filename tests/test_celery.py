@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from reindex import indexes
+from reindex.server import indexes
 from tests.conftest import ROOT, subprocess_env
 
 pytest.importorskip("celery")

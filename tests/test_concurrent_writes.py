@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from reindex import indexes
+from reindex.server import indexes
 from tests.helpers import building_index, finished, start_writer, stored, wait_for
 
 #: The writer's transactions last milliseconds, on this very clock: 3 s of overlap is plenty (the default is 60).

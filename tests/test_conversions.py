@@ -23,9 +23,9 @@ from django.db.models.functions import Cast
 from hypothesis import given
 from hypothesis import strategies as st
 
-from reindex import conversions
-from reindex.conversions import Unsure
-from reindex.rows import CursorReader, read_rows
+from reindex.database import conversions
+from reindex.database.conversions import Unsure
+from reindex.database.rows import CursorReader, read_rows
 from tests.helpers import recorded_sql
 
 

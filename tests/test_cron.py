@@ -8,7 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from reindex import indexes
+from reindex.server import indexes
 from tests.conftest import ROOT, subprocess_env
 
 

@@ -11,10 +11,10 @@ import pytest
 from catalog.indexes import ProductIndex
 from click.testing import CliRunner
 
-from reindex import indexes
 from reindex.cli import cli
-from reindex.drift import drift
-from reindex.ownership import new_index_meta
+from reindex.server import indexes
+from reindex.server.drift import drift
+from reindex.server.ownership import new_index_meta
 
 
 def product_definition(change: Callable[[dict[str, Any], dict[str, Any]], None]) -> ProductIndex:

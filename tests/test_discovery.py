@@ -8,7 +8,7 @@ import textwrap
 import pytest
 
 from reindex import ConfigurationError, IndexDefinition
-from reindex.definitions import Registry, check_index_name, discover
+from reindex.definitions.definition import Registry, check_index_name, discover
 
 
 def test_definitions_are_discovered_in_installed_apps(db):

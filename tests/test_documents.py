@@ -12,7 +12,7 @@ from django.utils.translation import gettext_lazy
 from hypothesis import given
 from hypothesis import strategies as st
 
-from reindex.documents import dumps
+from reindex.definitions.documents import dumps
 
 
 @pytest.mark.parametrize(

@@ -16,8 +16,8 @@ from typing import Any
 
 import pytest
 
-from reindex import indexes
-from reindex.locking import read_holder
+from reindex.server import indexes
+from reindex.server.locking import read_holder
 from tests.faultproxy import FaultProxy
 from tests.helpers import alive, building_index, hold_lock_as, lock_free_or_stale, wait_for
 

@@ -6,7 +6,7 @@ import gc
 
 import pytest
 
-from reindex.executors import YOUNG_THRESHOLD, frozen_heap
+from reindex.executors.local import YOUNG_THRESHOLD, frozen_heap
 
 
 def test_a_range_collects_less_often_and_leaves_the_collector_as_it_found_it():

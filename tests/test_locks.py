@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 
-from reindex.locking import AliasLock, Locked, LockLost, process_stat, read_holder, this_machine, unlock
+from reindex.server.locking import AliasLock, Locked, LockLost, process_stat, read_holder, this_machine, unlock
 from tests.helpers import hold_lock_as
 
 HERE = socket.gethostname()

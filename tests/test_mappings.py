@@ -11,9 +11,15 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from reindex import indexes
-from reindex.drift import live_definition
-from reindex.mappings import compare_mappings, compare_settings, field_paths, fingerprint, normalise_settings
+from reindex.definitions.mappings import (
+    compare_mappings,
+    compare_settings,
+    field_paths,
+    fingerprint,
+    normalise_settings,
+)
+from reindex.server import indexes
+from reindex.server.drift import live_definition
 
 # -- the server's shapes, by hand ---------------------------------------------------
 

@@ -16,9 +16,9 @@ from typing import Any
 
 import pytest
 
-from reindex import indexes
 from reindex.config import Config
-from reindex.connection import Connection
+from reindex.server import indexes
+from reindex.server.connection import Connection
 from tests.httpproxy import OpenSearchProxy
 
 

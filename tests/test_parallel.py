@@ -7,10 +7,10 @@ from typing import Any
 
 import pytest
 
-from reindex import indexes
 from reindex.config import Config
-from reindex.ranges import pk_ranges
-from reindex.rebuilding import rebuild
+from reindex.executors.ranges import pk_ranges
+from reindex.operations.rebuilding import rebuild
+from reindex.server import indexes
 from tests.helpers import sources
 
 
@@ -124,7 +124,7 @@ def test_workers_refuse_an_in_memory_database(name, db):
     from django.db import connections
 
     from reindex.errors import ConfigurationError
-    from reindex.parallel import worker_setup
+    from reindex.executors.parallel import worker_setup
 
     original = connections["default"].settings_dict["NAME"]
     connections["default"].settings_dict["NAME"] = name

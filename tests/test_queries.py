@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 from django.db import connection
 
-from reindex.documents import build_batches, iter_batches
+from reindex.definitions.documents import build_batches, iter_batches
 from tests.helpers import recorded_sql
 
 

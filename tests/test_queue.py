@@ -13,8 +13,8 @@ from typing import Any
 import pytest
 
 import reindex as api
-from reindex import changequeue
 from reindex.capture import paused
+from reindex.queue import entries as changequeue
 from tests.definitions import PoisonIndex
 from tests.helpers import stored
 

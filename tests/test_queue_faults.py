@@ -16,8 +16,8 @@ import pytest
 
 import reindex as api
 from reindex.config import Config
-from reindex.connection import Connection
-from reindex.draining import drain
+from reindex.queue.draining import drain
+from reindex.server.connection import Connection
 from tests.definitions import BatchesIndex
 from tests.faultproxy import FaultProxy
 from tests.helpers import building_index, finished, start_writer, stored, wait_for
@@ -255,7 +255,7 @@ def test_putting_entries_back_never_deadlocks_with_a_site_queueing_them_again(tr
 
     from django.db import connection, connections, transaction
 
-    from reindex import changequeue
+    from reindex.queue import entries as changequeue
 
     if connection.vendor == "sqlite":
         pytest.skip("SQLite has one writer at a time: nothing to deadlock")

@@ -7,7 +7,7 @@ import re
 
 import pytest
 
-from reindex import indexes
+from reindex.server import indexes
 from tests.helpers import live_index, names_of
 
 TIMESTAMPED = re.compile(r"^products-\d{20}$")

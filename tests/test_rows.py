@@ -16,9 +16,9 @@ from django.db.models import Count, F, Q, Value
 from django.db.models.functions import Concat, Upper
 
 from reindex import IndexDefinition, Related
-from reindex.changes import change_batches
-from reindex.documents import build_batches, iter_batches, loads
-from reindex.rows import cursor_batches, cursor_refusal, orm_batches, read_rows
+from reindex.database.rows import cursor_batches, cursor_refusal, orm_batches, read_rows
+from reindex.definitions.documents import build_batches, iter_batches, loads
+from reindex.pipeline.changes import change_batches
 from tests.helpers import recorded_sql
 
 

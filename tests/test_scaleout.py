@@ -23,11 +23,11 @@ from typing import Any
 
 import pytest
 
-from reindex import indexes
 from reindex.config import Config
-from reindex.executors import BEAT_INTERVAL
-from reindex.locking import read_holder
-from reindex.ranges import DONE, BuildState
+from reindex.executors.local import BEAT_INTERVAL
+from reindex.executors.ranges import DONE, BuildState
+from reindex.server import indexes
+from reindex.server.locking import read_holder
 from tests.conftest import ROOT, subprocess_env
 from tests.helpers import alive, lock_free_or_stale, sources, wait_for
 
@@ -341,8 +341,8 @@ def test_the_core_never_imports_celery_unless_the_executor_is_asked_for(catalog,
 @pytest.fixture
 def tiny_build(catalog, es, settings) -> Callable[..., BuildState]:
     """A build of the ``tiny`` alias under way: its index created and ``parts`` ranges recorded."""
-    from reindex.ranges import pk_ranges
-    from reindex.rebuilding import create_new_index
+    from reindex.executors.ranges import pk_ranges
+    from reindex.operations.rebuilding import create_new_index
     from tests.definitions import TinyIndex
 
     settings.REINDEX = {**settings.REINDEX, "INDEXES": ["tests.definitions.TinyIndex"]}
@@ -358,7 +358,7 @@ def tiny_build(catalog, es, settings) -> Callable[..., BuildState]:
 
 
 def test_a_range_sent_twice_is_loaded_and_recorded_once(tiny_build, es, es_url):
-    from reindex.executors import load_range
+    from reindex.executors.local import load_range
     from tests.definitions import TinyIndex
 
     build = tiny_build(products=30, parts=3)
@@ -375,7 +375,7 @@ def test_a_range_sent_twice_is_loaded_and_recorded_once(tiny_build, es, es_url):
 
 def test_an_attempt_whose_range_was_claimed_again_stops_without_recording(tiny_build, es):
     from reindex.errors import Superseded
-    from reindex.ranges import RangeResult
+    from reindex.executors.ranges import RangeResult
 
     build = tiny_build()
     killed = build.claim(es, 0)  # a worker that went silent ...
@@ -389,8 +389,8 @@ def test_an_attempt_whose_range_was_claimed_again_stops_without_recording(tiny_b
 
 
 def test_a_task_for_a_build_that_is_gone_stops_without_writing(tiny_build, es, es_url):
-    from reindex.celery_executor import load_range_task
-    from reindex.ranges import forget_builds
+    from reindex.executors.celery import load_range_task
+    from reindex.executors.ranges import forget_builds
 
     build = tiny_build()
     forget_builds(es, Config.lock_index, [build.index])  # the coordinator gave up ...
@@ -404,7 +404,7 @@ def test_a_task_for_a_build_that_is_gone_stops_without_writing(tiny_build, es, e
 
 
 def test_status_shows_the_ranges_of_a_build_under_way(tiny_build, es, es_url, reindex):
-    from reindex.executors import load_range
+    from reindex.executors.local import load_range
     from tests.definitions import TinyIndex
 
     build = tiny_build(products=30, parts=3)

@@ -10,9 +10,9 @@ import pytest
 from elastic_transport import ConnectionError as TransportConnectionError
 
 from reindex.config import Config
-from reindex.connection import Connection
-from reindex.documents import delete_actions, dumps, item_failure
-from reindex.sending import BulkOptions, BulkSender
+from reindex.definitions.documents import delete_actions, dumps, item_failure
+from reindex.server.connection import Connection
+from reindex.server.sending import BulkOptions, BulkSender
 from tests.httpproxy import HttpProxy, RejectingProxy
 
 FAST = BulkOptions(initial_backoff=0.01)

@@ -152,8 +152,8 @@ def test_a_rolled_back_statement_queues_nothing_and_a_paused_transaction_neither
 def test_a_change_to_an_entry_being_drained_keeps_it_queued(triggered):
     from catalog.models import Product
 
-    from reindex import changequeue
     from reindex.models import QueueEntry
+    from reindex.queue import entries as changequeue
 
     product = Product.objects.order_by("pk").first()
     api.enqueue("products", [product.pk])
@@ -226,7 +226,7 @@ def test_status_finds_triggers_missing_outdated_and_left_over_and_install_puts_t
 
 
 def test_a_trigger_function_edited_by_hand_is_outdated_until_installed_again(postgres, settings):
-    from reindex.triggers import installed
+    from reindex.queue.triggers import installed
 
     settings.REINDEX = {**settings.REINDEX, "INDEXES": [SHOP]}
     api.triggers_install("shop")

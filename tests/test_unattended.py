@@ -7,9 +7,9 @@ from typing import Any
 
 import pytest
 
-from reindex import indexes
-from reindex.locking import LOCK_INDEX, AliasLock, read_holder
-from reindex.rebuilding import rebuild
+from reindex.operations.rebuilding import rebuild
+from reindex.server import indexes
+from reindex.server.locking import LOCK_INDEX, AliasLock, read_holder
 from tests.helpers import hold_lock_as, live_index, names_of
 
 
@@ -180,7 +180,7 @@ def test_duplicate_document_ids_are_reported(catalog, es):
 
 def test_a_resent_bulk_request_is_not_mistaken_for_duplicates(es):
     """A bulk request resent after its answer was lost reports "updated" for documents never counted."""
-    from reindex.rebuilding import RebuildResult, verify
+    from reindex.operations.rebuilding import RebuildResult, verify
 
     es.indices.create(index="products-1")
     for n in range(10):
@@ -279,7 +279,7 @@ class TestRollbackAndPrune:
     def test_prune_deletes_a_partial_index_left_by_a_killed_run(self, catalog, reindex, es):
         from catalog.indexes import ProductIndex
 
-        from reindex.rebuilding import create_new_index
+        from reindex.operations.rebuilding import create_new_index
 
         catalog(products=5)
         assert reindex("rebuild", "products").exit_code == 0
@@ -303,7 +303,7 @@ def test_turning_tls_verification_off_is_warned_about(db, reindex, settings):
 
 def test_tls_verification_is_on_by_default(db, reindex):
     from reindex.config import Config
-    from reindex.connection import client_options
+    from reindex.server.connection import client_options
 
     options, _ = client_options(Config(hosts=("https://search.example:9200",)))
 

@@ -11,7 +11,7 @@ import pytest
 from django.utils import timezone
 
 import reindex
-from reindex.watermarks import read_watermark
+from reindex.server.watermarks import read_watermark
 from tests.helpers import hold_lock_as, live_index, stored
 
 

@@ -1,0 +1,367 @@
+"""Draining the change queue: claimed entries become one bulk request, acknowledged entry by entry.
+
+``drain()`` claims a batch of an alias's entries (``reindex.queue.entries``), reads their
+rows with the definition's queryset in one query, builds the documents of the rows
+there and deletes the documents of the rows gone or filtered out, and sends it all in
+one bulk request. Each entry's outcome is its own: confirmed entries are removed, an
+entry whose row cannot be built or whose document the server rejects is retried with
+back-off and dead after ``QUEUE_MAX_ATTEMPTS``, and entries the server could not take
+at all (down, or items still rejected with 429/502/503/504 after the retries a load's
+batch gets, ``reindex.server.sending``) are put back without counting an attempt::
+
+    [result] = drain([ProductIndex()], client, Config.load())
+    print(result.indexed, result.deleted, result.dead)
+
+No lock: several drainers share the queue (``SKIP LOCKED``), and a rebuild may run
+meanwhile. While one loads (the alias's lock is held and an index of the alias is
+building), each batch is written to the live index *and* to the index being built, and
+its entries are kept, due again ``QUEUE_POLL_INTERVAL`` seconds later, instead of
+removed: the rebuild may still write a batch it read before the change. Drained again
+once the new index is live, they reach it after every write of the rebuild. (The
+indexes to write to are read after the claim, hence after the change was committed:
+an index created later reads the row as changed.)
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from reindex import interrupts
+from reindex.config import Config
+from reindex.database.rows import row_pk
+from reindex.definitions.definition import IndexDefinition
+from reindex.definitions.documents import Failure, action_lines, dumps, item_failure
+from reindex.errors import ConfigurationError, DatabaseUnavailable, Interrupted, ReindexError, RunFailed
+from reindex.operations.outcomes import RunOutcome
+from reindex.pipeline.changes import change_batches
+from reindex.pipeline.loading import MAX_REPORTED_FAILURES
+from reindex.queue import entries as changequeue
+from reindex.server import indexes
+from reindex.server.connection import describe_failure
+from reindex.server.locking import read_holder
+from reindex.server.retries import RETRY_ON_STATUS
+from reindex.server.sending import BulkOptions, bulk_items
+
+logger = logging.getLogger("reindex.drain")
+
+
+@dataclass(kw_only=True)
+class DrainResult(RunOutcome):
+    """What draining one alias's queue did: the report ``drain --json`` prints."""
+
+    alias: str
+    definition: str
+    batches: int = 0
+    #: Entries claimed (an entry drained twice counts twice).
+    claimed: int = 0
+    indexed: int = 0
+    deleted: int = 0
+    #: Entries that failed and wait for another try, and those that failed for the last time.
+    retried: int = 0
+    dead: int = 0
+    #: Entries put back without an attempt: the server could not take them.
+    released: int = 0
+    #: Entries written while a rebuild loads, kept to be drained again once it swapped.
+    replaying: int = 0
+    #: Entries another drainer took over after this one's lease expired (queued again).
+    lost_claims: int = 0
+    failures: list[Failure] = field(default_factory=list)
+    seconds: float = 0.0
+
+    @property
+    def failed(self) -> int:
+        """Entries that failed in this drain (retried later or dead)."""
+        return self.retried + self.dead
+
+    def add_failure(self, failure: Failure) -> None:
+        if len(self.failures) < MAX_REPORTED_FAILURES:
+            self.failures.append(failure)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "alias": self.alias,
+            "definition": self.definition,
+            "batches": self.batches,
+            "claimed": self.claimed,
+            "indexed": self.indexed,
+            "deleted": self.deleted,
+            "retried": self.retried,
+            "dead": self.dead,
+            "released": self.released,
+            "replaying": self.replaying,
+            "lost_claims": self.lost_claims,
+            "failures": [f.as_dict() for f in self.failures],
+            "seconds": round(self.seconds, 3),
+            "error": self.error,
+        }
+
+
+def drain(
+    definitions: list[IndexDefinition],
+    client: Any,
+    config: Config,
+    *,
+    loop: bool = False,
+    max_seconds: float | None = None,
+) -> list[DrainResult]:
+    """Drain the queues of ``definitions`` until they hold nothing due, or forever with ``loop``.
+
+    ``loop``: sleep ``QUEUE_POLL_INTERVAL`` when nothing is due and go on, until
+    ``max_seconds`` pass or a signal (inside ``interrupts.signals_raise_interrupted()``)
+    ends it between batches. A batch the server could not take leaves its error in the
+    alias's result and, with ``loop``, is tried again after the poll interval.
+    """
+    results = [DrainResult(alias=d.alias, definition=d.path) for d in definitions]
+    started = time.monotonic()
+    deadline = None if max_seconds is None else started + max_seconds
+    try:
+        while True:
+            busy = False
+            for definition, result in zip(definitions, results, strict=True):
+                error = result.error
+                busy = drain_alias(definition, client, config, result, deadline) or busy
+                if loop and result.error != error:  # a worker's log shows an outage once, and its end
+                    logger.warning("%s", result.error or f"{definition.alias}: draining again")
+            if not loop or _past(deadline):
+                break
+            if not busy:
+                interrupts.sleep(config.queue_poll_interval)
+    except Interrupted:
+        pass  # a worker asked to stop: the batch under way was finished
+    finally:
+        for result in results:
+            result.seconds = time.monotonic() - started
+    return results
+
+
+def _past(deadline: float | None) -> bool:
+    return deadline is not None and time.monotonic() >= deadline
+
+
+def drain_alias(
+    definition: IndexDefinition, client: Any, config: Config, result: DrainResult, deadline: float | None = None
+) -> bool:
+    """Drain the due entries of one alias, batch after batch; return whether it claimed any.
+
+    A batch that fails as a whole (server down: RunFailed; alias not built:
+    ConfigurationError) is put back and ends the pass with its error in ``result``.
+    """
+    batch_size = config.batch_size_for(definition)
+    claimed_any = False
+    while not _past(deadline):
+        interrupts.check()
+        try:
+            with changequeue.database_errors(definition.alias):
+                claimed = changequeue.claim(definition.alias, batch_size, config.queue_lease)
+        except DatabaseUnavailable as exc:
+            _note(result, exc)
+            break
+        if isinstance(result.exception, DatabaseUnavailable):  # it answers again
+            result.error = result.exception = None
+        if not claimed.entries:
+            break
+        claimed_any = True
+        result.batches += 1
+        result.claimed += len(claimed.entries)
+        try:
+            with changequeue.database_errors(definition.alias):
+                Batch(definition, client, config, claimed, result).run()
+        except Interrupted:
+            raise
+        except ReindexError as exc:  # not built, server down: this alias waits, the others go on
+            _note(result, exc)
+            break
+        result.error = result.exception = None
+    return claimed_any
+
+
+def _note(result: DrainResult, exc: ReindexError) -> None:
+    result.error, result.exception = str(exc), exc
+
+
+@dataclass
+class Batch:
+    """One claimed batch under way: its entries by primary key, the documents built, the outcomes."""
+
+    definition: IndexDefinition
+    client: Any
+    config: Config
+    claimed: changequeue.Claimed
+    result: DrainResult
+    keyed: dict[str, tuple[Any, Any]] = field(default_factory=dict)
+
+    def run(self) -> None:
+        self.keyed, failed = self.keys()
+        keyed = self.keyed
+        try:
+            targets = write_targets(self.client, self.definition.alias, self.config)
+            pks = [pk for _, pk in keyed.values() if pk is not None]
+            rows, gone = next(change_batches(self.definition.get_queryset(), [pks])) if pks else ([], [])
+            built, unbuilt = build_documents(self.definition, rows)
+            failed.update({key: reason for key, reason in unbuilt.items() if key in keyed})
+            lines, owners = self.action_lines(targets, built, gone)
+            items = self.send(lines)
+        except ConfigurationError:
+            self.put_back([key for key in keyed if key not in failed], "", failed)
+            raise
+        except Exception as exc:
+            reason = describe_failure(exc)
+            self.put_back([key for key in keyed if key not in failed], reason, failed)
+            raise RunFailed(f"{self.definition.alias}: {reason}; the batch stays queued") from exc
+        transient = self.outcomes(items, owners, failed)
+        done = [key for key in keyed if key not in failed and key not in transient]
+        self.result.indexed += len({key for key, _, _ in built}.intersection(done))
+        self.result.deleted += len({str(pk) for pk in gone}.intersection(done))
+        self.settle(done, targets.building)
+        self.put_back(list(transient), next(iter(transient.values()), ""), failed)
+
+    def keys(self) -> tuple[dict[str, tuple[Any, Any]], dict[str, str]]:
+        """The claimed entries (and primary keys) by the text of their primary key; failures for ids no row can have."""
+        keyed: dict[str, tuple[Any, Any]] = {}
+        failed: dict[str, str] = {}
+        for entry in self.claimed.entries:
+            try:
+                pk = self.definition.pk_field.to_python(entry.object_id)
+            except Exception as exc:
+                failed[entry.object_id] = f"no row can have the primary key {entry.object_id!r}: {exc}"
+                keyed[entry.object_id] = (entry, None)
+                continue
+            keyed[str(pk)] = (entry, pk)
+        return keyed, failed
+
+    def action_lines(
+        self, targets: Targets, built: list[tuple[str, str, bytes]], gone: list[Any]
+    ) -> tuple[list[bytes], list[str]]:
+        """Each action's NDJSON lines, for every index written to, and the entry key of each action."""
+        lines: list[bytes] = []
+        owners: list[str] = []
+        for index in targets.all:
+            for key, doc_id, data in built:
+                lines.append(action_lines(({"index": {"_index": index, "_id": doc_id}}, data)))
+                owners.append(key)
+            for pk in gone:
+                lines.append(action_lines(({"delete": {"_index": index, "_id": self.definition.id_from_pk(pk)}}, None)))
+                owners.append(str(pk))
+        return lines, owners
+
+    def send(self, lines: list[bytes]) -> list[dict[str, Any]]:
+        """The items of the bulk requests carrying ``lines``: rejected items retried as a load's are."""
+        options = BulkOptions.from_config(self.config)
+        return bulk_items(self.client, lines, options, lambda body, sent: self.send_request(sent))
+
+    def send_request(self, lines: list[bytes]) -> list[dict[str, Any]]:
+        """One bulk request of ``lines``; halved when the server refuses it as too large (413).
+
+        A lone action still too large gets an item saying so: that document's failure (an
+        attempt counted), not the server's, which would keep the entry queued forever.
+        """
+        from elasticsearch import ApiError
+
+        body = b"".join(lines)
+        try:
+            return list(self.client.bulk(body=body)["items"])
+        except ApiError as exc:
+            if exc.meta.status != 413:
+                raise
+        if len(lines) > 1:
+            half = len(lines) // 2
+            return self.send_request(lines[:half]) + self.send_request(lines[half:])
+        reason = f"the server refused the {len(body):,}-byte action as too large (413)"
+        return [{"index": {"status": 413, "error": {"type": "request_too_large", "reason": reason}}}]
+
+    def outcomes(self, items: list[dict[str, Any]], owners: list[str], failed: dict[str, str]) -> dict[str, str]:
+        """Note the rejected documents in ``failed``; return the entries the server could not take now."""
+        transient: dict[str, str] = {}
+        for item, key in zip(items, owners, strict=True):
+            op, answer = next(iter(item.items()))
+            status = int(answer.get("status", 500))
+            if 200 <= status < 300 or (op == "delete" and status == 404):
+                continue
+            reason = item_failure(item).reason
+            if status in RETRY_ON_STATUS:
+                transient[key] = reason
+            else:
+                failed.setdefault(key, reason)
+        return transient
+
+    def settle(self, done: list[str], building: list[str]) -> None:
+        """Acknowledge the entries done, or keep them for replay while a rebuild loads."""
+        entries = [self.keyed[key][0] for key in done]
+        if building:
+            changequeue.release(entries, self.claimed.token, self.config.queue_poll_interval)
+            self.result.replaying += len(entries)
+        else:
+            self.result.lost_claims += len(changequeue.acknowledge(entries, self.claimed.token))
+
+    def put_back(self, keys: list[str], reason: str, failed: dict[str, str]) -> None:
+        """Release the entries of ``keys`` without an attempt; fail those of ``failed``, an attempt each."""
+        token, result = self.claimed.token, self.result
+        if keys:
+            changequeue.release([self.keyed[key][0] for key in keys], token, self.config.queue_backoff, reason)
+            result.released += len(keys)
+        dead = changequeue.fail([(self.keyed[key][0], why) for key, why in failed.items()], token, self.config)
+        result.dead += dead
+        result.retried += len(failed) - dead
+        for key, why in failed.items():
+            result.add_failure(Failure(key, why, "queue"))
+
+
+@dataclass
+class Targets:
+    """Where a batch goes: the live index, and the indexes a rebuild is loading now."""
+
+    live: list[str]
+    building: list[str]
+
+    @property
+    def all(self) -> list[str]:
+        return [*self.live, *self.building]
+
+
+def write_targets(client: Any, alias: str, config: Config) -> Targets:
+    """The live index of ``alias`` and, while a rebuild holds its lock, the indexes it is building.
+
+    Raises ConfigurationError when there is neither (the alias was never built).
+    """
+    building: list[str] = []
+    holder = read_holder(client, alias, config.lock_index)
+    if holder is not None and holder.age() < config.lock_ttl:
+        building = [info.name for info in indexes.owned_indexes(client, alias, with_counts=False) if info.building]
+    try:
+        live = [indexes.serving_index(client, alias)]
+    except ConfigurationError:
+        if not building:
+            raise
+        live = []
+    return Targets(live, building)
+
+
+def build_documents(
+    definition: IndexDefinition, rows: list[Any]
+) -> tuple[list[tuple[str, str, bytes]], dict[str, str]]:
+    """``(key, document id, body)`` of each row that builds, and the reason of each that does not, by key.
+
+    The key is the text of the row's primary key, as the queue holds it.
+    """
+    built: list[tuple[str, str, bytes]] = []
+    failed: dict[str, str] = {}
+    if not rows:
+        return built, failed
+    try:
+        definition.load_batch(rows)
+    except Exception as exc:
+        return built, {str(row_pk(row)): f"load_batch(): {type(exc).__name__}: {exc}" for row in rows}
+    for row in rows:
+        key = str(row_pk(row))
+        try:
+            doc_id = definition.get_id(row)
+            body = definition.prepare(row)
+            if not isinstance(body, dict):
+                raise TypeError(f"prepare() returned {type(body).__name__}, not a dict")
+            built.append((key, doc_id, dumps(body)))
+        except Exception as exc:
+            failed[key] = f"{type(exc).__name__}: {exc}"
+    return built, failed

@@ -1,0 +1,345 @@
+"""The change queue: which rows' documents are out of date, kept in the site's own database.
+
+One row per (alias, primary key) in ``reindex_queue`` (``reindex.models.QueueEntry``).
+Saving a row queues it with one upsert in the save's own transaction, so a rolled-back
+save queues nothing and a committed one is never lost; a hundred saves of one row
+while no drainer runs are one entry. A drainer then::
+
+    entries = claim("products", 500, lease=60)  # a batch, held for 60 seconds
+    ...  # build and send their documents
+    acknowledge(done, token)  # removed only once the server confirmed them
+    fail(failed, token, config)  # retried later with back-off, dead after QUEUE_MAX_ATTEMPTS
+
+Why it never loses a change, nor blocks on a bad one:
+
+- *Claims* set ``claimed_by`` and a lease with a conditional update that only takes
+  entries still claimable, so two drainers can never both hold one. On PostgreSQL and
+  MariaDB the candidates are read ``FOR UPDATE SKIP LOCKED`` first, so concurrent
+  drainers take different entries instead of waiting on each other. A drainer killed
+  with ``kill -9`` holds its entries only until their lease expires.
+- *Late acknowledgement*: an entry is deleted only after its document was written, and
+  only if it was not queued again meanwhile (``requeued``, set by the upsert when it
+  meets a claimed entry): such an entry goes back to pending, since the drainer may
+  have read the row before that last change. A drainer whose lease expired and was
+  taken over may have written an older document: its acknowledgement queues the
+  entry again instead of deleting it.
+- *Poison*: a failing entry waits ``QUEUE_BACKOFF * 2**(attempts-1)`` seconds (at
+  most ``QUEUE_BACKOFF_MAX``) before the next try and is ``dead`` after
+  ``QUEUE_MAX_ATTEMPTS``, with its last error; the others go on. A new change to a
+  dead entry's row makes it pending again (the change may be the fix), as does
+  ``retry()``.
+
+Times are this host's clock (``django.utils.timezone.now()``); a lease is long enough
+for the clocks of the drainers' hosts to disagree by a few seconds.
+"""
+
+from __future__ import annotations
+
+import datetime
+import uuid
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
+
+from reindex.config import Config
+from reindex.errors import DatabaseUnavailable
+from reindex.server.retries import backoff
+
+#: Rows per INSERT statement when many keys are queued at once (``reindex.enqueue``).
+INSERT_CHUNK = 500
+#: The columns an upsert writes (``reindex.queue.triggers`` writes the same).
+QUEUE_COLUMNS = ("alias", "object_id", "state", "attempts", "available_at", "changed_at", "requeued", "last_error")
+
+# What an upsert does to an entry already there. Pending: nothing (one entry however many
+# saves). Claimed: ``requeued`` (and the time of the change, for the lag), so that the
+# drainer's acknowledgement puts it back. Dead: pending again, attempts forgotten.
+# MariaDB assigns left to right and later expressions see the new values: ``state`` is last.
+_ON_CONFLICT = (
+    "changed_at = CASE WHEN {t}.state = 'dead' OR ({t}.state = 'claimed' AND NOT {t}.requeued) "
+    "THEN {new_changed_at} ELSE {t}.changed_at END, "
+    "attempts = CASE WHEN {t}.state = 'dead' THEN 0 ELSE {t}.attempts END, "
+    "available_at = CASE WHEN {t}.state = 'dead' THEN {new_available_at} ELSE {t}.available_at END, "
+    "requeued = ({t}.requeued OR {t}.state = 'claimed'), "
+    "state = CASE WHEN {t}.state = 'dead' THEN 'pending' ELSE {t}.state END"
+)
+
+
+def queue_database() -> str:
+    """The database alias the queue lives in: where the router writes ``QueueEntry`` (usually ``default``).
+
+    Capture writes an entry in the save's transaction when the row is in this database too.
+    """
+    from django.db import router
+
+    from reindex.models import QueueEntry
+
+    return router.db_for_write(QueueEntry) or "default"
+
+
+def _now() -> datetime.datetime:
+    from django.utils import timezone
+
+    return timezone.now()
+
+
+def enqueue_keys(entries: Iterable[tuple[str, Any]], using: str | None = None) -> int:
+    """Queue ``(alias, primary key)`` pairs with one upsert per ``INSERT_CHUNK``; return how many distinct pairs.
+
+    Runs in the caller's transaction (if any): a rollback takes the entries with it.
+    """
+    from django.db import connections
+
+    # Sorted: concurrent upserts of overlapping keys then lock their rows in one order, never in a cycle.
+    pairs = sorted(set((alias, str(pk)) for alias, pk in entries))
+    if not pairs:
+        return 0
+    connection = connections[using or queue_database()]
+    now = connection.ops.adapt_datetimefield_value(_now())
+    table = connection.ops.quote_name("reindex_queue")
+    for start in range(0, len(pairs), INSERT_CHUNK):
+        chunk = pairs[start : start + INSERT_CHUNK]
+        values = ", ".join(["(" + ", ".join(["%s"] * len(QUEUE_COLUMNS)) + ")"] * len(chunk))
+        params: list[Any] = []
+        for alias, key in chunk:
+            params += [alias, key, "pending", 0, now, now, False, ""]
+        sql = f"INSERT INTO {table} ({', '.join(QUEUE_COLUMNS)}) VALUES {values} {conflict_clause(connection.vendor)}"
+        with connection.cursor() as cursor:
+            cursor.execute(sql, params)
+    return len(pairs)
+
+
+def conflict_clause(vendor: str) -> str:
+    """The upsert's ``ON CONFLICT`` (``ON DUPLICATE KEY`` on MariaDB) part: what a change does to an entry there."""
+    if vendor == "mysql":
+        update = _ON_CONFLICT.format(
+            t="reindex_queue", new_changed_at="VALUES(changed_at)", new_available_at="VALUES(available_at)"
+        )
+        return f"ON DUPLICATE KEY UPDATE {update}"
+    update = _ON_CONFLICT.format(
+        t="reindex_queue", new_changed_at="excluded.changed_at", new_available_at="excluded.available_at"
+    )
+    return f"ON CONFLICT (alias, object_id) DO UPDATE SET {update}"
+
+
+@contextmanager
+def database_errors(alias: str) -> Iterator[None]:
+    """Turn a lost or refused database connection into DatabaseUnavailable, closing the broken connections.
+
+    Django reconnects at the next query once a broken connection is closed: a drainer
+    running as a worker outlives a database restart.
+    """
+    from django.db import InterfaceError, OperationalError, close_old_connections
+
+    try:
+        yield
+    except (OperationalError, InterfaceError) as exc:
+        close_old_connections()  # closes the connections that are no longer usable
+        first_line = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        raise DatabaseUnavailable(f"{alias}: the database: {first_line}") from exc
+
+
+@dataclass(frozen=True)
+class Claimed:
+    """A batch of entries one drainer holds until ``lease_expires``, under ``token``."""
+
+    token: str
+    entries: list[Any]
+
+
+def claim(alias: str, limit: int, lease: float, using: str | None = None) -> Claimed:
+    """Take up to ``limit`` claimable entries of ``alias``: pending and due, or claimed with an expired lease.
+
+    An expired lease counts as a failed attempt (its drainer died, perhaps because of
+    this very row), so a row that kills every drainer also ends up dead.
+    """
+    from django.db import connections, transaction
+    from django.db.models import Case, F, IntegerField, Q, TextField, Value, When
+
+    from reindex.models import CLAIMED, PENDING, QueueEntry
+
+    using = using or queue_database()
+    now, token = _now(), uuid.uuid4().hex
+    claimable = Q(state=PENDING, available_at__lte=now) | Q(state=CLAIMED, lease_expires__lt=now)
+    entries = QueueEntry.objects.using(using)
+    with transaction.atomic(using=using):
+        candidates = entries.filter(claimable, alias=alias).order_by("available_at", "id")
+        if connections[using].features.has_select_for_update_skip_locked:
+            candidates = candidates.select_for_update(skip_locked=True)
+        ids = list(candidates.values_list("id", flat=True)[:limit])
+        if ids:
+            expired = Q(state=CLAIMED)
+            # ``state`` last: MariaDB evaluates each assignment after the previous ones.
+            entries.filter(claimable, id__in=ids).update(
+                attempts=Case(
+                    When(expired, then=F("attempts") + 1), default=F("attempts"), output_field=IntegerField()
+                ),
+                last_error=Case(
+                    When(expired, then=Value("the lease expired (drainer gone?)")),
+                    default=F("last_error"),
+                    output_field=TextField(),
+                ),
+                claimed_by=token,
+                lease_expires=now + datetime.timedelta(seconds=lease),
+                state=CLAIMED,
+            )
+    return Claimed(token, list(entries.filter(claimed_by=token).order_by("id")) if ids else [])
+
+
+def acknowledge(entries: Sequence[Any], token: str, using: str | None = None) -> list[Any]:
+    """Remove the entries whose documents the server confirmed; return those whose claim was lost.
+
+    An entry queued again while claimed goes back to pending. An entry this drainer no
+    longer holds (its lease expired and another drainer took it, or finished it) is
+    queued again: what this drainer wrote may be older than what the other one did.
+    """
+    from django.db import transaction
+
+    from reindex.models import PENDING, QueueEntry
+
+    using = using or queue_database()
+    ids = [entry.id for entry in entries]
+    if not ids:
+        return []
+    rows = QueueEntry.objects.using(using)
+    with transaction.atomic(using=using):
+        settled = _lock_held(ids, token, using)
+        rows.filter(id__in=settled, requeued=False).delete()
+        rows.filter(id__in=settled, requeued=True).update(**_released(PENDING, _now(), attempts=0))
+    lost = []
+    for entry in entries:
+        if entry.id in settled:
+            continue
+        # Changed again this very moment, or taken over: back to pending one row at a time
+        # (nothing else held while waiting), else queued again.
+        if not rows.filter(id=entry.id, claimed_by=token).update(**_released(PENDING, _now(), attempts=0)):
+            lost.append(entry)
+    for entry in lost:  # one row a statement: a drainer never holds one row while waiting for another
+        enqueue_keys([(entry.alias, entry.object_id)], using)
+    return lost
+
+
+def _lock_held(ids: Sequence[int], token: str, using: str) -> set[int]:
+    """Inside a transaction: lock the entries of ``ids`` still held under ``token``; their ids.
+
+    Rows a site's transaction is queueing again right now are skipped, never waited for:
+    waiting on several rows that the site locks in another order could deadlock, and the
+    site's save might be the one to fail. The caller settles those one row at a time,
+    holding nothing else while it waits.
+    """
+    from django.db import connections
+
+    from reindex.models import QueueEntry
+
+    held = QueueEntry.objects.using(using).filter(id__in=ids, claimed_by=token)
+    if connections[using].features.has_select_for_update_skip_locked:
+        held = held.select_for_update(skip_locked=True)
+    return set(held.values_list("id", flat=True))
+
+
+def _released(state: str, available_at: datetime.datetime, **more: Any) -> dict[str, Any]:
+    return {
+        "state": state,
+        "claimed_by": None,
+        "lease_expires": None,
+        "requeued": False,
+        "available_at": available_at,
+        **more,
+    }
+
+
+def fail(failures: Sequence[tuple[Any, str]], token: str, config: Config, using: str | None = None) -> int:
+    """Put back ``(entry, reason)`` pairs with back-off, or mark them dead after ``QUEUE_MAX_ATTEMPTS``.
+
+    Returns how many became dead.
+    """
+    from reindex.models import DEAD, PENDING, QueueEntry
+
+    using = using or queue_database()
+    now, dead = _now(), 0
+    for entry, reason in failures:
+        attempts = entry.attempts + 1
+        if attempts >= config.queue_max_attempts:
+            state, dead = DEAD, dead + 1
+            due = now
+        else:
+            state = PENDING
+            due = now + datetime.timedelta(seconds=backoff(attempts, config.queue_backoff, config.queue_backoff_max))
+        QueueEntry.objects.using(using).filter(id=entry.id, claimed_by=token).update(
+            **_released(state, due, attempts=attempts, last_error=reason[:2000])
+        )
+    return dead
+
+
+def release(entries: Sequence[Any], token: str, delay: float, reason: str = "", using: str | None = None) -> None:
+    """Put entries back as they were, due in ``delay`` seconds, without counting an attempt.
+
+    For what is not the entries' fault (the server is down, a rebuild is loading).
+    """
+    from django.db import transaction
+
+    from reindex.models import PENDING, QueueEntry
+
+    using = using or queue_database()
+    ids = [entry.id for entry in entries]
+    values = _released(PENDING, _now() + datetime.timedelta(seconds=delay), last_error=reason[:2000])
+    rows = QueueEntry.objects.using(using)
+    with transaction.atomic(using=using):
+        locked = _lock_held(ids, token, using)
+        rows.filter(id__in=locked).update(**values)
+    for entry_id in ids:
+        if entry_id not in locked:  # being queued again by the site: one row at a time
+            rows.filter(id=entry_id, claimed_by=token).update(**values)
+
+
+@dataclass
+class QueueStatus:
+    """The queue of one alias: entries waiting, being drained, dead, and the age of the oldest change."""
+
+    alias: str
+    pending: int = 0
+    claimed: int = 0
+    dead: int = 0
+    #: Seconds since the oldest change not yet drained was queued (None when none waits).
+    lag: float | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        lag = None if self.lag is None else round(self.lag, 3)
+        return {"alias": self.alias, "pending": self.pending, "claimed": self.claimed, "dead": self.dead, "lag": lag}
+
+
+def queue_status(alias: str, using: str | None = None) -> QueueStatus:
+    """Counts by state and the lag of ``alias``'s queue (one query)."""
+    from django.db.models import Count, Min
+
+    from reindex.models import DEAD, QueueEntry
+
+    status = QueueStatus(alias)
+    oldest = None
+    by_state = QueueEntry.objects.using(using or queue_database()).filter(alias=alias).values("state")
+    for row in by_state.annotate(n=Count("id"), oldest=Min("changed_at")).order_by():
+        setattr(status, row["state"], row["n"])
+        if row["state"] != DEAD and (oldest is None or row["oldest"] < oldest):
+            oldest = row["oldest"]
+    if oldest is not None:
+        status.lag = max(0.0, (_now() - oldest).total_seconds())
+    return status
+
+
+def retry_dead(alias: str, using: str | None = None) -> int:
+    """Make the dead entries of ``alias`` pending again, attempts forgotten; return how many."""
+    from reindex.models import DEAD, PENDING, QueueEntry
+
+    dead = QueueEntry.objects.using(using or queue_database()).filter(alias=alias, state=DEAD)
+    return int(dead.update(**_released(PENDING, _now(), attempts=0)))
+
+
+def purge(alias: str, dead_only: bool, using: str | None = None) -> int:
+    """Delete the entries of ``alias`` (only the dead ones with ``dead_only``); return how many."""
+    from reindex.models import DEAD, QueueEntry
+
+    entries = QueueEntry.objects.using(using or queue_database()).filter(alias=alias)
+    if dead_only:
+        entries = entries.filter(state=DEAD)
+    deleted, _ = entries.delete()
+    return int(deleted)
