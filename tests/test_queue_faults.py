@@ -20,7 +20,7 @@ from reindex.server.connection import Connection
 from tests.definitions import BatchesIndex
 from tests.faultproxy import FaultProxy
 from tests.helpers import building_index, finished, start_writer, stop_worker, stored, wait_for
-from tests.httpproxy import SizeLimitProxy
+from tests.httpproxy import RejectingProxy, SizeLimitProxy
 
 BATCHES = {"REINDEX_TEST_INDEXES": "tests.definitions.BatchesIndex"}
 QUEUED_PACED = {"REINDEX_TEST_INDEXES": "tests.definitions.QueuedPacedIndex"}
@@ -481,3 +481,26 @@ def test_two_drainers_and_a_busy_site_send_each_untouched_entry_once_and_no_save
     assert all(written[str(pk)] >= 1 for pk in touched)
     assert len({line.split()[0] for line in log.read_text().splitlines()}) >= 2  # both drainers worked
     assert last.exception is None
+
+
+def test_a_busy_server_rejecting_a_drains_items_with_429_once_does_not_keep_them_waiting(catalog, es, es_url, db):
+    """A drain pass whose bulk items are rejected 429 sends them again in the same pass, as a load does:
+    nothing is left queued for the next pass (``QUEUE_BACKOFF`` later)."""
+    from catalog.models import Product
+
+    catalog(products=30)
+    api.rebuild("products", es_url=es_url)
+    products = list(Product.objects.filter(is_active=True).order_by("pk")[:10])
+    for product in products:
+        product.name = f"Saved while the cluster is busy {product.pk}"
+        product.save()
+
+    with RejectingProxy(es_url, ids={str(product.pk) for product in products}) as proxy:
+        config = Config(hosts=(proxy.url,), queue_backoff=60, retry_backoff=0.05)
+        [result] = drain([api.definitions("products")[0]], Connection(config).client(), config)
+
+    assert len(proxy.rejected) == 10
+    assert (result.indexed, result.released, result.exception) == (10, 0, None)
+    assert api.queue_status("products")[0].pending == 0
+    for product in products:
+        assert stored(es, "products", product.pk)["name"] == product.name

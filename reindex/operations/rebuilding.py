@@ -33,6 +33,7 @@ from reindex.server import indexes
 from reindex.server.drift import definition_marker
 from reindex.server.locking import AliasLock
 from reindex.server.ownership import new_index_meta
+from reindex.server.sending import BulkOptions
 
 #: Index settings applied while loading, then restored to the declared values.
 LOAD_SETTINGS = {"refresh_interval": "-1", "number_of_replicas": 0}
@@ -125,7 +126,7 @@ class Build:
         resumed = ranges.resumable(client, self.definition, self.config.lock_index) if self.resume else None
         abandoned = [name for name in indexes.abandoned_indexes(client, alias) if name != resumed]
         result.abandoned_dropped = indexes.delete_owned(client, alias, abandoned)
-        ranges.forget_builds(client, self.config.lock_index, result.abandoned_dropped)
+        ranges.forget_builds(client, self.config.lock_index, result.abandoned_dropped, self.options)
         queryset = self.definition.get_queryset()
         total = queryset.count()
         interrupts.check()
@@ -156,16 +157,21 @@ class Build:
             self.swap()
         except BaseException:
             if not result.swapped:
-                ranges.forget_builds(client, self.config.lock_index, [result.new_index])  # tasks left stop
+                # the tasks left stop
+                ranges.forget_builds(client, self.config.lock_index, [result.new_index], self.options)
                 drop_new_index(client, result.new_index)
             raise
         finally:
             if result.swapped:
-                ranges.forget_builds(client, self.config.lock_index, [result.new_index])
+                ranges.forget_builds(client, self.config.lock_index, [result.new_index], self.options)
         if catch_up is not None:
             result.watermark = catch_up.after_swap(result.new_index)
         kept = retention(client, alias, self.config.keep, before=result.new_index)
         result.dropped, result.kept = indexes.delete_owned(client, alias, kept.delete), kept.kept
+
+    @property
+    def options(self) -> BulkOptions:
+        return BulkOptions.from_config(self.config)
 
     def swap(self) -> None:
         """Move the alias to the new index in one request, if this run still holds the lock."""

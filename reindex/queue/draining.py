@@ -6,7 +6,8 @@ there and deletes the documents of the rows gone or filtered out, and sends it a
 one bulk request. Each entry's outcome is its own: confirmed entries are removed, an
 entry whose row cannot be built or whose document the server rejects is retried with
 back-off and dead after ``QUEUE_MAX_ATTEMPTS``, and entries the server could not take
-at all (down, 429, 5xx) are put back without counting an attempt::
+at all (down, or items still rejected with 429/502/503/504 after the retries a load's
+batch gets, ``reindex.server.sending``) are put back without counting an attempt::
 
     [result] = drain([ProductIndex()], client, Config.load())
     print(result.indexed, result.deleted, result.dead)
@@ -38,19 +39,18 @@ from reindex.definitions.definition import IndexDefinition
 from reindex.definitions.documents import Failure, action_lines, dumps, item_failure
 from reindex.errors import ConfigurationError, DatabaseUnavailable, Interrupted, ReindexError, RunFailed
 from reindex.executors.ranges import record_queue_writes
-from reindex.operations.outcomes import RunOutcome, describe_failure
+from reindex.operations.outcomes import RunOutcome
 from reindex.pipeline.changes import change_batches
 from reindex.pipeline.loading import MAX_REPORTED_FAILURES
 from reindex.queue import entries as changequeue
 from reindex.results import JsonResult, json_as
 from reindex.server import indexes
+from reindex.server.connection import describe_failure
 from reindex.server.locking import read_holder
-from reindex.server.sending import bodies
+from reindex.server.retries import RETRY_ON_STATUS
+from reindex.server.sending import BulkOptions, bulk_items
 
 logger = logging.getLogger("reindex.drain")
-
-#: Per-item statuses that are the server's state, not the document's: put back without an attempt.
-TRANSIENT_STATUSES = frozenset({429, 502, 503, 504})
 
 
 @dataclass(kw_only=True)
@@ -264,11 +264,9 @@ class Batch:
         return lines, owners
 
     def send(self, lines: list[bytes]) -> list[dict[str, Any]]:
-        """The items of the bulk requests carrying ``lines``, each request at most ``MAX_CHUNK_BYTES``."""
-        items: list[dict[str, Any]] = []
-        for _, sent in bodies(lines, self.config.max_chunk_bytes):
-            items += self.send_request(sent)
-        return items
+        """The items of the bulk requests carrying ``lines``: rejected items retried as a load's are."""
+        options = BulkOptions.from_config(self.config)
+        return bulk_items(self.client, lines, options, lambda body, sent: self.send_request(sent))
 
     def send_request(self, lines: list[bytes]) -> list[dict[str, Any]]:
         """One bulk request of ``lines``; halved when the server refuses it as too large (413).
@@ -299,7 +297,7 @@ class Batch:
             if 200 <= status < 300 or (op == "delete" and status == 404):
                 continue
             reason = item_failure(item).reason
-            if status in TRANSIENT_STATUSES:
+            if status in RETRY_ON_STATUS:
                 transient[key] = reason
             else:
                 failed.setdefault(key, reason)

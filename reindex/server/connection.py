@@ -61,7 +61,21 @@ class PlainJsonTransport(Transport):
 
 
 class ReindexTransport(BackoffRetries, PlainJsonTransport):
-    """Plain JSON, and transient errors retried with backoff (see ``reindex.server.retries``)."""
+    """Plain JSON, transient errors retried with backoff (see ``reindex.server.retries``), and the
+    server's reason for an error answer to a HEAD request.
+
+    An answer to HEAD has no body, so an error (other than 404: "no such thing") would
+    reach the user as a bare status; the same path asked with GET, which only reads,
+    gives the reason the server has for it.
+    """
+
+    def perform_request(self, method: str, target: str, **kwargs: Any) -> Any:  # type: ignore[override]
+        response = super().perform_request(method, target, **kwargs)
+        if method == "HEAD" and response.meta.status >= 400 and response.meta.status != 404:
+            explained = super().perform_request("GET", target, **kwargs)
+            if explained.meta.status == response.meta.status:
+                return explained
+        return response
 
 
 def split_credentials(url: str) -> tuple[str, tuple[str, str] | None]:
@@ -154,6 +168,16 @@ def describe_server_error(exc: BaseException) -> str:
         reason = error_reason(exc)
         return f"the search server answered {exc.meta.status}" + (f": {reason}" if reason else "")
     return f"the search server failed: {type(exc).__name__}: {_reason(exc)}"
+
+
+def describe_failure(exc: BaseException) -> str:
+    """One line for an exception a run did not expect: what the server answered, or its type and message."""
+    from elasticsearch import ApiError
+
+    if isinstance(exc, ApiError):
+        return describe_server_error(exc)
+    message = getattr(exc, "message", None) or str(exc) or type(exc).__name__
+    return f"{type(exc).__name__}: {message}"
 
 
 def error_reason(exc: Any) -> str:
