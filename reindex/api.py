@@ -19,13 +19,14 @@ with the ``exit_status`` the command would exit with.
 from __future__ import annotations
 
 import datetime
+import logging
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import ExitStack
 from typing import Any
 
 from reindex.config import Config
 from reindex.definitions.definition import HOW_TO_TRACK, IndexDefinition, Target, discover
-from reindex.errors import ConfigurationError, Interrupted, ReindexError, worst_status
+from reindex.errors import ConfigurationError, Interrupted, ReindexError, RunFailed, ServerUnreachable, worst_status
 from reindex.interrupts import signals_raise_interrupted
 from reindex.operations.alias_status import AliasStatus, alias_status, server_info
 from reindex.operations.migration import MigrateResult
@@ -46,7 +47,7 @@ from reindex.pipeline.failure_log import FailureLog
 from reindex.pipeline.loading import FailureCallback, ProgressFactory
 from reindex.queue.draining import DrainResult
 from reindex.queue.draining import drain as drain_queues
-from reindex.queue.entries import QueueStatus, enqueue_keys, queue_database, retry_dead
+from reindex.queue.entries import QueueStatus, check_migrated, database_errors, enqueue_keys, queue_database, retry_dead
 from reindex.queue.entries import purge as purge_entries
 from reindex.queue.entries import queue_status as status_of
 from reindex.queue.triggers import TriggerStatus
@@ -58,6 +59,8 @@ from reindex.server.drift import IndexDrift
 from reindex.server.drift import drift as drift_of
 from reindex.server.locking import UnlockResult
 from reindex.server.locking import unlock as unlock_alias
+
+logger = logging.getLogger("reindex.drain")
 
 
 def load_config(**overrides: Any) -> Config:
@@ -84,14 +87,21 @@ def connect(config: Config | None = None, *, check: bool = False) -> Any:
 class _Session:
     """One call's configuration, definitions and checked connection."""
 
-    def __init__(self, targets: Sequence[Target], config: Config | None, overrides: dict[str, Any]) -> None:
+    def __init__(
+        self, targets: Sequence[Target], config: Config | None, overrides: dict[str, Any], *, check: bool = True
+    ) -> None:
         base = config or load_config()
         self.config = base.replace(**overrides) if overrides else base
         self.definitions = discover(self.config).select(targets)
         self.connection = Connection(self.config)
+        if check:
+            self.check()
+        self.client = self.connection.client()
+
+    def check(self) -> None:
+        """Ask the server who it is (ConnectionFailed, ServerUnreachable or ServerError if it cannot answer)."""
         with self.connection.server_errors():
             self.connection.check()
-        self.client = self.connection.client()
 
 
 def rebuild_each(
@@ -395,8 +405,17 @@ def drain(
     batches. Overrides of any setting by its lowercase name (``batch_size=500``,
     ``queue_max_attempts=3``). With ``raise_on_error``, a batch the server could not
     take raises RunFailed (its entries stay queued) once every alias was drained.
+
+    A server that cannot be reached is an outage, as a database's is: one pass raises
+    RunFailed (the entries stay queued); ``loop`` logs it and drains once it is back.
     """
-    session = _Session(targets, config, overrides)
+    session = _Session(targets, config, overrides, check=False)
+    try:
+        session.check()
+    except ServerUnreachable as exc:
+        if not loop:
+            raise RunFailed(f"{exc}; the queued entries stay queued") from exc
+        logger.warning("%s; draining once it answers", exc)
     with ExitStack() as stack:
         if handle_signals:
             stack.enter_context(signals_raise_interrupted())
@@ -411,17 +430,25 @@ def drain(
 
 def queue_status(*targets: Target, config: Config | None = None) -> list[QueueStatus]:
     """Pending, claimed and dead entries and the lag of each alias's queue (all aliases when none)."""
-    return [status_of(d.alias) for d in definitions(*targets, config=config)]
+    return [status_of(d.alias) for d in _queued(targets, config)]
 
 
 def queue_retry(*targets: Target, config: Config | None = None) -> dict[str, int]:
     """Make the dead entries of each alias pending again (after the fix); how many, by alias."""
-    return {d.alias: retry_dead(d.alias) for d in definitions(*targets, config=config)}
+    return {d.alias: retry_dead(d.alias) for d in _queued(targets, config)}
 
 
 def queue_purge(*targets: Target, dead_only: bool = False, config: Config | None = None) -> dict[str, int]:
     """Delete the queued entries of each alias named (only the dead ones with ``dead_only``); how many, by alias."""
-    return {d.alias: purge_entries(d.alias, dead_only) for d in definitions(*targets, config=config)}
+    return {d.alias: purge_entries(d.alias, dead_only) for d in _queued(targets, config)}
+
+
+def _queued(targets: Sequence[Target], config: Config | None) -> list[IndexDefinition]:
+    """The definitions of ``targets``, once the queue's table is known to be there (ConfigurationError if not)."""
+    chosen = definitions(*targets, config=config)
+    with database_errors("the queue"):
+        check_migrated()
+    return chosen
 
 
 def triggers_install(*targets: Target, config: Config | None = None) -> list[TriggerStatus]:

@@ -71,6 +71,13 @@ class ConnectionFailed(ConfigurationError):
     """The search server could not be reached at all, or refused the credentials."""
 
 
+class ServerUnreachable(ConnectionFailed):
+    """The search server could not be reached, or answered that it is overloaded (429, 502-504): an outage.
+
+    A configuration error for most commands; ``drain`` treats it as the outage it may be.
+    """
+
+
 class ServerError(ConfigurationError):
     """The search server answered a request with an error the command could not handle."""
 

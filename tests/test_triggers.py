@@ -288,7 +288,9 @@ def test_install_refuses_before_the_queue_table_exists(postgres, reindex):
     run = reindex("triggers", "install", "products")
 
     assert run.exit_code == 2
-    assert run.stderr == "reindex: error: the queue's table is missing: run python manage.py migrate reindex first\n"
+    assert run.stderr == (
+        "reindex: error: the queue's table reindex_queue is missing: run python manage.py migrate reindex first\n"
+    )
     execute("ALTER TABLE reindex_queue_elsewhere RENAME TO reindex_queue")
     [status] = api.triggers_status("products")
     assert status.installed == []  # nothing was installed

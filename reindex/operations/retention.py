@@ -26,6 +26,7 @@ from reindex.executors.ranges import forget_builds
 from reindex.results import JsonResult, json_as
 from reindex.server import indexes
 from reindex.server.locking import AliasLock
+from reindex.server.sending import BulkOptions
 
 #: Seconds between two tries to take a held lock, while waiting for it.
 LOCK_POLL = 1.0
@@ -138,7 +139,8 @@ def prune(client: Any, alias: str, keep: int, config: Config | None = None) -> P
     with lock_of(client, alias, config):
         plan = retention(client, alias, keep)
         dropped = sorted(indexes.delete_owned(client, alias, plan.delete))
-        forget_builds(client, config.lock_index, [name for name in dropped if name in plan.abandoned])
+        abandoned = [name for name in dropped if name in plan.abandoned]
+        forget_builds(client, config.lock_index, abandoned, BulkOptions.from_config(config))
         return PruneResult(alias, dropped, plan.kept)
 
 

@@ -6,7 +6,8 @@ there and deletes the documents of the rows gone or filtered out, and sends it a
 one bulk request. Each entry's outcome is its own: confirmed entries are removed, an
 entry whose row cannot be built or whose document the server rejects is retried with
 back-off and dead after ``QUEUE_MAX_ATTEMPTS``, and entries the server could not take
-at all (down, 429, 5xx) are put back without counting an attempt::
+at all (down, or items still rejected with 429/502/503/504 after the retries a load's
+batch gets, ``reindex.server.sending``) are put back without counting an attempt::
 
     [result] = drain([ProductIndex()], client, Config.load())
     print(result.indexed, result.deleted, result.dead)
@@ -18,7 +19,10 @@ its entries are kept, due again ``QUEUE_POLL_INTERVAL`` seconds later, instead o
 removed: the rebuild may still write a batch it read before the change. Drained again
 once the new index is live, they reach it after every write of the rebuild. (The
 indexes to write to are read after the claim, hence after the change was committed:
-an index created later reads the row as changed.)
+an index created later reads the row as changed.) Such an entry is marked as sent
+there (``held_for``) and not sent again while that index builds, unless its row
+changes; and what a batch writes into a building index is recorded before it is sent
+(``ranges.record_queue_writes``), so that the rebuild's count check allows for it.
 """
 
 from __future__ import annotations
@@ -34,19 +38,19 @@ from reindex.database.rows import row_pk
 from reindex.definitions.definition import IndexDefinition
 from reindex.definitions.documents import Failure, action_lines, dumps, item_failure
 from reindex.errors import ConfigurationError, DatabaseUnavailable, Interrupted, ReindexError, RunFailed
-from reindex.operations.outcomes import RunOutcome, describe_failure
+from reindex.executors.ranges import record_queue_writes
+from reindex.operations.outcomes import RunOutcome
 from reindex.pipeline.changes import change_batches
 from reindex.pipeline.loading import MAX_REPORTED_FAILURES
 from reindex.queue import entries as changequeue
 from reindex.results import JsonResult, json_as
 from reindex.server import indexes
+from reindex.server.connection import describe_failure
 from reindex.server.locking import read_holder
-from reindex.server.sending import bodies
+from reindex.server.retries import RETRY_ON_STATUS
+from reindex.server.sending import BulkOptions, bulk_items
 
 logger = logging.getLogger("reindex.drain")
-
-#: Per-item statuses that are the server's state, not the document's: put back without an attempt.
-TRANSIENT_STATUSES = frozenset({429, 502, 503, 504})
 
 
 @dataclass(kw_only=True)
@@ -102,14 +106,18 @@ def drain(
     results = [DrainResult(alias=d.alias, definition=d.path) for d in definitions]
     started = time.monotonic()
     deadline = None if max_seconds is None else started + max_seconds
+    migrated = False
     try:
         while True:
+            migrated = migrated or queue_migrated()
             busy = False
             for definition, result in zip(definitions, results, strict=True):
                 error = result.error
-                busy = drain_alias(definition, client, config, result, deadline) or busy
-                if loop and result.error != error:  # a worker's log shows an outage once, and its end
-                    logger.warning("%s", result.error or f"{definition.alias}: draining again")
+                try:
+                    busy = drain_alias(definition, client, config, result, deadline) or busy
+                finally:  # also when a signal ends it right after the batch that ended the outage
+                    if loop and result.error != error:  # a worker's log shows an outage once, and its end
+                        logger.warning("%s", result.error or f"{definition.alias}: draining again")
             if not loop or _past(deadline):
                 break
             if not busy:
@@ -120,6 +128,19 @@ def drain(
         for result in results:
             result.seconds = time.monotonic() - started
     return results
+
+
+def queue_migrated() -> bool:
+    """Check that ``migrate reindex`` ran (ConfigurationError if not); False while the database cannot be reached.
+
+    The claim that follows meets the same outage and reports it; the next poll checks again.
+    """
+    try:
+        with changequeue.database_errors("the queue"):
+            changequeue.check_migrated()
+    except DatabaseUnavailable:
+        return False
+    return True
 
 
 def _past(deadline: float | None) -> bool:
@@ -183,11 +204,14 @@ class Batch:
         keyed = self.keyed
         try:
             targets = write_targets(self.client, self.definition.alias, self.config)
-            pks = [pk for _, pk in keyed.values() if pk is not None]
+            held = self.held(targets)
+            pks = [pk for key, (_, pk) in keyed.items() if pk is not None and key not in held]
             rows, gone = next(change_batches(self.definition.get_queryset(), [pks])) if pks else ([], [])
             built, unbuilt = build_documents(self.definition, rows)
             failed.update({key: reason for key, reason in unbuilt.items() if key in keyed})
             lines, owners = self.action_lines(targets, built, gone)
+            for index in targets.building if lines else ():  # recorded before they are sent: see ranges.QueueWrites
+                record_queue_writes(self.client, self.config.lock_index, index, len(built), len(gone))
             items = self.send(lines)
         except ConfigurationError:
             self.put_back([key for key in keyed if key not in failed], "", failed)
@@ -200,8 +224,15 @@ class Batch:
         done = [key for key in keyed if key not in failed and key not in transient]
         self.result.indexed += len({key for key, _, _ in built}.intersection(done))
         self.result.deleted += len({str(pk) for pk in gone}.intersection(done))
-        self.settle(done, targets.building)
+        self.settle(done, targets, held)
         self.put_back(list(transient), next(iter(transient.values()), ""), failed)
+
+    def held(self, targets: Targets) -> set[str]:
+        """The entries sent to these very building indexes by an earlier drain and not changed since: not sent again."""
+        if not targets.building:
+            return set()
+        marker = targets.marker
+        return {key for key, (entry, _) in self.keyed.items() if entry.held_for == marker}
 
     def keys(self) -> tuple[dict[str, tuple[Any, Any]], dict[str, str]]:
         """The claimed entries (and primary keys) by the text of their primary key; failures for ids no row can have."""
@@ -233,11 +264,9 @@ class Batch:
         return lines, owners
 
     def send(self, lines: list[bytes]) -> list[dict[str, Any]]:
-        """The items of the bulk requests carrying ``lines``, each request at most ``MAX_CHUNK_BYTES``."""
-        items: list[dict[str, Any]] = []
-        for _, sent in bodies(lines, self.config.max_chunk_bytes):
-            items += self.send_request(sent)
-        return items
+        """The items of the bulk requests carrying ``lines``: rejected items retried as a load's are."""
+        options = BulkOptions.from_config(self.config)
+        return bulk_items(self.client, lines, options, lambda body, sent: self.send_request(sent))
 
     def send_request(self, lines: list[bytes]) -> list[dict[str, Any]]:
         """One bulk request of ``lines``; halved when the server refuses it as too large (413).
@@ -268,18 +297,19 @@ class Batch:
             if 200 <= status < 300 or (op == "delete" and status == 404):
                 continue
             reason = item_failure(item).reason
-            if status in TRANSIENT_STATUSES:
+            if status in RETRY_ON_STATUS:
                 transient[key] = reason
             else:
                 failed.setdefault(key, reason)
         return transient
 
-    def settle(self, done: list[str], building: list[str]) -> None:
-        """Acknowledge the entries done, or keep them for replay while a rebuild loads."""
+    def settle(self, done: list[str], targets: Targets, held: set[str]) -> None:
+        """Acknowledge the entries done, or keep them for replay while a rebuild loads (marked as sent there)."""
         entries = [self.keyed[key][0] for key in done]
-        if building:
-            changequeue.release(entries, self.claimed.token, self.config.queue_poll_interval)
-            self.result.replaying += len(entries)
+        if targets.building:
+            token, delay = self.claimed.token, self.config.queue_poll_interval
+            changequeue.release(entries, token, delay, held_for=targets.marker)
+            self.result.replaying += len([key for key in done if key not in held])
         else:
             self.result.lost_claims += len(changequeue.acknowledge(entries, self.claimed.token))
 
@@ -306,6 +336,11 @@ class Targets:
     @property
     def all(self) -> list[str]:
         return [*self.live, *self.building]
+
+    @property
+    def marker(self) -> str:
+        """What an entry sent to the building indexes keeps in ``held_for``."""
+        return ",".join(sorted(self.building))[:255]
 
 
 def write_targets(client: Any, alias: str, config: Config) -> Targets:

@@ -351,11 +351,10 @@ def install(definitions: Iterable[Any], using: str) -> list[TriggerStatus]:
     """Create or replace each definition's triggers, drop its left-over ones (one transaction); the status after."""
     from django.db import connections, transaction
 
+    from reindex.queue.entries import check_migrated
+
     check_database(using)
-    with connections[using].cursor() as cursor:
-        if "reindex_queue" not in connections[using].introspection.table_names(cursor):
-            # A trigger writing to a missing table would make every write of the site fail.
-            raise ConfigurationError("the queue's table is missing: run python manage.py migrate reindex first")
+    check_migrated(using)  # a trigger writing to a missing table would make every write of the site fail
     definitions = list(definitions)
     functions = installed(using)
     with transaction.atomic(using=using), connections[using].cursor() as cursor:
