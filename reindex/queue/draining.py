@@ -1,9 +1,13 @@
 """Draining the change queue: claimed entries become one bulk request, acknowledged entry by entry.
 
 ``drain()`` claims a batch of an alias's entries (``reindex.queue.entries``), reads their
-rows with the definition's queryset in one query, builds the documents of the rows
-there and deletes the documents of the rows gone or filtered out, and sends it all in
-one bulk request. Each entry's outcome is its own: confirmed entries are removed, an
+rows the way ``update`` and a rebuild read a batch (one query, on the database cursor for
+a ``values()`` queryset, one more per ``related`` relation, ``load_batch()`` once:
+``reindex.pipeline.changes``), builds their documents with the rebuild's batch builder
+(``reindex.definitions.documents.build_batches``), deletes the documents of the rows gone
+or filtered out, and sends it all as one bulk body through the rebuild's sender
+(``reindex.server.sending.bulk_items``: 429s retried, a body too large halved). Each
+entry's outcome is its own: confirmed entries are removed, an
 entry whose row cannot be built or whose document the server rejects is retried with
 back-off and dead after ``QUEUE_MAX_ATTEMPTS``, and entries the server could not take
 at all (down, or items still rejected with 429/502/503/504 after the retries a load's
@@ -23,6 +27,11 @@ an index created later reads the row as changed.) Such an entry is marked as sen
 there (``held_for``) and not sent again while that index builds, unless its row
 changes; and what a batch writes into a building index is recorded before it is sent
 (``ranges.record_queue_writes``), so that the rebuild's count check allows for it.
+
+A batch the database lets down halfway (SQLite's "database is locked" while a site's
+transaction writes, a lost connection) is given back at once, its entries pending again
+without an attempt counted (``entries.give_back``), rather than held until its lease
+expires.
 """
 
 from __future__ import annotations
@@ -36,7 +45,7 @@ from reindex import interrupts
 from reindex.config import Config
 from reindex.database.rows import row_pk
 from reindex.definitions.definition import IndexDefinition
-from reindex.definitions.documents import Failure, action_lines, dumps, item_failure
+from reindex.definitions.documents import Action, Failure, action_lines, build_batches, delete_actions, item_failure
 from reindex.errors import ConfigurationError, DatabaseUnavailable, Interrupted, ReindexError, RunFailed
 from reindex.executors.ranges import record_queue_writes
 from reindex.operations.outcomes import RunOutcome
@@ -200,19 +209,40 @@ class Batch:
     keyed: dict[str, tuple[Any, Any]] = field(default_factory=dict)
 
     def run(self) -> None:
+        """Send the batch and settle each entry; a batch the database lets down is given back at once.
+
+        Raises OperationalError (the caller's ``database_errors`` names it) after giving the
+        batch back: see ``reindex.queue.entries.give_back``.
+        """
+        from django.db import InterfaceError, OperationalError
+
+        try:
+            self.finish()
+        except (OperationalError, InterfaceError) as exc:
+            entries = [entry for entry, _ in self.keyed.values()]
+            reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+            patience = self.config.queue_lease if changequeue.is_locked(exc) else 0.0
+            if changequeue.give_back(entries, self.claimed.token, patience, f"the database: {reason}"):
+                self.result.released += len(entries)
+            raise
+
+    def finish(self) -> None:
+        from django.db import InterfaceError, OperationalError
+
         self.keyed, failed = self.keys()
         keyed = self.keyed
         try:
             targets = write_targets(self.client, self.definition.alias, self.config)
             held = self.held(targets)
             pks = [pk for key, (_, pk) in keyed.items() if pk is not None and key not in held]
-            rows, gone = next(change_batches(self.definition.get_queryset(), [pks])) if pks else ([], [])
-            built, unbuilt = build_documents(self.definition, rows)
+            built, gone, unbuilt = self.documents(targets.all[0], pks)
             failed.update({key: reason for key, reason in unbuilt.items() if key in keyed})
             lines, owners = self.action_lines(targets, built, gone)
             for index in targets.building if lines else ():  # recorded before they are sent: see ranges.QueueWrites
                 record_queue_writes(self.client, self.config.lock_index, index, len(built), len(gone))
-            items = self.send(lines)
+            items = bulk_items(self.client, lines, BulkOptions.from_config(self.config))
+        except (OperationalError, InterfaceError):
+            raise  # the database: the batch is given back as a whole
         except ConfigurationError:
             self.put_back([key for key in keyed if key not in failed], "", failed)
             raise
@@ -222,10 +252,41 @@ class Batch:
             raise RunFailed(f"{self.definition.alias}: {reason}; the batch stays queued") from exc
         transient = self.outcomes(items, owners, failed)
         done = [key for key in keyed if key not in failed and key not in transient]
-        self.result.indexed += len({key for key, _, _ in built}.intersection(done))
+        self.result.indexed += len({key for key, _ in built}.intersection(done))
         self.result.deleted += len({str(pk) for pk in gone}.intersection(done))
         self.settle(done, targets, held)
         self.put_back(list(transient), next(iter(transient.values()), ""), failed)
+
+    def documents(self, index: str, pks: list[Any]) -> tuple[list[tuple[str, Action]], list[Any], dict[str, str]]:
+        """The rows of ``pks`` read and built as a load's batch is, into ``index``: ``(entry key, action)`` of
+        each row built, the primary keys no row has (their documents go), and why each other row failed.
+
+        One query for the rows (on the cursor for a ``values()`` queryset), one per ``related``
+        relation, ``load_batch()`` once: ``reindex.pipeline.changes.change_batches`` and
+        ``reindex.definitions.documents.build_batches``, as ``update`` reads and builds.
+        """
+        from django.db import DatabaseError
+
+        definition = self.definition
+        if not pks:
+            return [], [], {}
+        rows, gone = next(change_batches(definition.get_queryset(), [pks], cursor=definition.cursor_reads))
+        keys = [str(row_pk(row)) for row in rows]
+        failures: list[Failure] = []
+        try:
+            actions = [
+                action
+                for batch in build_batches(definition, index, [rows] if rows else [], _counted, failures.append)
+                for action in batch
+            ]
+        except (ReindexError, DatabaseError):
+            raise
+        except Exception as exc:  # load_batch(): no row of the batch can be built
+            why = f"load_batch(): {type(exc).__name__}: {exc}"
+            return [], gone, {key: why for key in keys}
+        unbuilt = {str(failure.id): failure.reason for failure in failures}
+        built = [key for key in keys if key not in unbuilt]
+        return list(zip(built, actions, strict=True)), gone, unbuilt
 
     def held(self, targets: Targets) -> set[str]:
         """The entries sent to these very building indexes by an earlier drain and not changed since: not sent again."""
@@ -249,44 +310,20 @@ class Batch:
         return keyed, failed
 
     def action_lines(
-        self, targets: Targets, built: list[tuple[str, str, bytes]], gone: list[Any]
+        self, targets: Targets, built: list[tuple[str, Action]], gone: list[Any]
     ) -> tuple[list[bytes], list[str]]:
         """Each action's NDJSON lines, for every index written to, and the entry key of each action."""
-        lines: list[bytes] = []
-        owners: list[str] = []
-        for index in targets.all:
-            for key, doc_id, data in built:
-                lines.append(action_lines(({"index": {"_index": index, "_id": doc_id}}, data)))
+        lines: list[bytes] = [action_lines(action) for _, action in built]
+        owners: list[str] = [key for key, _ in built]
+        for index in targets.all[1:]:  # the indexes a rebuild is loading: the same documents
+            for key, (header, data) in built:
+                lines.append(action_lines(({"index": {"_index": index, "_id": header["index"]["_id"]}}, data)))
                 owners.append(key)
-            for pk in gone:
-                lines.append(action_lines(({"delete": {"_index": index, "_id": self.definition.id_from_pk(pk)}}, None)))
-                owners.append(str(pk))
+        for index in targets.all:
+            ids = [self.definition.id_from_pk(pk) for pk in gone]
+            lines += map(action_lines, delete_actions(index, ids))
+            owners += [str(pk) for pk in gone]
         return lines, owners
-
-    def send(self, lines: list[bytes]) -> list[dict[str, Any]]:
-        """The items of the bulk requests carrying ``lines``: rejected items retried as a load's are."""
-        options = BulkOptions.from_config(self.config)
-        return bulk_items(self.client, lines, options, lambda body, sent: self.send_request(sent))
-
-    def send_request(self, lines: list[bytes]) -> list[dict[str, Any]]:
-        """One bulk request of ``lines``; halved when the server refuses it as too large (413).
-
-        A lone action still too large gets an item saying so: that document's failure (an
-        attempt counted), not the server's, which would keep the entry queued forever.
-        """
-        from elasticsearch import ApiError
-
-        body = b"".join(lines)
-        try:
-            return list(self.client.bulk(body=body)["items"])
-        except ApiError as exc:
-            if exc.meta.status != 413:
-                raise
-        if len(lines) > 1:
-            half = len(lines) // 2
-            return self.send_request(lines[:half]) + self.send_request(lines[half:])
-        reason = f"the server refused the {len(body):,}-byte action as too large (413)"
-        return [{"index": {"status": 413, "error": {"type": "request_too_large", "reason": reason}}}]
 
     def outcomes(self, items: list[dict[str, Any]], owners: list[str], failed: dict[str, str]) -> dict[str, str]:
         """Note the rejected documents in ``failed``; return the entries the server could not take now."""
@@ -361,29 +398,5 @@ def write_targets(client: Any, alias: str, config: Config) -> Targets:
     return Targets(live, building)
 
 
-def build_documents(
-    definition: IndexDefinition, rows: list[Any]
-) -> tuple[list[tuple[str, str, bytes]], dict[str, str]]:
-    """``(key, document id, body)`` of each row that builds, and the reason of each that does not, by key.
-
-    The key is the text of the row's primary key, as the queue holds it.
-    """
-    built: list[tuple[str, str, bytes]] = []
-    failed: dict[str, str] = {}
-    if not rows:
-        return built, failed
-    try:
-        definition.load_batch(rows)
-    except Exception as exc:
-        return built, {str(row_pk(row)): f"load_batch(): {type(exc).__name__}: {exc}" for row in rows}
-    for row in rows:
-        key = str(row_pk(row))
-        try:
-            doc_id = definition.get_id(row)
-            body = definition.prepare(row)
-            if not isinstance(body, dict):
-                raise TypeError(f"prepare() returned {type(body).__name__}, not a dict")
-            built.append((key, doc_id, dumps(body)))
-        except Exception as exc:
-            failed[key] = f"{type(exc).__name__}: {exc}"
-    return built, failed
+def _counted(rows: int) -> None:
+    """A drain counts entries, not rows read."""

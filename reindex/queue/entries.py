@@ -168,6 +168,21 @@ def database_errors(alias: str) -> Iterator[None]:
         raise DatabaseUnavailable(f"{alias}: the database: {first_line}") from exc
 
 
+@dataclass(frozen=True, slots=True)
+class Entry:
+    """A claimed entry: what a drainer needs of it (a row of ``reindex_queue``, not a model instance)."""
+
+    id: int
+    alias: str
+    object_id: str
+    attempts: int
+    held_for: str | None = None
+
+
+#: The columns of an Entry, in its fields' order.
+ENTRY_COLUMNS = ("id", "alias", "object_id", "attempts", "held_for")
+
+
 @dataclass(frozen=True)
 class Claimed:
     """A batch of entries one drainer holds until ``lease_expires``, under ``token``."""
@@ -180,44 +195,92 @@ def claim(alias: str, limit: int, lease: float, using: str | None = None) -> Cla
     """Take up to ``limit`` claimable entries of ``alias``: pending and due, or claimed with an expired lease.
 
     An expired lease counts as a failed attempt (its drainer died, perhaps because of
-    this very row), so a row that kills every drainer also ends up dead.
+    this very row), so a row that kills every drainer also ends up dead. One statement
+    where the database can return the rows it updates (PostgreSQL, SQLite 3.35+), three
+    on MariaDB; the entries come back in ``id`` order.
     """
+    from django.db import connections
+
+    using = using or queue_database()
+    token = uuid.uuid4().hex
+    if _returns_updated_rows(connections[using]):
+        taken = deadlock_retried(lambda: _claim_returning(alias, limit, lease, token, using))
+    else:
+        taken = deadlock_retried(lambda: _claim_in_steps(alias, limit, lease, token, using))
+    return Claimed(token, sorted(taken, key=lambda entry: entry.id))
+
+
+def _returns_updated_rows(connection: Any) -> bool:
+    """True when ``UPDATE ... RETURNING`` works: PostgreSQL, SQLite 3.35+ (not MariaDB)."""
+    return connection.vendor in ("postgresql", "sqlite") and bool(connection.features.can_return_columns_from_insert)
+
+
+#: What a claim writes: an expired lease counts as an attempt. ``state`` last (MariaDB order).
+_CLAIM_SET = (
+    "attempts = CASE WHEN state = %s THEN attempts + 1 ELSE attempts END, "
+    "last_error = CASE WHEN state = %s THEN %s ELSE last_error END, "
+    "claimed_by = %s, lease_expires = %s, state = %s"
+)
+_LEASE_EXPIRED = "the lease expired (drainer gone?)"
+
+
+def _claim_returning(alias: str, limit: int, lease: float, token: str, using: str) -> list[Entry]:
+    """The claim as one ``UPDATE ... WHERE id IN (SELECT ... [FOR UPDATE SKIP LOCKED] LIMIT n) RETURNING``."""
+    from django.db import connections
+
+    from reindex.models import CLAIMED, PENDING
+
+    connection = connections[using]
+    ops = connection.ops
+    now = _now()
+    at = ops.adapt_datetimefield_value(now)
+    expires = ops.adapt_datetimefield_value(now + datetime.timedelta(seconds=lease))
+    table = ops.quote_name("reindex_queue")
+    claimable = "((state = %s AND available_at <= %s) OR (state = %s AND lease_expires < %s))"
+    lock = " FOR UPDATE SKIP LOCKED" if connection.features.has_select_for_update_skip_locked else ""
+    # The candidates in a materialised CTE: as an ``IN (SELECT ... LIMIT)`` PostgreSQL may
+    # run the subquery again for each row it updates, taking far more than ``limit``.
+    sql = (
+        f"WITH picked AS MATERIALIZED (SELECT id FROM {table} WHERE alias = %s AND {claimable}"
+        f" ORDER BY available_at, id LIMIT %s{lock}) UPDATE {table} SET {_CLAIM_SET}"
+        f" WHERE id IN (SELECT id FROM picked) AND {claimable} RETURNING {', '.join(ENTRY_COLUMNS)}"
+    )
+    condition = [PENDING, at, CLAIMED, at]
+    params = [alias, *condition, limit, CLAIMED, CLAIMED, _LEASE_EXPIRED, token, expires, CLAIMED, *condition]
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        return [Entry(*row) for row in cursor.fetchall()]
+
+
+def _claim_in_steps(alias: str, limit: int, lease: float, token: str, using: str) -> list[Entry]:
+    """The claim as a locking read of the candidates, an update of those, and a read of what was taken."""
     from django.db import connections, transaction
     from django.db.models import Case, F, IntegerField, Q, TextField, Value, When
 
     from reindex.models import CLAIMED, PENDING, QueueEntry
 
-    using = using or queue_database()
-    now, token = _now(), uuid.uuid4().hex
+    now = _now()
     claimable = Q(state=PENDING, available_at__lte=now) | Q(state=CLAIMED, lease_expires__lt=now)
     entries = QueueEntry.objects.using(using)
-
-    def take() -> list[int]:
-        with transaction.atomic(using=using):
-            candidates = entries.filter(claimable, alias=alias).order_by("available_at", "id")
-            if connections[using].features.has_select_for_update_skip_locked:
-                candidates = candidates.select_for_update(skip_locked=True)
-            ids = list(candidates.values_list("id", flat=True)[:limit])
-            if ids:
-                expired = Q(state=CLAIMED)
-                # ``state`` last: MariaDB evaluates each assignment after the previous ones.
-                entries.filter(claimable, id__in=ids).update(
-                    attempts=Case(
-                        When(expired, then=F("attempts") + 1), default=F("attempts"), output_field=IntegerField()
-                    ),
-                    last_error=Case(
-                        When(expired, then=Value("the lease expired (drainer gone?)")),
-                        default=F("last_error"),
-                        output_field=TextField(),
-                    ),
-                    claimed_by=token,
-                    lease_expires=now + datetime.timedelta(seconds=lease),
-                    state=CLAIMED,
-                )
-            return ids
-
-    ids = deadlock_retried(take)
-    return Claimed(token, list(entries.filter(claimed_by=token).order_by("id")) if ids else [])
+    with transaction.atomic(using=using):
+        candidates = entries.filter(claimable, alias=alias).order_by("available_at", "id")
+        if connections[using].features.has_select_for_update_skip_locked:
+            candidates = candidates.select_for_update(skip_locked=True)
+        ids = list(candidates.values_list("id", flat=True)[:limit])
+        if not ids:
+            return []
+        expired = Q(state=CLAIMED)
+        # ``state`` last: MariaDB evaluates each assignment after the previous ones.
+        entries.filter(claimable, id__in=ids).update(
+            attempts=Case(When(expired, then=F("attempts") + 1), default=F("attempts"), output_field=IntegerField()),
+            last_error=Case(
+                When(expired, then=Value(_LEASE_EXPIRED)), default=F("last_error"), output_field=TextField()
+            ),
+            claimed_by=token,
+            lease_expires=now + datetime.timedelta(seconds=lease),
+            state=CLAIMED,
+        )
+    return [Entry(*row) for row in entries.filter(claimed_by=token).values_list(*ENTRY_COLUMNS)]
 
 
 def acknowledge(entries: Sequence[Any], token: str, using: str | None = None) -> list[Any]:
@@ -230,9 +293,13 @@ def acknowledge(entries: Sequence[Any], token: str, using: str | None = None) ->
     from django.db import transaction
 
     using = using or queue_database()
-    ids = [entry.id for entry in entries]
-    if not ids:
+    if not entries:
         return []
+    left = _delete_unchanged(entries, token, using)
+    if left is not None:  # the common case took one statement: only entries changed or locked meanwhile are left
+        entries = left
+        if not entries:
+            return []
 
     def settle_unlocked() -> set[int]:
         with transaction.atomic(using=using):
@@ -254,6 +321,42 @@ def acknowledge(entries: Sequence[Any], token: str, using: str | None = None) ->
     for entry in lost:  # one row a statement: a drainer never holds one row while waiting for another
         enqueue_keys([(entry.alias, entry.object_id)], using)
     return lost
+
+
+def _delete_unchanged(entries: Sequence[Any], token: str, using: str) -> list[Any] | None:
+    """Delete the entries still held under ``token`` and not queued again, in one statement; return the others.
+
+    Rows a site's transaction has locked (queueing them again) are skipped, as
+    ``_lock_held`` skips them, and read through the same unique index. None where the
+    database cannot return the rows it deletes (MariaDB: see ``_settle``).
+    """
+    from django.db import connections
+
+    connection = connections[using]
+    if not _returns_updated_rows(connection):
+        return None
+    table = connection.ops.quote_name("reindex_queue")
+    lock = " FOR UPDATE SKIP LOCKED" if connection.features.has_select_for_update_skip_locked else ""
+    deleted: set[int] = set()
+    with connection.cursor() as cursor:
+        for alias, keys in _keys_by_alias(entries).items():
+            marks = ", ".join(["%s"] * len(keys))
+            cursor.execute(
+                f"WITH held AS MATERIALIZED (SELECT id FROM {table} WHERE alias = %s AND object_id IN ({marks})"
+                f" AND claimed_by = %s AND requeued = %s{lock}) DELETE FROM {table}"
+                " WHERE id IN (SELECT id FROM held) RETURNING id",
+                [alias, *keys, token, False],
+            )
+            deleted.update(int(row[0]) for row in cursor.fetchall())
+    return [entry for entry in entries if entry.id not in deleted]
+
+
+def _keys_by_alias(entries: Sequence[Any]) -> dict[str, list[str]]:
+    """The entries' keys (sorted) by alias."""
+    by_alias: dict[str, list[str]] = {}
+    for entry in entries:
+        by_alias.setdefault(entry.alias, []).append(entry.object_id)
+    return {alias: sorted(keys) for alias, keys in by_alias.items()}
 
 
 def _settle(ids: Sequence[int], token: str, using: str) -> int:
@@ -309,6 +412,33 @@ def is_deadlock(exc: BaseException) -> bool:
     return bool(exc.args and exc.args[0] == 1213) or getattr(cause, "sqlstate", None) == "40P01"
 
 
+def is_locked(exc: BaseException) -> bool:
+    """True for SQLite's "database is locked": another connection held the write lock past the busy timeout."""
+    return "database is locked" in str(exc)
+
+
+def give_back(entries: Sequence[Any], token: str, patience: float, reason: str = "", using: str | None = None) -> bool:
+    """Put a claimed batch its drainer cannot finish back to pending, due at once, no attempt counted; True if done.
+
+    Not the entries' fault (the database let the drainer down), so no attempt is
+    counted. Tried again while the database is locked, for up to ``patience`` seconds:
+    the entries are pending again as soon as the site's transaction that holds the lock
+    ends, not when the lease expires. Entries already settled are left as they are.
+    """
+    from django.db import InterfaceError, OperationalError
+
+    deadline, pause = time.monotonic() + patience, 0.1
+    while True:
+        try:
+            release(entries, token, 0.0, reason, using)
+            return True
+        except (OperationalError, InterfaceError) as exc:
+            if not is_locked(exc) or time.monotonic() + pause > deadline:
+                return False
+        time.sleep(pause)
+        pause = min(2 * pause, 1.0)
+
+
 def _lock_held(entries: Sequence[Any], token: str, using: str, *, wait: bool = False) -> set[int]:
     """Inside a transaction: lock those of ``entries`` still held under ``token``; their ids.
 
@@ -330,9 +460,6 @@ def _lock_held(entries: Sequence[Any], token: str, using: str, *, wait: bool = F
     meta = QueueEntry._meta
     table = connection.ops.quote_name(meta.db_table)
     hint = " FORCE INDEX (reindex_queue_alias_object)" if connection.vendor == "mysql" else ""
-    by_alias: dict[str, list[str]] = {}
-    for entry in entries:
-        by_alias.setdefault(entry.alias, []).append(entry.object_id)
     lock = ""
     if connection.features.has_select_for_update:
         lock = " " + connection.ops.for_update_sql(
@@ -340,11 +467,11 @@ def _lock_held(entries: Sequence[Any], token: str, using: str, *, wait: bool = F
         )
     held: set[int] = set()
     with connection.cursor() as cursor:
-        for alias, keys in by_alias.items():
+        for alias, keys in _keys_by_alias(entries).items():
             marks = ", ".join(["%s"] * len(keys))
             cursor.execute(
                 f"SELECT id FROM {table}{hint} WHERE alias = %s AND object_id IN ({marks}) AND claimed_by = %s{lock}",
-                [alias, *sorted(keys), token],
+                [alias, *keys, token],
             )
             held.update(int(row[0]) for row in cursor.fetchall())
     return held

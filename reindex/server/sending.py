@@ -23,14 +23,16 @@ through it cost 0.10 CPU s per 10,000 documents, against 0.02 as one body per ba
 Whole requests answered 429/502/503/504 are retried by the client's transport
 (``reindex.server.retries``). Every other bulk request of the tool (range records, the
 queue's writes) goes through ``bulk_items`` too, so a rejected item is retried the
-same way wherever it was sent (``send_all`` for the tool's own records).
+same way wherever it was sent (``send_all`` for the tool's own records), and a body the
+server refuses as too large (413) is halved until it passes (``send_request``): a
+rebuild's batch, a drain's, or a record.
 """
 
 from __future__ import annotations
 
 import queue
 import threading
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -41,9 +43,6 @@ from reindex.server.retries import RETRY_ON_STATUS, backoff
 
 #: Batches waiting for the sender thread; more only holds more memory.
 QUEUE_DEPTH = 2
-
-#: Sends one request body (given with its action lines); returns their bulk items.
-Request = Callable[[bytes, list[bytes]], list[dict[str, Any]]]
 
 #: ``(ok, item)``: a bulk result other than a document created (rejected, replaced, a delete).
 Result = tuple[bool, dict[str, Any]]
@@ -165,23 +164,20 @@ def send_all(client: Any, actions: Sequence[Action], options: BulkOptions) -> No
             raise RunFailed(f"the search server rejected {op} {failure.id}: {failure.reason}")
 
 
-def bulk_items(
-    client: Any, lines: list[bytes], options: BulkOptions, request: Request | None = None
-) -> list[dict[str, Any]]:
+def bulk_items(client: Any, lines: list[bytes], options: BulkOptions) -> list[dict[str, Any]]:
     """The last item of each action of ``lines``, in order: items rejected with a status of
     ``options.retry_on_status`` sent again (alone) with backoff, up to ``max_retries`` times.
 
-    ``request`` sends one body (and its lines) and returns their items; by default one ``client.bulk()``.
+    Each body is sent by ``send_request()``: halved while the server refuses it as too large.
     """
-    send = request or (lambda body, sent: client.bulk(body=body)["items"])
     items: list[dict[str, Any]] = [{}] * len(lines)
     todo = list(range(len(lines)))
     for attempt in range(options.max_retries + 1):
         if attempt:
             interrupts.sleep(backoff(attempt, options.initial_backoff, options.max_backoff))
         retry: list[int] = []
-        for body, sent in bodies([lines[i] for i in todo], options.max_chunk_bytes, todo):
-            for position, item in zip(sent, send(body, [lines[i] for i in sent]), strict=True):
+        for _, sent in bodies([lines[i] for i in todo], options.max_chunk_bytes, todo):
+            for position, item in zip(sent, send_request(client, [lines[i] for i in sent]), strict=True):
                 items[position] = item
                 if item_status(item) in options.retry_on_status and attempt < options.max_retries:
                     retry.append(position)
@@ -189,6 +185,29 @@ def bulk_items(
             break
         todo = retry
     return items
+
+
+def send_request(client: Any, lines: list[bytes]) -> list[dict[str, Any]]:
+    """The items of one bulk request of ``lines``; halved when the server refuses it as too large (413).
+
+    A server's request limit (``http.max_content_length``) may be below ``MAX_CHUNK_BYTES``.
+    A lone action still too large gets an item saying so: that document's failure, not
+    the whole run's (nor, for the change queue, the server's, which would keep its entry
+    queued forever).
+    """
+    from elasticsearch import ApiError
+
+    body = b"".join(lines)
+    try:
+        return list(client.bulk(body=body)["items"])
+    except ApiError as exc:
+        if exc.meta.status != 413:
+            raise
+    if len(lines) > 1:
+        half = len(lines) // 2
+        return send_request(client, lines[:half]) + send_request(client, lines[half:])
+    reason = f"the server refused the {len(body):,}-byte action as too large (413)"
+    return [{"index": {"status": 413, "error": {"type": "request_too_large", "reason": reason}}}]
 
 
 def item_status(item: dict[str, Any]) -> int:
