@@ -227,6 +227,7 @@ class Batch:
             raise
 
     def finish(self) -> None:
+        """Read, build and send the batch's documents, then settle each entry on its document's result."""
         from django.db import InterfaceError, OperationalError
 
         self.keyed, failed = self.keys()
