@@ -100,6 +100,13 @@ class Config:
     #: Seconds ``drain --loop`` sleeps when the queue is empty; also how soon an entry drained
     #: while a rebuild loads is drained again (into the new index once it is live).
     queue_poll_interval: float = 1.0
+    # -- health (``reindex.health()``, the health endpoint, the admin page) ----------
+    #: Rows and documents the health check's sampled ``verify`` compares per alias; 0: no verify.
+    health_verify_sample: int = 100
+    #: Seconds the oldest change waiting in an alias's queue may be old before the alias is unhealthy.
+    health_max_queue_lag: float = 300.0
+    #: Dead queue entries an alias may have before it is unhealthy.
+    health_max_dead: int = 0
     # -- where definitions come from -------------------------------------------------
     indexes: tuple[str, ...] = ()
     autodiscover: bool = True
@@ -232,6 +239,9 @@ _CHECKS: dict[str, tuple[Any, str]] = {
     "queue_backoff": (_number, "a number of seconds >= 0"),
     "queue_backoff_max": (_number, "a number of seconds >= 0"),
     "queue_poll_interval": (lambda v: _number(v) and v > 0, "a number of seconds above 0"),
+    "health_verify_sample": (_count, "a whole number >= 0"),
+    "health_max_queue_lag": (lambda v: _number(v) and v > 0, "a number of seconds above 0"),
+    "health_max_dead": (_count, "a whole number >= 0"),
     "indexes": (lambda v: not isinstance(v, str) and all(isinstance(p, str) for p in v), "a list of dotted paths"),
     "autodiscover": (lambda v: isinstance(v, bool), "True or False"),
 }

@@ -38,3 +38,18 @@ class QueueEntry(models.Model):
 
     def __str__(self) -> str:
         return f"{self.alias}:{self.object_id} ({self.state})"
+
+
+class IndexHealth(QueueEntry):
+    """The admin's "Index health" page (no table of its own: a proxy, for its place and permissions in the admin).
+
+    ``reindex.view_indexhealth`` lets a staff user see the page; ``reindex.queue_rebuild``
+    lets them queue a rebuild from it (where a Celery app is set up).
+    """
+
+    class Meta:
+        proxy = True
+        verbose_name = "index health"
+        verbose_name_plural = "index health"
+        default_permissions = ("view",)
+        permissions = [("queue_rebuild", "Can queue a rebuild from the admin")]

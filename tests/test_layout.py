@@ -36,7 +36,10 @@ LAYERS: list[tuple[str, ...]] = [
         "reindex.apps",
         "reindex.testing",
         "reindex.migrations",
+        "reindex.healthcheck",
     ),
+    # The Django glue on top of the API: the admin's pages, the health endpoint.
+    ("reindex.admin", "reindex.views", "reindex.urls", "reindex.prometheus"),
     ("reindex.cli", "reindex.management", "reindex.__main__"),
 ]
 

@@ -38,6 +38,7 @@ from reindex.operations.outcomes import RunOutcome, describe_failure
 from reindex.pipeline.changes import change_batches
 from reindex.pipeline.loading import MAX_REPORTED_FAILURES
 from reindex.queue import entries as changequeue
+from reindex.queue.throughput import record_drain_pass
 from reindex.server import indexes
 from reindex.server.locking import read_holder
 from reindex.server.sending import bodies
@@ -148,7 +149,20 @@ def drain_alias(
 
     A batch that fails as a whole (server down: RunFailed; alias not built:
     ConfigurationError) is put back and ends the pass with its error in ``result``.
+    A pass that drained entries records its rate (``reindex.queue.throughput``).
     """
+    started, before = time.monotonic(), _settled(result)
+    try:
+        return _drain_batches(definition, client, config, result, deadline)
+    finally:
+        settled = _settled(result) - before
+        if settled:
+            record_drain_pass(client, definition.alias, settled, time.monotonic() - started, config.lock_index)
+
+
+def _drain_batches(
+    definition: IndexDefinition, client: Any, config: Config, result: DrainResult, deadline: float | None
+) -> bool:
     batch_size = config.batch_size_for(definition)
     claimed_any = False
     while not _past(deadline):
@@ -176,6 +190,11 @@ def drain_alias(
             break
         result.error = result.exception = None
     return claimed_any
+
+
+def _settled(result: DrainResult) -> int:
+    """Entries of ``result`` drained so far: claimed, less those put back as they were or kept for a rebuild."""
+    return result.claimed - result.released - result.replaying
 
 
 def _note(result: DrainResult, exc: ReindexError) -> None:

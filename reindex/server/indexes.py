@@ -50,6 +50,8 @@ class IndexInfo:
             "live": self.live,
             "building": self.building,
             "created": self.created,
+            "went_live": self.marker.went_live,
+            "fingerprint": self.marker.fingerprint,
             "count": self.count,
         }
 

@@ -58,6 +58,11 @@ class Watermark:
     recorded_at: str = ""
     host: str = ""
 
+    def age(self, now: datetime.datetime | None = None) -> float:
+        """Seconds from the watermark to ``now`` (this host's clock): how old the freshest known state is."""
+        now = now or datetime.datetime.now(datetime.timezone.utc)
+        return max(0.0, (now - self.time).total_seconds())
+
     def as_dict(self) -> dict[str, Any]:
         return {
             "time": self.time.isoformat(),
