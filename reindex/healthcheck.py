@@ -49,8 +49,9 @@ class AliasHealth:
 
     @property
     def differences(self) -> int | None:
-        """``diff``'s verdict: differences between the live index and the code (None when not compared)."""
-        return sum(len(d.differences) for d in self.drift) if self.drift else None
+        """``diff``'s verdict: differences between the live index and the code (None when none was compared)."""
+        compared = [d for d in self.drift if d.built]
+        return sum(len(d.differences) for d in compared) if compared else None
 
     def as_dict(self) -> dict[str, Any]:
         watermark = self.status.watermark if self.status else None

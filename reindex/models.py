@@ -33,6 +33,7 @@ class QueueEntry(models.Model):
 
     class Meta:
         db_table = "reindex_queue"
+        verbose_name_plural = "queue entries"
         constraints = [models.UniqueConstraint(fields=["alias", "object_id"], name="reindex_queue_alias_object")]
         indexes = [models.Index(fields=["alias", "state", "available_at"], name="reindex_queue_claimable")]
 

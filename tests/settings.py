@@ -25,11 +25,13 @@ INSTALLED_APPS = [
     "django.contrib.auth",
     "django.contrib.sessions",
     "django.contrib.messages",
+    "django.contrib.staticfiles",
     "reindex",
     "catalog",
 ]
 # The admin's pages and the health endpoint (tests/test_admin.py, tests/test_health.py).
 ROOT_URLCONF = "tests.urls"
+STATIC_URL = "static/"  # the admin's CSS, served by the browser test's live server
 MIDDLEWARE = [
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
