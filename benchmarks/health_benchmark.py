@@ -85,8 +85,9 @@ def main() -> None:
     import django
 
     django.setup()
-    import reindex
     from django.core.management import call_command
+
+    import reindex
 
     try:
         call_command("migrate", verbosity=0)
