@@ -17,6 +17,9 @@ step "a fresh demo database with 5000 products"
 rm -f "$DEMO_SQLITE_PATH"
 "$bin/python" example/manage.py migrate --verbosity 0
 "$bin/python" example/manage.py seed --products 5000
+# The admin's user, for the Index health page at the end.
+DJANGO_SUPERUSER_PASSWORD=reindex-demo "$bin/python" example/manage.py createsuperuser \
+    --noinput --username admin --email admin@example.com
 
 step "an in-memory search server"
 # Its stdin is our pipe: when this script ends, the server sees EOF and stops.
@@ -54,3 +57,37 @@ reindex queue status
 reindex drain
 step "verify: the live indexes agree with the tables"
 reindex verify --full
+
+step "the index's health: the endpoint an uptime monitor polls, and the admin's page"
+port=${DEMO_PORT:-8000}
+"$bin/python" example/manage.py runserver --insecure --noreload "127.0.0.1:$port" >/dev/null 2>&1 &
+site=$!
+trap 'kill "$site" 2>/dev/null || true; kill "$SERVER_PID" 2>/dev/null || true' EXIT
+"$bin/python" - "$port" <<'PY'
+import json, sys, time, urllib.error, urllib.request
+
+url = f"http://127.0.0.1:{sys.argv[1]}/reindex/health"
+for _ in range(100):
+    try:
+        with urllib.request.urlopen(url) as answer:
+            status, body = answer.status, json.load(answer)
+        break
+    except urllib.error.HTTPError as answer:
+        status, body = answer.code, json.load(answer)
+        break
+    except OSError:
+        time.sleep(0.1)
+else:
+    sys.exit(f"demo: the site did not answer on {url}")
+print(f"$ curl {url}\nHTTP {status}: healthy={body['healthy']}, problems={body['problems']}", file=sys.stderr)
+PY
+cat >&2 <<TEXT
+
+The admin's Index health page: http://127.0.0.1:$port/admin/reindex/indexhealth/
+  user: admin   password: reindex-demo
+The health endpoint:           http://127.0.0.1:$port/reindex/health
+TEXT
+if [ -t 0 ]; then
+    echo "Serving until Ctrl-C." >&2
+    wait "$site" || true
+fi

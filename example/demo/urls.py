@@ -1,7 +1,11 @@
-"""The demo serves no pages; Django only needs the module to exist."""
+"""The demo's pages: the admin (with reindex's Index health page) and the health endpoint."""
 
 from __future__ import annotations
 
-from django.urls import URLPattern
+from django.contrib import admin
+from django.urls import include, path
 
-urlpatterns: list[URLPattern] = []
+urlpatterns = [
+    path("admin/", admin.site.urls),
+    path("reindex/", include("reindex.urls")),  # GET /reindex/health
+]
