@@ -184,3 +184,46 @@ def test_prometheus_text_carries_the_same_figures(indexed_catalog, poll):
     assert 'reindex_rows{alias="products"} 50' in lines
     assert 'reindex_queue_depth{alias="products"} 0' in lines
     assert not any(line.startswith("reindex_drain_rate") for line in lines)  # none recorded: unknown, not 0
+
+
+def test_a_drain_whose_rate_cannot_be_recorded_still_drains(indexed_catalog, caplog):
+    from catalog.models import Product
+
+    from tests.httpproxy import HttpProxy
+
+    product = Product.objects.order_by("pk").first()
+    product.name = "Renamed while the lock index refuses writes"
+    product.save()
+    with HttpProxy(indexed_catalog) as proxy:
+        proxy.answer_with(500, unless=lambda method, path: "drain" not in path)
+
+        [drained] = reindex.drain("products", es_url=proxy.url)
+
+    assert (drained.indexed, drained.error) == (1, None)
+    assert reindex.queue_status("products")[0].pending == 0
+    assert reindex.last_drains("products", es_url=indexed_catalog) == [None]
+    assert "products: the drain rate was not recorded" in caplog.text
+
+
+def test_the_queue_by_hour_counts_the_entries_waiting_by_the_hour_they_were_queued(db):
+    now = timezone.now()
+    for hours_ago, object_id, state in [(0, "1", "pending"), (0, "2", "claimed"), (3, "3", "pending"),
+                                        (30, "4", "pending"), (1, "5", "dead")]:  # fmt: skip
+        then = now - datetime.timedelta(hours=hours_ago)
+        QueueEntry.objects.create(
+            alias="products", object_id=object_id, state=state, available_at=then, changed_at=then
+        )
+
+    [(alias, counts)] = reindex.queue_by_hour("products", hours=6).items()
+
+    assert alias == "products"
+    assert counts == [1, 0, 1, 0, 0, 2]  # the change 30 hours old in the first hour; the dead one left out
+
+
+def test_a_server_that_is_down_leaves_its_figures_out_of_the_prometheus_text(indexed_catalog, poll):
+    response = poll("http://127.0.0.1:9", "products", format="prometheus")
+
+    assert response.status_code == 503
+    lines = response.content.decode().splitlines()
+    assert "reindex_healthy 0" in lines and 'reindex_queue_depth{alias="products"} 0' in lines
+    assert not any(line.startswith("reindex_documents") for line in lines)

@@ -360,11 +360,13 @@ def queued_by_hour(alias: str, hours: int, using: str | None = None) -> list[int
     ``hours`` hours, oldest first (older changes count in the first hour). One query."""
     from django.db.models import Count
     from django.db.models.functions import TruncHour
+    from django.utils import timezone
 
     from reindex.models import DEAD, QueueEntry
 
     now = _now()
-    start = now.replace(minute=0, second=0, microsecond=0) - datetime.timedelta(hours=hours - 1)
+    local = timezone.localtime(now) if timezone.is_aware(now) else now  # the hours TruncHour cuts at
+    start = local.replace(minute=0, second=0, microsecond=0) - datetime.timedelta(hours=hours - 1)
     counts = [0] * hours
     waiting = QueueEntry.objects.using(using or queue_database()).filter(alias=alias).exclude(state=DEAD)
     by_hour = waiting.annotate(hour=TruncHour("changed_at")).values("hour").annotate(n=Count("id")).order_by()
