@@ -161,13 +161,14 @@ def _read_server(report: HealthReport, by_alias: dict[str, AliasHealth], config:
 
     aliases = list(by_alias)
     try:
-        for status in api.status(*aliases, config=config):
+        statuses = api.status(*aliases, config=config)
+        for status in statuses:
             by_alias[status.alias].status = status
         for drift in api.diff(*aliases, config=config):
             by_alias[drift.alias].drift.append(drift)
         for alias, drained in zip(aliases, api.last_drains(*aliases, config=config), strict=True):
             by_alias[alias].last_drain = drained
-        built = [a for a in aliases if by_alias[a].status and by_alias[a].status.built]
+        built = [status.alias for status in statuses if status.built]
         if built and config.health_verify_sample:
             for result in api.verify(*built, sample=config.health_verify_sample, config=config):
                 by_alias[result.alias].verify = result
