@@ -11,7 +11,7 @@ import logging
 
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.views.decorators.cache import never_cache
-from django.views.decorators.http import require_GET
+from django.views.decorators.http import require_safe
 
 import reindex
 from reindex.healthcheck import HealthReport
@@ -21,7 +21,7 @@ logger = logging.getLogger("reindex.health")
 
 
 @never_cache
-@require_GET
+@require_safe
 def health(request: HttpRequest) -> HttpResponse:
     """The health of every alias (``?alias=products`` for some): JSON, or ``?format=prometheus``."""
     aliases = request.GET.getlist("alias")
@@ -29,7 +29,8 @@ def health(request: HttpRequest) -> HttpResponse:
         report = reindex.health(*aliases)
     except Exception as exc:  # the endpoint's promise: a 503 with a reason, never a 500
         logger.exception("the health check failed")
-        report = HealthReport(errors=[f"the health check failed: {type(exc).__name__}: {exc}"])
+        first_line = (str(exc).strip().splitlines() or [""])[0]
+        report = HealthReport(errors=[f"the health check failed: {type(exc).__name__}: {first_line}"])
     if request.GET.get("format") == "prometheus":
         return HttpResponse(
             exposition(report), status=report.http_status, content_type="text/plain; version=0.0.4; charset=utf-8"

@@ -57,8 +57,12 @@ def worker(es_url: str, transactional_db: Any) -> Iterator[str]:
 
 def send(queue: str, *args: Any, task: str = "rebuild_search", **kwargs: Any) -> Any:
     """Send ``catalog.tasks.<task>`` to ``queue`` and wait for its outcome."""
-    import demo.celery  # noqa: F401  (the app the task binds to)
+    import demo.celery
     from catalog import tasks
+
+    # The app the task binds to. Celery's current app is per thread: another thread (the
+    # browser test's live server) may have imported demo.celery first, as its own.
+    demo.celery.app.set_current()
 
     return getattr(tasks, task).apply_async(args, kwargs, queue=queue).get(timeout=120)
 

@@ -227,3 +227,10 @@ def test_a_server_that_is_down_leaves_its_figures_out_of_the_prometheus_text(ind
     lines = response.content.decode().splitlines()
     assert "reindex_healthy 0" in lines and 'reindex_queue_depth{alias="products"} 0' in lines
     assert not any(line.startswith("reindex_documents") for line in lines)
+
+
+def test_a_monitor_may_ask_with_head_but_not_post(indexed_catalog, monkeypatch):
+    monkeypatch.setenv("REINDEX_ES_URL", indexed_catalog)
+
+    assert Client().head("/reindex/health", {"alias": "products"}).status_code == 200
+    assert Client().post("/reindex/health").status_code == 405
