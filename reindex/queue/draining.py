@@ -25,6 +25,8 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -122,10 +124,8 @@ def drain(
         while True:
             busy = False
             for definition, result in zip(definitions, results, strict=True):
-                error = result.error
-                busy = drain_alias(definition, client, config, result, deadline) or busy
-                if loop and result.error != error:  # a worker's log shows an outage once, and its end
-                    logger.warning("%s", result.error or f"{definition.alias}: draining again")
+                with recorded_pass(client, definition.alias, result, config):
+                    busy = drain_alias(definition, client, config, result, deadline, announce=loop) or busy
             if not loop or _past(deadline):
                 break
             if not busy:
@@ -143,26 +143,20 @@ def _past(deadline: float | None) -> bool:
 
 
 def drain_alias(
-    definition: IndexDefinition, client: Any, config: Config, result: DrainResult, deadline: float | None = None
+    definition: IndexDefinition,
+    client: Any,
+    config: Config,
+    result: DrainResult,
+    deadline: float | None = None,
+    announce: bool = False,
 ) -> bool:
     """Drain the due entries of one alias, batch after batch; return whether it claimed any.
 
     A batch that fails as a whole (server down: RunFailed; alias not built:
     ConfigurationError) is put back and ends the pass with its error in ``result``.
-    A pass that drained entries records its rate (``reindex.queue.throughput``).
+    ``announce`` (a worker): log an outage once when it begins, and its end as soon as it is over.
     """
-    started, before = time.monotonic(), _settled(result)
-    try:
-        return _drain_batches(definition, client, config, result, deadline)
-    finally:
-        settled = _settled(result) - before
-        if settled:
-            record_drain_pass(client, definition.alias, settled, time.monotonic() - started, config.lock_index)
-
-
-def _drain_batches(
-    definition: IndexDefinition, client: Any, config: Config, result: DrainResult, deadline: float | None
-) -> bool:
+    alias = definition.alias
     batch_size = config.batch_size_for(definition)
     claimed_any = False
     while not _past(deadline):
@@ -171,10 +165,10 @@ def _drain_batches(
             with changequeue.database_errors(definition.alias):
                 claimed = changequeue.claim(definition.alias, batch_size, config.queue_lease)
         except DatabaseUnavailable as exc:
-            _note(result, exc)
+            _note(result, exc, announce)
             break
         if isinstance(result.exception, DatabaseUnavailable):  # it answers again
-            result.error = result.exception = None
+            _clear(result, alias, announce)
         if not claimed.entries:
             break
         claimed_any = True
@@ -186,10 +180,25 @@ def _drain_batches(
         except Interrupted:
             raise
         except ReindexError as exc:  # not built, server down: this alias waits, the others go on
-            _note(result, exc)
+            _note(result, exc, announce)
             break
-        result.error = result.exception = None
+        _clear(result, alias, announce)
     return claimed_any
+
+
+@contextmanager
+def recorded_pass(client: Any, alias: str, result: DrainResult, config: Config) -> Iterator[None]:
+    """Around one pass over an alias: record its rate once it ends, if it drained any (``reindex.queue.throughput``).
+
+    Recorded last, after the pass's own work and log line, even when a signal ends it.
+    """
+    started, before = time.monotonic(), _settled(result)
+    try:
+        yield
+    finally:
+        settled = _settled(result) - before
+        if settled:
+            record_drain_pass(client, alias, settled, time.monotonic() - started, config.lock_index)
 
 
 def _settled(result: DrainResult) -> int:
@@ -197,8 +206,18 @@ def _settled(result: DrainResult) -> int:
     return result.claimed - result.released - result.replaying
 
 
-def _note(result: DrainResult, exc: ReindexError) -> None:
+def _note(result: DrainResult, exc: ReindexError, announce: bool = False) -> None:
+    """Keep ``exc`` as the alias's error; with ``announce``, log it unless it is the one already logged."""
+    if announce and str(exc) != result.error:
+        logger.warning("%s", exc)
     result.error, result.exception = str(exc), exc
+
+
+def _clear(result: DrainResult, alias: str, announce: bool = False) -> None:
+    """The alias drains again: forget its error; with ``announce``, log that the outage is over."""
+    if announce and result.error is not None:
+        logger.warning("%s: draining again", alias)
+    result.error = result.exception = None
 
 
 @dataclass
