@@ -8,7 +8,6 @@ fills the benchmark database instead. ``rebuild.py`` runs these; see there.
 from __future__ import annotations
 
 import argparse
-import datetime
 import json
 import os
 import resource
@@ -87,11 +86,10 @@ def seed(rows: int) -> dict[str, Any]:
     Then ANALYZE, as a live database would have been: without statistics PostgreSQL
     plans the keyset queries of a freshly loaded table badly.
     """
-    from catalog.models import Category, Product, Seller
-    from catalog.seed import generate
+    from catalog.models import Product, Seller
+    from catalog.seed import date_back, generate
     from django.core.management import call_command
     from django.db import connection
-    from django.db.models import F
 
     call_command("migrate", verbosity=0)
     if Product.objects.count() == rows and Seller.objects.count() == 50:
@@ -101,8 +99,7 @@ def seed(rows: int) -> dict[str, Any]:
         report = {"seeded": True, "rows": rows, "seconds": round(result.seconds, 1)}
         # Saved a day ago: rows saved within UPDATE_OVERLAP of a rebuild's start are read
         # again by its catch-up, which would double the first contender's work.
-        for model in (Product, Seller, Category):
-            model.objects.update(updated_at=F("updated_at") - datetime.timedelta(days=1))
+        date_back(days=1)
     with connection.cursor() as cursor:
         cursor.execute("ANALYZE")
     return report

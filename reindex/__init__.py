@@ -7,6 +7,8 @@ The public API (see docs/api.md)::
     [result] = reindex.rebuild("products", keep=1)
     for status in reindex.status():
         print(status.alias, status.live, status.count)
+    for product in reindex.search("products", {"match": {"name": "kettle"}}):
+        print(product.name, product.search_hit.score)
 """
 
 from __future__ import annotations
@@ -45,10 +47,13 @@ from reindex.database.rows import cursor_refusal
 from reindex.definitions.definition import IndexDefinition
 from reindex.definitions.related import Related
 from reindex.errors import (
+    BadQuery,
     ConfigurationError,
     ConnectionFailed,
+    CursorExpired,
     DatabaseUnavailable,
     Interrupted,
+    InvalidCursor,
     Locked,
     LockHeld,
     LockLost,
@@ -56,23 +61,30 @@ from reindex.errors import (
     NoPreviousIndex,
     ReindexError,
     RunFailed,
+    SearchUnavailable,
     ServerError,
+    ServerUnreachable,
     Superseded,
     TooFewDocuments,
     TooManyErrors,
     UnknownIndexError,
 )
 from reindex.healthcheck import AliasHealth, HealthReport, health
+from reindex.search import CursorPage, SearchHit, SearchResults, search
 
 __all__ = [
     "AliasHealth",
+    "BadQuery",
     "Config",
     "ConfigurationError",
     "ConnectionFailed",
+    "CursorExpired",
+    "CursorPage",
     "DatabaseUnavailable",
     "HealthReport",
     "IndexDefinition",
     "Interrupted",
+    "InvalidCursor",
     "LockHeld",
     "LockLost",
     "Locked",
@@ -81,7 +93,11 @@ __all__ = [
     "ReindexError",
     "Related",
     "RunFailed",
+    "SearchHit",
+    "SearchResults",
+    "SearchUnavailable",
     "ServerError",
+    "ServerUnreachable",
     "Superseded",
     "TooFewDocuments",
     "TooManyErrors",
@@ -105,6 +121,7 @@ __all__ = [
     "rebuild",
     "rebuild_each",
     "rollback",
+    "search",
     "status",
     "sweep",
     "sweep_each",

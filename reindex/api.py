@@ -19,13 +19,14 @@ with the ``exit_status`` the command would exit with.
 from __future__ import annotations
 
 import datetime
+import logging
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import ExitStack
 from typing import Any
 
 from reindex.config import Config
-from reindex.definitions.definition import IndexDefinition, Target, discover
-from reindex.errors import ConfigurationError, Interrupted, ReindexError, worst_status
+from reindex.definitions.definition import HOW_TO_TRACK, IndexDefinition, Target, discover
+from reindex.errors import ConfigurationError, Interrupted, ReindexError, RunFailed, ServerUnreachable, worst_status
 from reindex.interrupts import signals_raise_interrupted
 from reindex.operations.alias_status import AliasStatus, alias_status, server_info
 from reindex.operations.migration import MigrateResult
@@ -46,7 +47,15 @@ from reindex.pipeline.failure_log import FailureLog
 from reindex.pipeline.loading import FailureCallback, ProgressFactory
 from reindex.queue.draining import DrainResult
 from reindex.queue.draining import drain as drain_queues
-from reindex.queue.entries import QueueStatus, enqueue_keys, queue_database, queued_by_hour, retry_dead
+from reindex.queue.entries import (
+    QueueStatus,
+    check_migrated,
+    database_errors,
+    enqueue_keys,
+    queue_database,
+    queued_by_hour,
+    retry_dead,
+)
 from reindex.queue.entries import purge as purge_entries
 from reindex.queue.entries import queue_status as status_of
 from reindex.queue.throughput import DrainPass, read_drain_pass
@@ -60,6 +69,8 @@ from reindex.server.drift import drift as drift_of
 from reindex.server.locking import UnlockResult
 from reindex.server.locking import unlock as unlock_alias
 
+logger = logging.getLogger("reindex.drain")
+
 
 def load_config(**overrides: Any) -> Config:
     """The configuration every function below resolves: settings, environment, ``overrides``."""
@@ -71,24 +82,35 @@ def definitions(*targets: Target, config: Config | None = None) -> list[IndexDef
     return discover(config or load_config()).select(targets)
 
 
-def connect(config: Config | None = None) -> Any:
-    """An ``Elasticsearch`` client for ``config``, after checking the server answers (ConnectionFailed if not)."""
+def connect(config: Config | None = None, *, check: bool = False) -> Any:
+    """An ``Elasticsearch`` client for ``config``; it connects on its first request (``check=True``: now).
+
+    With ``check=True`` it first asks the server who it is and raises ConnectionFailed if it cannot answer.
+    """
     connection = Connection(config or load_config())
-    connection.check()
+    if check:
+        connection.check()
     return connection.client()
 
 
 class _Session:
     """One call's configuration, definitions and checked connection."""
 
-    def __init__(self, targets: Sequence[Target], config: Config | None, overrides: dict[str, Any]) -> None:
+    def __init__(
+        self, targets: Sequence[Target], config: Config | None, overrides: dict[str, Any], *, check: bool = True
+    ) -> None:
         base = config or load_config()
         self.config = base.replace(**overrides) if overrides else base
         self.definitions = discover(self.config).select(targets)
         self.connection = Connection(self.config)
+        if check:
+            self.check()
+        self.client = self.connection.client()
+
+    def check(self) -> None:
+        """Ask the server who it is (ConnectionFailed, ServerUnreachable or ServerError if it cannot answer)."""
         with self.connection.server_errors():
             self.connection.check()
-        self.client = self.connection.client()
 
 
 def rebuild_each(
@@ -222,9 +244,10 @@ def update_each(
     if not targets and not all_rows:
         chosen = [d for d in chosen if d.tracks_changes]
         if not chosen:
+            untracked = ", ".join(d.alias for d in session.definitions)
             raise ConfigurationError(
-                "no definition tracks its changes (updated_field or changed_since()); "
-                "name one, or re-send every row with update --all"
+                f"no definition tracks its changes ({untracked}): {HOW_TO_TRACK}; "
+                "or re-send every row of one with: update NAME --all"
             )
 
     def run(definition: IndexDefinition, failed: FailureCallback | None) -> UpdateResult:
@@ -391,8 +414,17 @@ def drain(
     batches. Overrides of any setting by its lowercase name (``batch_size=500``,
     ``queue_max_attempts=3``). With ``raise_on_error``, a batch the server could not
     take raises RunFailed (its entries stay queued) once every alias was drained.
+
+    A server that cannot be reached is an outage, as a database's is: one pass raises
+    RunFailed (the entries stay queued); ``loop`` logs it and drains once it is back.
     """
-    session = _Session(targets, config, overrides)
+    session = _Session(targets, config, overrides, check=False)
+    try:
+        session.check()
+    except ServerUnreachable as exc:
+        if not loop:
+            raise RunFailed(f"{exc}; the queued entries stay queued") from exc
+        logger.warning("%s; draining once it answers", exc)
     with ExitStack() as stack:
         if handle_signals:
             stack.enter_context(signals_raise_interrupted())
@@ -407,7 +439,7 @@ def drain(
 
 def queue_status(*targets: Target, config: Config | None = None) -> list[QueueStatus]:
     """Pending, claimed and dead entries and the lag of each alias's queue (all aliases when none)."""
-    return [status_of(d.alias) for d in definitions(*targets, config=config)]
+    return [status_of(d.alias) for d in _queued(targets, config)]
 
 
 def queue_retry(
@@ -417,7 +449,7 @@ def queue_retry(
 
     ``object_ids``: only the entries of these rows (primary keys), as the admin's action on the entries selected.
     """
-    return {d.alias: retry_dead(d.alias, object_ids) for d in definitions(*targets, config=config)}
+    return {d.alias: retry_dead(d.alias, object_ids) for d in _queued(targets, config)}
 
 
 def queue_purge(
@@ -427,13 +459,13 @@ def queue_purge(
 
     ``object_ids``: only the entries of these rows (primary keys).
     """
-    return {d.alias: purge_entries(d.alias, dead_only, object_ids) for d in definitions(*targets, config=config)}
+    return {d.alias: purge_entries(d.alias, dead_only, object_ids) for d in _queued(targets, config)}
 
 
 def queue_by_hour(*targets: Target, hours: int = 24, config: Config | None = None) -> dict[str, list[int]]:
     """The entries waiting in each alias's queue by the hour their change was queued, the last ``hours`` hours,
     oldest first (older changes in the first hour); by alias. Reads the queue's table only (one query an alias)."""
-    return {d.alias: queued_by_hour(d.alias, hours) for d in definitions(*targets, config=config)}
+    return {d.alias: queued_by_hour(d.alias, hours) for d in _queued(targets, config)}
 
 
 def last_drains(*targets: Target, config: Config | None = None, **overrides: Any) -> list[DrainPass | None]:
@@ -443,6 +475,14 @@ def last_drains(*targets: Target, config: Config | None = None, **overrides: Any
         return [read_drain_pass(session.client, d.alias, session.config.lock_index) for d in session.definitions]
 
 
+def _queued(targets: Sequence[Target], config: Config | None) -> list[IndexDefinition]:
+    """The definitions of ``targets``, once the queue's table is known to be there (ConfigurationError if not)."""
+    chosen = definitions(*targets, config=config)
+    with database_errors("the queue"):
+        check_migrated()
+    return chosen
+
+
 def triggers_install(*targets: Target, config: Config | None = None) -> list[TriggerStatus]:
     """Install (or bring up to date) the PostgreSQL triggers that queue every change of these definitions.
 
@@ -450,12 +490,26 @@ def triggers_install(*targets: Target, config: Config | None = None) -> list[Tri
     triggers left over from an older ``watch`` are dropped. One transaction; safe to run
     again. Raises ConfigurationError on a database that is not PostgreSQL.
     """
-    return install_triggers(definitions(*targets, config=config), queue_database())
+    return install_triggers(queued_definitions(targets, config), queue_database())
 
 
 def triggers_status(*targets: Target, config: Config | None = None) -> list[TriggerStatus]:
     """Per definition, the tables whose triggers are installed, missing, out of date or left over."""
-    return status_of_triggers(definitions(*targets, config=config), queue_database())
+    return status_of_triggers(queued_definitions(targets, config), queue_database())
+
+
+def queued_definitions(targets: Sequence[Target], config: Config | None) -> list[IndexDefinition]:
+    """The definitions whose changes are queued: every one that declares ``watch``, or those named (each must)."""
+    chosen = definitions(*targets, config=config)
+    if not targets:
+        return [d for d in chosen if d.queues_changes]
+    for definition in chosen:
+        if not definition.queues_changes:
+            raise ConfigurationError(
+                f"{definition.alias}: declares no watch, so none of its changes are queued; "
+                "add watch = {} to its definition to queue its own rows (docs/queue.md)"
+            )
+    return chosen
 
 
 def triggers_remove(*targets: Target, config: Config | None = None) -> dict[str, int]:

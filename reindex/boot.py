@@ -32,13 +32,22 @@ def setup_django(settings_module: str | None = None, pythonpath: str | None = No
         django.setup()
     except ModuleNotFoundError as exc:
         if exc.name and module.startswith(exc.name):
-            raise ConfigurationError(
-                f"cannot import settings module {module!r} from {os.getcwd()} or sys.path: "
-                "run from the project's root (where manage.py is), or pass --pythonpath DIR"
-            ) from exc
+            raise ConfigurationError(settings_not_found(module, exc.name)) from exc
         raise ConfigurationError(f"cannot set up Django: {last_line(exc)}") from exc
     except Exception as exc:
         raise ConfigurationError(f"cannot set up Django with {module!r}: {last_line(exc)}") from exc
+
+
+def settings_not_found(module: str, missing: str) -> str:
+    """Why the settings module ``module`` was not found: its package's folder, or the directory, lacks it."""
+    package, _, leaf = missing.rpartition(".")
+    found = sys.modules.get(package) if package else None
+    if found is not None and getattr(found, "__path__", None):
+        return f"cannot import settings module {module!r}: there is no module {leaf!r} in {next(iter(found.__path__))}"
+    return (
+        f"cannot import settings module {module!r} from {os.getcwd()} or sys.path: "
+        "run from the project's root (where manage.py is), or pass --pythonpath DIR"
+    )
 
 
 def _add_working_directory() -> None:

@@ -111,7 +111,7 @@ def _watching_definitions() -> list[Any]:
         config = Config.load()
         if not config.queue_capture:
             return []
-        return [d for d in discover(config) if getattr(d, "watch", None) is not None]
+        return [d for d in discover(config) if d.queues_changes]
     except ReindexError as exc:
         logger.error("reindex: saves queue nothing: %s", exc)
         return []

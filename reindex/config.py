@@ -100,6 +100,14 @@ class Config:
     #: Seconds ``drain --loop`` sleeps when the queue is empty; also how soon an entry drained
     #: while a rebuild loads is drained again (into the new index once it is live).
     queue_poll_interval: float = 1.0
+    # -- searching (``reindex.search``) ------------------------------------------------
+    #: Seconds a search request may take before ``SearchUnavailable``; no retries: a person is waiting.
+    search_timeout: float = 2.0
+    #: The exact total a search asks for at most (``track_total_hits``); ``count()`` is capped at it.
+    search_total_bound: int = 10_000
+    #: Queue the documents of hits whose rows are gone, so the next ``drain`` removes them (when the
+    #: definition's changes are queued: it has ``watch``). False: drop them from the page only.
+    search_heal: bool = True
     # -- health (``reindex.health()``, the health endpoint, the admin page) ----------
     #: Rows and documents the health check's sampled ``verify`` compares per alias; 0: no verify.
     health_verify_sample: int = 100
@@ -239,6 +247,9 @@ _CHECKS: dict[str, tuple[Any, str]] = {
     "queue_backoff": (_number, "a number of seconds >= 0"),
     "queue_backoff_max": (_number, "a number of seconds >= 0"),
     "queue_poll_interval": (lambda v: _number(v) and v > 0, "a number of seconds above 0"),
+    "search_timeout": (lambda v: _number(v) and v > 0, "a number of seconds above 0"),
+    "search_total_bound": (_positive_int, "a whole number >= 1"),
+    "search_heal": (lambda v: isinstance(v, bool), "True or False"),
     "health_verify_sample": (_count, "a whole number >= 0"),
     "health_max_queue_lag": (lambda v: _number(v) and v > 0, "a number of seconds above 0"),
     "health_max_dead": (_count, "a whole number >= 0"),

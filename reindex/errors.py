@@ -71,6 +71,13 @@ class ConnectionFailed(ConfigurationError):
     """The search server could not be reached at all, or refused the credentials."""
 
 
+class ServerUnreachable(ConnectionFailed):
+    """The search server could not be reached, or answered that it is overloaded (429, 502-504): an outage.
+
+    A configuration error for most commands; ``drain`` treats it as the outage it may be.
+    """
+
+
 class ServerError(ConfigurationError):
     """The search server answered a request with an error the command could not handle."""
 
@@ -159,6 +166,28 @@ class LockHeld(ReindexError):
         self.result = result
 
 
+# -- the search side (``reindex.search``): raised to a view, which shows a page for each --------
+
+
+class SearchUnavailable(ReindexError):
+    """The search server is down, frozen past ``REINDEX["SEARCH_TIMEOUT"]``, or answered 5xx/429:
+    show "search is unavailable"; the rest of the site works."""
+
+
+class BadQuery(ReindexError):
+    """The server rejected the query (400, e.g. a bad ``query_string``); the message is its reason."""
+
+    exit_status = EXIT_CONFIG
+
+
+class InvalidCursor(BadQuery):
+    """A cursor string that was not made by this site (tampered, truncated) or for another query."""
+
+
+class CursorExpired(ReindexError):
+    """A cursor's index (or point in time) is gone, e.g. pruned after a rebuild: start from the first page."""
+
+
 # -- exit 3: skipped ---------------------------------------------------------------------
 
 
@@ -175,6 +204,9 @@ class Locked(ReindexError):
         self.alias, self.holder = alias, holder
 
     @classmethod
-    def held_by(cls, alias: str, holder: Any) -> Locked:
+    def held_by(cls, alias: str, holder: Any, waited: float = 0) -> Locked:
         since = datetime.datetime.fromtimestamp(holder.started, datetime.timezone.utc).isoformat(timespec="seconds")
-        return cls(f"{alias}: skipped: locked by {holder.host}:{holder.pid} since {since}", alias=alias, holder=holder)
+        skipped = f"skipped after waiting {waited:g}s for the lock" if waited else "skipped"
+        return cls(
+            f"{alias}: {skipped}: locked by {holder.host}:{holder.pid} since {since}", alias=alias, holder=holder
+        )

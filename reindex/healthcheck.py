@@ -16,7 +16,7 @@ from __future__ import annotations
 import datetime
 import time
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 
 from reindex import api
 from reindex.config import Config
@@ -25,23 +25,35 @@ from reindex.operations.alias_status import AliasStatus
 from reindex.operations.verification import VerifyResult
 from reindex.queue.entries import QueueStatus
 from reindex.queue.throughput import DrainPass
+from reindex.results import JsonResult, json_as
 from reindex.server.drift import IndexDrift
 
 #: The HTTP status of a healthy and of an unhealthy report.
 HEALTHY, UNHEALTHY = 200, 503
 
 
+def _queue_json(queue: QueueStatus | None) -> dict[str, Any] | None:
+    return None if queue is None else {**queue.as_dict(), "depth": queue.depth}
+
+
+def _watermark_age(each: AliasHealth) -> float | None:
+    watermark = each.status.watermark if each.status else None
+    return None if watermark is None else round(watermark.age(), 1)
+
+
 @dataclass
-class AliasHealth:
+class AliasHealth(JsonResult):
     """One alias: what ``status``, ``queue_status``, ``diff``, ``verify`` and the last drain say, and its problems."""
+
+    json_placed: ClassVar = {"alias": ("healthy",), "status": (("watermark_age", _watermark_age),)}
 
     alias: str
     problems: list[str] = field(default_factory=list)
     status: AliasStatus | None = None
-    queue: QueueStatus | None = None
-    drift: list[IndexDrift] = field(default_factory=list)
-    verify: VerifyResult | None = None
+    queue: QueueStatus | None = field(default=None, metadata=json_as(convert=_queue_json))
     last_drain: DrainPass | None = None
+    drift: list[IndexDrift] = field(default_factory=list, metadata=json_as("diff"))
+    verify: VerifyResult | None = None
 
     @property
     def healthy(self) -> bool:
@@ -53,31 +65,19 @@ class AliasHealth:
         compared = [d for d in self.drift if d.built]
         return sum(len(d.differences) for d in compared) if compared else None
 
-    def as_dict(self) -> dict[str, Any]:
-        watermark = self.status.watermark if self.status else None
-        return {
-            "alias": self.alias,
-            "healthy": self.healthy,
-            "problems": self.problems,
-            "status": self.status.as_dict() if self.status else None,
-            "watermark_age": None if watermark is None else round(watermark.age(), 1),
-            "queue": None if self.queue is None else {**self.queue.as_dict(), "depth": self.queue.depth},
-            "last_drain": None if self.last_drain is None else self.last_drain.as_dict(),
-            "diff": [d.as_dict() for d in self.drift],
-            "verify": None if self.verify is None else self.verify.as_dict(),
-        }
-
 
 @dataclass
-class HealthReport:
+class HealthReport(JsonResult):
     """Every alias's health, the problems outside any alias (server, database), the thresholds applied."""
 
-    aliases: list[AliasHealth] = field(default_factory=list)
+    json_placed: ClassVar = {"": ("healthy", ("status", lambda report: report.http_status), "problems")}
+
     #: Problems of no one alias: the search server or the database unreachable, the settings wrong.
-    errors: list[str] = field(default_factory=list)
-    thresholds: dict[str, Any] = field(default_factory=dict)
+    errors: list[str] = field(default_factory=list, metadata=json_as(None))
     checked_at: str = ""
-    seconds: float = 0.0
+    seconds: float = field(default=0.0, metadata=json_as(rounded=3))
+    thresholds: dict[str, Any] = field(default_factory=dict)
+    aliases: list[AliasHealth] = field(default_factory=list)
 
     @property
     def problems(self) -> list[str]:
@@ -92,17 +92,6 @@ class HealthReport:
     def http_status(self) -> int:
         """200 when healthy, else 503."""
         return HEALTHY if self.healthy else UNHEALTHY
-
-    def as_dict(self) -> dict[str, Any]:
-        return {
-            "healthy": self.healthy,
-            "status": self.http_status,
-            "problems": self.problems,
-            "checked_at": self.checked_at,
-            "seconds": round(self.seconds, 3),
-            "thresholds": self.thresholds,
-            "aliases": [a.as_dict() for a in self.aliases],
-        }
 
 
 def health(*targets: Any, config: Config | None = None, **overrides: Any) -> HealthReport:
@@ -153,6 +142,8 @@ def _read_queues(report: HealthReport, aliases: list[str], config: Config) -> No
             next(a for a in report.aliases if a.alias == queue.alias).queue = queue
     except DatabaseError as exc:
         report.errors.append(f"database: {_first_line(exc)}")
+    except ReindexError as exc:  # the queue's table not migrated, the database unreachable
+        report.errors.append(_first_line(exc))
 
 
 def _read_server(report: HealthReport, by_alias: dict[str, AliasHealth], config: Config) -> None:

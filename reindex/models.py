@@ -30,6 +30,8 @@ class QueueEntry(models.Model):
     #: Changed again while claimed: the drainer's acknowledgement puts it back instead of deleting it.
     requeued = models.BooleanField(default=False)
     last_error = models.TextField(blank=True, default="")
+    #: Sent, unchanged since, to these indexes a rebuild is loading: not sent there again, drained once it swapped.
+    held_for = models.CharField(max_length=255, null=True, blank=True)
 
     class Meta:
         db_table = "reindex_queue"

@@ -16,16 +16,20 @@ reindex() {
 step "a fresh demo database with 5000 products"
 rm -f "$DEMO_SQLITE_PATH"
 "$bin/python" example/manage.py migrate --verbosity 0
-"$bin/python" example/manage.py seed --products 5000
+# Saved a day ago, as a live table's rows were: update then sends only what the demo changes.
+"$bin/python" example/manage.py seed --products 5000 --days-ago 1
 # The admin's user, for the Index health page at the end.
 DJANGO_SUPERUSER_PASSWORD=reindex-demo "$bin/python" example/manage.py createsuperuser \
     --noinput --username admin --email admin@example.com
 
 step "an in-memory search server"
-# Its stdin is our pipe: when this script ends, the server sees EOF and stops.
-coproc SERVER { exec "$bin/python" -m reindex.testserver; }
+# Its stdin is our pipe: when this script ends, the server sees EOF and stops. What it
+# says goes to a log, shown only if it does not start.
+server_log=example/testserver.log
+coproc SERVER { exec "$bin/python" -m reindex.testserver 2>"$server_log"; }
 trap 'kill "$SERVER_PID" 2>/dev/null || true' EXIT
 if ! read -r -t 30 url <&"${SERVER[0]}"; then
+    cat "$server_log" >&2
     echo "demo: the search server did not start" >&2
     exit 1
 fi
@@ -42,8 +46,8 @@ reindex rebuild
 reindex status
 step "the live indexes match the definitions in code: diff exits 0"
 reindex diff
-step "a product renamed and one withdrawn; update sends just those (and the last minute's rows, the overlap)"
-"$bin/python" example/manage.py shell -c "
+step "a product renamed and one withdrawn; update sends just the rows changed since the last run"
+"$bin/python" example/manage.py shell --verbosity 0 -c "
 from catalog.models import Product
 renamed, withdrawn = Product.objects.order_by('pk')[:2]
 renamed.name = 'Crème Brûlée Torch'
@@ -57,6 +61,14 @@ reindex queue status
 reindex drain
 step "verify: the live indexes agree with the tables"
 reindex verify --full
+step "a search: rows read from the database in the index's order (reindex.search)"
+"$bin/python" example/manage.py shell --verbosity 0 -c "
+import reindex
+results = reindex.search('products', {'match': {'name': 'teapot'}}, per_page=5)
+print(results.count(), 'products match \"teapot\"; the first five:')
+for product in results:
+    print(f'  {product.name:40} {product.category.name:20} {product.price:>8}  score {product.search_hit.score:.2f}')
+"
 
 step "the index's health: the endpoint an uptime monitor polls, and the admin's page"
 port=${DEMO_PORT:-8000}
@@ -83,11 +95,14 @@ print(f"$ curl {url}\nHTTP {status}: healthy={body['healthy']}, problems={body['
 PY
 cat >&2 <<TEXT
 
+The search page:               http://127.0.0.1:$port/search/?q=teapot
 The admin's Index health page: http://127.0.0.1:$port/admin/reindex/indexhealth/
   user: admin   password: reindex-demo
 The health endpoint:           http://127.0.0.1:$port/reindex/health
 TEXT
-if [ -t 0 ]; then
-    echo "Serving until Ctrl-C." >&2
+if [ -t 0 ] && [ -t 1 ]; then
+    echo "Serving until Ctrl-C (the search server stops with it)." >&2
     wait "$site" || true
+else
+    echo "(run 'make demo' in a terminal to keep serving them)" >&2
 fi

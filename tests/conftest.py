@@ -23,6 +23,24 @@ from reindex.config import Config
 from reindex.server.connection import Connection
 
 ROOT = Path(__file__).resolve().parent.parent
+
+#: The modules whose tests go through what differs between databases: reading rows and
+#: converting values, the changed-rows queries and the database's clock, the change queue
+#: (SKIP LOCKED), triggers, concurrent writers. ``make test`` runs only these on PostgreSQL
+#: and MariaDB (``-m database``); ``make test-all`` runs every test on every database.
+DATABASE_SPECIFIC = {
+    "test_rows", "test_conversions", "test_queries", "test_update", "test_catch_up",
+    "test_concurrent_writes", "test_queue", "test_queue_faults", "test_triggers", "test_rebuild",
+}  # fmt: skip
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark the tests of ``DATABASE_SPECIFIC`` modules ``database``."""
+    for item in items:
+        if item.module is not None and item.module.__name__.rpartition(".")[2] in DATABASE_SPECIFIC:
+            item.add_marker(pytest.mark.database)
+
+
 TEST_ALIASES = ("products", "categories", "poison", "tiny", "property", "batches", "shopproducts", "paced", "skus")
 
 
@@ -157,22 +175,45 @@ class ProductIndex(IndexDefinition):
 @pytest.fixture(scope="module")
 def fresh_project(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A project as ``django-admin startproject mysite`` makes it, with an app ``shop`` holding 12 products."""
-    tmp_path = tmp_path_factory.mktemp("project")
-    root = tmp_path / "mysite"
-    root.mkdir()
-    env = {"PATH": os.environ["PATH"], "HOME": str(tmp_path)}
-    run = [sys.executable, "-m", "django", "startproject", "mysite", str(root)]
-    subprocess.run(run, check=True, env=env, capture_output=True)
-    (root / "shop").mkdir()
-    (root / "shop" / "__init__.py").write_text("")
-    (root / "shop" / "models.py").write_text(SHOP_MODELS)
-    (root / "shop" / "indexes.py").write_text(SHOP_INDEXES)
-    settings = root / "mysite" / "settings.py"
-    settings.write_text(settings.read_text().replace("INSTALLED_APPS = [", "INSTALLED_APPS = [\n    'shop',"))
-    for command in (["makemigrations", "shop"], ["migrate"]):
-        subprocess.run([sys.executable, "manage.py", *command], check=True, env=env, cwd=root, capture_output=True)
-    fill = "from shop.models import Product; Product.objects.bulk_create(Product(name=f'p{n}') for n in range(12))"
-    subprocess.run(
-        [sys.executable, "manage.py", "shell", "-c", fill], check=True, env=env, cwd=root, capture_output=True
+    root = start_project(tmp_path_factory.mktemp("project"), {"models.py": SHOP_MODELS, "indexes.py": SHOP_INDEXES})
+    in_shell(
+        root, "from shop.models import Product; Product.objects.bulk_create(Product(name=f'p{n}') for n in range(12))"
     )
     return root
+
+
+def start_project(where: Path, shop_files: dict[str, str], settings_tail: str = "") -> Path:
+    """``django-admin startproject mysite`` in ``where``, an app ``shop`` of ``shop_files``, migrated; its root."""
+    root = where / "mysite"
+    root.mkdir()
+    run = [sys.executable, "-m", "django", "startproject", "mysite", str(root)]
+    subprocess.run(run, check=True, env=project_env(root), capture_output=True)
+    for name, text in {"__init__.py": "", **shop_files}.items():
+        (root / "shop" / name).parent.mkdir(parents=True, exist_ok=True)
+        (root / "shop" / name).write_text(text)
+    settings = root / "mysite" / "settings.py"
+    text = settings.read_text().replace("INSTALLED_APPS = [", "INSTALLED_APPS = [\n    'shop',")
+    settings.write_text(text + settings_tail)
+    manage(root, "makemigrations", "shop")
+    manage(root, "migrate")
+    return root
+
+
+def project_env(root: Path, **extra: str) -> dict[str, str]:
+    """A new user's shell in ``root``'s project: the PATH and HOME only, and ``extra``."""
+    return {"PATH": os.environ["PATH"], "HOME": str(root.parent), **extra}
+
+
+def manage(root: Path, *args: str, **env: str) -> str:
+    """``python manage.py ARGS`` in the project at ``root``; its stdout (AssertionError with its stderr on failure)."""
+    done = subprocess.run(
+        [sys.executable, "manage.py", *args], env=project_env(root, **env), cwd=root, capture_output=True, text=True
+    )
+    if done.returncode:
+        raise AssertionError(f"manage.py {' '.join(args)} exited {done.returncode}:\n{done.stderr}")
+    return done.stdout
+
+
+def in_shell(root: Path, code: str, **env: str) -> str:
+    """Run ``code`` in ``python manage.py shell`` of the project at ``root``; what it printed."""
+    return manage(root, "shell", "-v", "0", "-c", code, **env)

@@ -3,6 +3,7 @@
     with FaultProxy(upstream_url) as proxy:
         proxy.fail("refuse", seconds=3)   # drop every connection for 3 seconds
         proxy.fail("429", seconds=3)      # answer every request 429 for 3 seconds
+        proxy.fail("freeze", seconds=3)   # read every request and answer nothing for 3 seconds
 
 Faults end by themselves; connections open when a fault starts are cut at their next
 request, as a restarting server would cut them.
@@ -50,7 +51,8 @@ class FaultProxy:
                 _abort(sock)
 
     def fail(self, kind: str, seconds: float) -> None:
-        """From now on, for ``seconds``: ``"refuse"`` drops connections, ``"429"``/``"503"`` answer that."""
+        """From now on, for ``seconds``: ``"refuse"`` drops connections, ``"429"``/``"503"`` answer that,
+        ``"freeze"`` reads requests and answers nothing until the fault ends (then cuts the connection)."""
         self._fault, self._until = kind, time.monotonic() + seconds
 
     def fault(self) -> str | None:
@@ -98,6 +100,12 @@ class FaultProxy:
     def _inject(self, client: socket.socket, fault: str) -> None:
         self.faults_served += 1
         if fault == "refuse":
+            return _abort(client)
+        if fault == "freeze":
+            with suppress(OSError):
+                _read_request(client)
+            while self.fault() == "freeze" and not self._closed.is_set():
+                time.sleep(0.05)
             return _abort(client)
         status = int(fault)
         try:

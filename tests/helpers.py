@@ -68,9 +68,10 @@ def building_index(es: Any, alias: str = "products") -> str | None:
     return None
 
 
-def lock_free_or_stale(es: Any, alias: str = "products") -> bool:
+def lock_free_or_stale(es: Any, alias: str = "products", ttl: float = 2) -> bool:
+    """Whether the alias's lock is free, or stale under a lock time to live of ``ttl`` seconds."""
     holder = read_holder(es, alias)
-    return holder is None or holder.age() > 2.5
+    return holder is None or holder.age() > ttl + 0.5
 
 
 def alive(pid: int) -> bool:
@@ -104,11 +105,16 @@ def recorded_sql() -> Iterator[list[str]]:
         yield statements
 
 
-def start_writer(seconds: float, rate: float = 40, **env: str) -> subprocess.Popen[str]:
-    """``tests/writer.py`` in a process of its own: the site's writes at ``rate`` a second for ``seconds``."""
+def start_writer(
+    seconds: float, rate: float = 40, deletes_log: Path | None = None, **env: str
+) -> subprocess.Popen[str]:
+    """``tests/writer.py`` in a process of its own: the site's writes at ``rate`` a second for ``seconds``
+    (or until SIGTERM), the rows it deletes outright logged with their commit times to ``deletes_log``."""
     from tests.conftest import ROOT, subprocess_env
 
     command = [sys.executable, "-m", "tests.writer", "--seconds", str(seconds), "--rate", str(rate)]
+    if deletes_log is not None:
+        command += ["--deletes-log", str(deletes_log)]
     full_env = subprocess_env(DJANGO_SETTINGS_MODULE="tests.settings", **env)
     return subprocess.Popen(command, env=full_env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT)
 
@@ -118,3 +124,13 @@ def finished(writer: subprocess.Popen[str]) -> dict[str, int]:
     stdout, stderr = writer.communicate(timeout=60)
     assert writer.returncode == 0, stderr
     return json.loads(stdout)
+
+
+def stop_worker(worker: subprocess.Popen[str]) -> tuple[list[dict[str, Any]], str]:
+    """SIGTERM a ``drain --loop --json`` worker, which must exit 0: its reports and its stderr."""
+    import signal
+
+    worker.send_signal(signal.SIGTERM)
+    stdout, stderr = worker.communicate(timeout=60)
+    assert worker.returncode == 0, stderr
+    return json.loads(stdout), stderr

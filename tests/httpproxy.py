@@ -21,7 +21,7 @@ import threading
 from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit
 
 #: Headers about one hop's connection or encoding, which the proxy sets itself.
 HOP_HEADERS = {"connection", "keep-alive", "transfer-encoding", "content-length", "host"}
@@ -37,6 +37,8 @@ class HttpProxy:
         self.upstream = (parts.hostname or "127.0.0.1", parts.port or 80)
         self.requests: list[tuple[str, str, bytes]] = []
         self._rule: tuple[int, Matcher] | None = None
+        #: The reason the proxy's own error answers give ("" for the default).
+        self.reason = ""
         self._lock = threading.Lock()
         handler = type("Handler", (_Forward,), {"proxy": self})
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
@@ -51,9 +53,11 @@ class HttpProxy:
         self._server.shutdown()
         self._server.server_close()
 
-    def answer_with(self, status: int, unless: Matcher = lambda method, path: False) -> None:
-        """From now on answer every request ``status`` with an error body, but those ``unless`` lets through."""
+    def answer_with(self, status: int, unless: Matcher = lambda method, path: False, reason: str = "") -> None:
+        """From now on answer every request ``status`` with an error body giving ``reason``, but those
+        ``unless`` lets through."""
         self._rule = (status, unless)
+        self.reason = reason
 
     def record(self, method: str, path: str, body: bytes) -> int | None:
         """Note a request; return the status to answer in the server's stead, if any."""
@@ -68,6 +72,10 @@ class HttpProxy:
     def request_body(self, method: str, path: str, body: bytes) -> bytes | None:
         """The body to pass on to the server for a request (as it is, here); None: answer an empty bulk."""
         return body
+
+    def request_path(self, method: str, path: str) -> str:
+        """The path (with its query string) to pass the request on to (as it is, here)."""
+        return path
 
     def answer(
         self, method: str, path: str, status: int, headers: list[tuple[str, str]], body: bytes
@@ -109,6 +117,49 @@ class OpenSearchProxy(HttpProxy):
         return kept, body
 
 
+class ElasticsearchProxy(HttpProxy):
+    """The test server as Elasticsearch 8 answers, for what differs from OpenSearch in searching.
+
+    ``GET /`` names no distribution; a point in time is opened at ``POST /<index>/_pit``
+    (answered ``{"id": ...}``) and closed at ``DELETE /_pit``, translated to OpenSearch's
+    ``/_search/point_in_time``; a sort on ``_shard_doc`` (Elasticsearch's tie-breaker in a
+    point in time) is sent on as a sort on ``_id``. Not a real Elasticsearch: docs/search.md
+    says what was not tried against one.
+    """
+
+    def __init__(self, upstream: str, version: str = "8.15.0") -> None:
+        super().__init__(upstream)
+        self.version = version
+
+    def request_path(self, method: str, path: str) -> str:
+        route, _, query = path.partition("?")
+        if route.endswith("/_pit"):
+            route = route[: -len("/_pit")] + "/_search/point_in_time"
+        return f"{route}?{query}" if query else route
+
+    def request_body(self, method: str, path: str, body: bytes) -> bytes | None:
+        route = urlsplit(path).path
+        if method == "DELETE" and route == "/_pit":
+            return json.dumps({"pit_id": [json.loads(body)["id"]]}).encode()
+        if route.endswith("/_search") and body:
+            return body.replace(b'"_shard_doc"', b'"_id"')
+        return body
+
+    def answer(
+        self, method: str, path: str, status: int, headers: list[tuple[str, str]], body: bytes
+    ) -> tuple[list[tuple[str, str]], bytes]:
+        if method == "GET" and path == "/" and status == 200:
+            info = json.loads(body)
+            info["version"] = {"number": self.version, "build_flavor": "default", "lucene_version": "9.11.1"}
+            info["tagline"] = "You Know, for Search"
+            return headers, json.dumps(info).encode()
+        if path.endswith("/_pit") and method == "POST" and status == 200:
+            return headers, json.dumps({"id": json.loads(body)["pit_id"]}).encode()
+        if path == "/_pit" and method == "DELETE" and status == 200:
+            return headers, json.dumps({"succeeded": True, "num_freed": 1}).encode()
+        return headers, body
+
+
 class RejectingProxy(HttpProxy):
     """The test server, but bulk items with these ids are rejected with 429, as a busy node rejects them.
 
@@ -133,11 +184,7 @@ class RejectingProxy(HttpProxy):
             op = next(iter(header))
             pair = [json.dumps(header).encode()] + ([lines.pop(0)] if op != "delete" else [])
             doc_id = header[op].get("_id")
-            with self._lock:
-                reject = self.left.get(doc_id, 0) > 0
-                if reject:
-                    self.left[doc_id] -= 1
-                    self.rejected.append(doc_id)
+            reject = self.rejects(doc_id)
             if reject:
                 positions.append((position, op, header[op]))
             else:
@@ -145,6 +192,15 @@ class RejectingProxy(HttpProxy):
             position += 1
         self._held.positions = positions
         return b"".join(line + b"\n" for line in kept) if kept else None
+
+    def rejects(self, doc_id: str) -> bool:
+        """True when this action is to be rejected (and noted as rejected)."""
+        with self._lock:
+            reject = self.left.get(doc_id, 0) > 0
+            if reject:
+                self.left[doc_id] -= 1
+                self.rejected.append(doc_id)
+        return reject
 
     def answer(
         self, method: str, path: str, status: int, headers: list[tuple[str, str]], body: bytes
@@ -160,6 +216,43 @@ class RejectingProxy(HttpProxy):
             answer["items"].insert(position, item)
         answer["errors"] = True
         return headers, json.dumps(answer).encode()
+
+
+class BusyProxy(RejectingProxy):
+    """The test server, but the first request ``kind`` picks out is answered 429, as a busy node answers:
+    every item of a bulk request rejected, any other request as a whole. Then everything goes through.
+
+    ``kind(method, path, body)``: the path without its query string, ids in it unquoted.
+    ``busy`` holds what was answered 429: ``(method, path)``, or None while nothing was.
+    """
+
+    def __init__(self, upstream: str, kind: Callable[[str, str, bytes], bool]) -> None:
+        super().__init__(upstream, ids=set())
+        self.kind = kind
+        self.busy: tuple[str, str] | None = None
+
+    def record(self, method: str, path: str, body: bytes) -> int | None:
+        injected = super().record(method, path, body)
+        plain = unquote(urlsplit(path).path)
+        with self._lock:
+            first = injected is None and self.busy is None and self.kind(method, plain, body)
+            if first:
+                self.busy = (method, plain)
+        self._held.all_items = first and plain.endswith("/_bulk")
+        return 429 if first and not self._held.all_items else injected
+
+    def rejects(self, doc_id: str) -> bool:
+        if getattr(self._held, "all_items", False):
+            with self._lock:
+                self.rejected.append(doc_id)
+            return True
+        return False
+
+
+def bulk_index(body: bytes) -> str:
+    """The index the first action of a bulk body writes to."""
+    header = json.loads(body.split(b"\n", 1)[0])
+    return str(next(iter(header.values())).get("_index", ""))
 
 
 class SizeLimitProxy(HttpProxy):
@@ -196,7 +289,7 @@ class _Forward(BaseHTTPRequestHandler):
         injected = self.proxy.record(self.command, self.path, body)
         passed = self.proxy.request_body(self.command, self.path, body)
         if injected is not None:
-            error = {"type": "injected_fault", "reason": f"the test proxy answered {injected}"}
+            error = {"type": "injected_fault", "reason": self.proxy.reason or f"the test proxy answered {injected}"}
             self.reply(injected, [("Content-Type", "application/json")], json.dumps({"error": error}).encode())
             return
         if passed is None:  # nothing left for the server: the proxy answers the bulk request itself
@@ -207,7 +300,8 @@ class _Forward(BaseHTTPRequestHandler):
         headers = {k: v for k, v in self.headers.items() if k.lower() not in HOP_HEADERS}
         upstream = http.client.HTTPConnection(*self.proxy.upstream, timeout=120)
         try:
-            upstream.request(self.command, self.path, body=body or None, headers=headers)
+            path = self.proxy.request_path(self.command, self.path)
+            upstream.request(self.command, path, body=body or None, headers=headers)
             response = upstream.getresponse()
             headers, data = self.proxy.answer(
                 self.command, urlsplit(self.path).path, response.status, response.getheaders(), response.read()

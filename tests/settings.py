@@ -17,6 +17,9 @@ import django
 from demo.databases import mariadb, postgres
 
 SECRET_KEY = "tests"
+# The demo's search page, which the example's own tests (example/catalog/tests) open.
+ROOT_URLCONF = "demo.urls"
+TEMPLATES = [{"BACKEND": "django.template.backends.django.DjangoTemplates", "APP_DIRS": True}]
 USE_TZ = True
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 INSTALLED_APPS = [

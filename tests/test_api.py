@@ -186,21 +186,44 @@ class TestOneLineForAServerError:
     )
     def test_every_command_answers_a_server_error_with_one_line_and_exit_2(self, db, es_url, reindex, command):
         with HttpProxy(es_url) as proxy:
-            proxy.answer_with(500, unless=lambda method, path: path == "/")
+            proxy.answer_with(500, unless=lambda method, path: path == "/", reason="boom")
             run = reindex(*command, url=proxy.url)
 
         assert run.exit_code == 2, run.stderr
-        [line] = run.stderr.splitlines()
-        assert line.startswith("reindex: error: the search server answered 500"), line
+        assert run.stderr == "reindex: error: the search server answered 500: boom\n"
 
     @pytest.mark.parametrize("command", [["rebuild"], ["update", "--since", "1h"], ["sweep"]])
-    def test_a_run_that_meets_a_server_error_fails_with_one_line_and_exit_1(self, db, es_url, reindex, command):
+    def test_a_run_that_meets_a_server_error_fails_with_its_reason_and_exit_1(self, db, es_url, reindex, command):
         with HttpProxy(es_url) as proxy:
-            proxy.answer_with(500, unless=lambda method, path: path == "/")
+            proxy.answer_with(500, unless=lambda method, path: path == "/", reason="boom")
             run = reindex(command[0], "products", *command[1:], url=proxy.url)
 
         assert run.exit_code == 1, run.stderr
-        assert run.stderr == "reindex: error: products: the search server answered 500\n"
+        assert run.stderr == "reindex: error: products: the search server answered 500: boom\n"
+
+    @pytest.mark.parametrize("command", [["rebuild"], ["update", "--since", "1h"], ["sweep"]])
+    def test_a_write_refused_midway_fails_the_run_with_the_servers_reason_and_leaves_the_alias(
+        self, catalog, es, es_url, reindex, command
+    ):
+        """The server takes every request but the bulk ones, which it refuses, as a write-blocked cluster does."""
+        from catalog.models import Product
+
+        catalog(products=20)
+        assert reindex("rebuild", "products").exit_code == 0
+        [live] = indexes.alias_targets(es, "products")
+        Product.objects.filter(pk__in=list(Product.objects.values_list("pk", flat=True)[:3])).delete()  # to sweep
+        Product.objects.update(name="Renamed")  # to update
+        reason = "index [products] blocked by: [FORBIDDEN/8/index write (api)]"
+
+        with HttpProxy(es_url) as proxy:
+            proxy.answer_with(500, unless=lambda method, path: not path.endswith("/_bulk"), reason=reason)
+            run = reindex(command[0], "products", *command[1:], url=proxy.url)
+
+        assert proxy.bulk_sizes(), "no document was sent: the test proved nothing"
+        assert run.exit_code == 1, run.stderr
+        [line] = [line for line in run.stderr.splitlines() if line.startswith("reindex: error:")]
+        assert line.startswith(f"reindex: error: products: the search server answered 500: {reason}"), line
+        assert indexes.alias_targets(es, "products") == [live]
 
     def test_the_api_raises_a_server_error(self, db, es_url, settings):
         settings.REINDEX = {**settings.REINDEX, "HOSTS": [es_url]}

@@ -24,7 +24,9 @@ def test_rows_written_during_the_load_are_right_in_the_new_index(catalog, es_url
     assert stored(es, "products", meddled["deleted"]) is None  # deleted outright: the sweep before the swap
     assert stored(es, "products", meddled["added"])["name"] == "Added during the load"
     report = result.as_dict()["caught_up"]
-    assert report["swept"] == 2  # the withdrawn and the deleted product, both read in the first batch
+    assert report["deleted"] == 1  # the withdrawn product: a change, which a delta reads
+    assert report["swept"] == 1  # the product deleted outright: no change to read, the sweep after the deltas
+    assert report["after_swap"]["swept"] == 0
     assert report["rounds"] >= 1 and report["indexed"] >= 2
     assert result.watermark is not None and read_watermark(es, "products").index == result.new_index
     [check] = reindex.verify("products", full=True)

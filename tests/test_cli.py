@@ -200,3 +200,30 @@ class TestHelp:
         assert done.stdout.startswith("Usage: manage.py reindex prune [OPTIONS] NAME")
         assert "python manage.py reindex prune products --keep 1" in done.stdout
         assert "reindex --settings" not in done.stdout
+
+    def test_the_help_says_where_the_options_are(self):
+        from click.testing import CliRunner
+
+        text = CliRunner().invoke(cli, ["--help"]).stdout
+
+        assert "The options below may also follow the command's name." in text
+        assert text.index("The options below") < text.index("Options:")
+
+    def test_manage_py_reindex_help_shows_manage_py_examples(self, transactional_db):
+        import subprocess
+        import sys
+
+        from tests.conftest import ROOT, subprocess_env
+
+        env = subprocess_env(DJANGO_SETTINGS_MODULE="tests.settings")
+        done = subprocess.run(
+            [sys.executable, "manage.py", "reindex", "--help"],
+            env=env,
+            capture_output=True,
+            text=True,
+            cwd=ROOT / "example",
+        )
+
+        assert done.returncode == 0, done.stderr
+        assert "python manage.py reindex rebuild products" in done.stdout
+        assert "reindex --settings" not in done.stdout

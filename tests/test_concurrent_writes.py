@@ -10,11 +10,13 @@ from __future__ import annotations
 
 import itertools
 import json
+import signal
 import time
 from typing import Any
 
 import pytest
 
+from reindex.server import indexes
 from tests.helpers import building_index, finished, start_writer, stored, wait_for
 
 #: The writer's transactions last milliseconds, on this very clock: 3 s of overlap is plenty (the default is 60).
@@ -56,6 +58,45 @@ def test_a_rebuild_under_writes_loses_none(catalog, es, reindex, reindex_process
     assert drift["agrees"]
 
 
+def test_rows_deleted_outright_throughout_a_rebuild_are_gone_once_it_swaps(
+    catalog, es, reindex_process, concurrent_db, settings, tmp_path
+):
+    """The site deletes rows outright before, during and after the load, the deltas and the swap. Every row
+    whose delete committed before the swap has no document once the rebuild is done (the sweep after the
+    swap); only rows deleted after the swap may have one, until that sweep or the next."""
+    settings.REINDEX = {**settings.REINDEX, "INDEXES": ["tests.definitions.PacedProductIndex"]}
+    catalog(products=600, sellers=30)
+    assert reindex_process("rebuild", "paced", env=PACED).returncode == 0
+    [old] = indexes.alias_targets(es, "paced")
+    deletes = tmp_path / "deletes.log"
+    writer = start_writer(seconds=600, rate=60, deletes_log=deletes)
+    rebuild = reindex_process(
+        "rebuild", "paced", "--json", wait=False, env={**PACED, "REINDEX_TEST_BATCH_DELAY": "0.1"}
+    )
+    before_swap = time.time()
+    while rebuild.poll() is None:  # the last moment the alias was seen on the old index: the swap came later
+        asked = time.time()
+        if indexes.alias_targets(es, "paced") != [old]:
+            break
+        before_swap = asked
+        time.sleep(0.01)
+    stdout, stderr = rebuild.communicate(timeout=180)
+    writer.send_signal(signal.SIGTERM)  # the deletes went on past the end of the rebuild
+    finished(writer)
+
+    assert rebuild.returncode == 0, stderr
+    [report] = json.loads(stdout)
+    logged = [line.split() for line in deletes.read_text().splitlines()]
+    deleted = {pk: float(at) for pk, at in logged}
+    es.indices.refresh(index="paced")
+    found = {doc["_id"] for doc in es.mget(index="paced", ids=list(deleted))["docs"] if doc.get("found")}
+    committed_before_swap = {pk for pk, at in deleted.items() if at < before_swap}
+    during_the_load = [pk for pk, at in deleted.items() if at > before_swap - report["seconds"]]
+    assert len(during_the_load) > 10 and len(committed_before_swap) > 10, "too few deletes: the test proved nothing"
+    assert report["caught_up"]["swept"] > 0
+    assert found.isdisjoint(committed_before_swap), sorted(found & committed_before_swap)
+
+
 def test_an_update_during_a_rebuild_is_skipped_and_the_rebuild_covers_its_rows(
     catalog, es, reindex, reindex_process, concurrent_db, settings
 ):
@@ -64,8 +105,9 @@ def test_an_update_during_a_rebuild_is_skipped_and_the_rebuild_covers_its_rows(
     settings.REINDEX = {**settings.REINDEX, "INDEXES": ["tests.definitions.PacedProductIndex"]}
     catalog(products=300)
     assert reindex_process("rebuild", "paced", env=PACED).returncode == 0
+    # 15 batches of 0.5 s: longer than the update's process takes to start on a loaded machine.
     rebuild = reindex_process(
-        "rebuild", "paced", "--json", wait=False, env={**PACED, "REINDEX_TEST_BATCH_DELAY": "0.2"}
+        "rebuild", "paced", "--json", wait=False, env={**PACED, "REINDEX_TEST_BATCH_DELAY": "0.5"}
     )
     wait_for(lambda: building_index(es, "paced"), "the load to start", rebuild)
     edited = list(Product.objects.order_by("pk")[:3])  # their batch was read first

@@ -8,8 +8,10 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from reindex.server import indexes
-from tests.conftest import ROOT, subprocess_env
+from tests.conftest import ROOT, in_shell, manage, project_env, start_project, subprocess_env
 
 
 def test_a_cron_run_rebuilds_and_prints_one_summary_line(catalog, reindex_process, es):
@@ -116,10 +118,10 @@ class TestTheShippedCrontab:
         done = self.run(env, command)
 
         assert (done.returncode, done.stdout, done.stderr) == (0, "", "")  # cron mails nothing
-        [line] = (log_dir / "rebuild.log").read_text().splitlines()
-        assert re.match(
-            r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d[+-]\d\d:\d\d \S+ reindex\[\d+\]: shopproducts: 12 indexed", line
-        )
+        start, end = (log_dir / "rebuild.log").read_text().splitlines()
+        stamp = r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d[+-]\d\d:\d\d \S+ reindex\[\d+\]: "
+        assert re.match(stamp + r"shopproducts: rebuild started: 12 rows into shopproducts-\d+$", start)
+        assert re.match(stamp + "shopproducts: 12 indexed", end)
         assert es.count(index="shopproducts")["count"] == 12
 
     def test_a_host_that_loses_the_lock_logs_the_skip_and_mails_nothing(self, fresh_project, es_url, es, tmp_path):
@@ -127,12 +129,16 @@ class TestTheShippedCrontab:
 
         log_dir = tmp_path / "log"
         env, command = self.cron_line(fresh_project, log_dir, es_url)
+        command = command.replace("--lock-wait 60", "--lock-wait 1")  # the other host's run is not ending soon
         hold_lock_as(es, "shopproducts", "web2", 4242, age=5)
 
         done = self.run(env, command)
 
         assert (done.returncode, done.stdout, done.stderr) == (3, "", "")
-        assert "reindex: shopproducts: skipped: locked by web2:4242" in (log_dir / "rebuild.log").read_text()
+        assert (
+            "]: shopproducts: skipped after waiting 1s for the lock: locked by web2:4242"
+            in (log_dir / "rebuild.log").read_text()
+        )
 
     def test_a_failure_is_mailed_and_logged(self, fresh_project, tmp_path):
         log_dir = tmp_path / "log"
@@ -143,7 +149,8 @@ class TestTheShippedCrontab:
         assert done.returncode == 2 and done.stdout == ""
         [mailed] = done.stderr.splitlines()
         assert mailed.startswith("reindex: error: cannot reach the search server at http://127.0.0.1:1")
-        assert mailed in (log_dir / "rebuild.log").read_text()
+        [logged] = (log_dir / "rebuild.log").read_text().splitlines()
+        assert logged.endswith("]: " + mailed.removeprefix("reindex: "))  # once "reindex", from the log's prefix
 
 
 def test_the_documented_command_finds_the_settings_from_the_project_root(fresh_project, es_url):
@@ -177,3 +184,90 @@ def test_a_log_file_that_cannot_be_written_is_one_line_and_exit_2(fresh_project,
     assert done.returncode == 2
     [line] = done.stderr.splitlines()
     assert line.startswith(f"reindex: error: cannot write --log-file {blocker / 'x.log'}: ")
+
+
+TRACKED_MODELS = """
+from django.db import models
+
+
+class Product(models.Model):
+    name = models.CharField(max_length=100)
+    updated_at = models.DateTimeField(auto_now=True)
+"""
+
+TRACKED_INDEXES = """
+from reindex import IndexDefinition
+
+from shop.models import Product
+
+
+class ProductIndex(IndexDefinition):
+    alias = "shopproducts"
+    updated_field = "updated_at"
+    watch = {}  # queue its own rows
+    mappings = {"properties": {"name": {"type": "text"}}}
+
+    def get_queryset(self):
+        return Product.objects.values("pk", "name", "updated_at")
+
+    def prepare(self, row):
+        return {"name": row["name"]}
+"""
+
+#: A crontab entry: five time fields (or @daily and friends), then a command that runs reindex.
+CRONTAB_ENTRY = re.compile(r"^(?:#\s*)?((?:[-*/,\d]+\s+){5}|@\w+\s+)(.*\breindex\b.*)$")
+
+
+def documented_crontab_lines() -> list[tuple[str, str]]:
+    """Every crontab line of the README, ``crontab.example`` and docs/*.md: (file, command)."""
+    files = [ROOT / "README.md", ROOT / "crontab.example", *sorted((ROOT / "docs").glob("*.md"))]
+    found = []
+    for path in files:
+        for line in path.read_text().splitlines():
+            match = CRONTAB_ENTRY.match(line)
+            if match and (path.name, match.group(2)) not in found:
+                found.append((path.name, match.group(2)))
+    return found
+
+
+@pytest.fixture(scope="module")
+def tracked_project(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A fresh ``startproject`` site with ``reindex`` installed and migrated, a tracked definition, 12 products."""
+    files = {"models.py": TRACKED_MODELS, "indexes.py": TRACKED_INDEXES}
+    root = start_project(tmp_path_factory.mktemp("tracked"), files, "\nINSTALLED_APPS.append('reindex')\n")
+    manage(root, "migrate", "reindex")
+    in_shell(root, "from shop.models import Product\nfor n in range(12): Product(name=f'p{n}').save()")
+    return root
+
+
+def test_the_docs_show_each_kind_of_crontab_line_and_one_nightly_rebuild():
+    commands = [command for _, command in documented_crontab_lines()]
+
+    for command in ("rebuild", "update", "sweep", "drain"):
+        assert any(f" {command}" in line for line in commands)
+    [nightly] = {line for line in commands if " rebuild " in line}  # the same line everywhere
+    assert "--lock-wait 60" in nightly
+
+
+@pytest.mark.parametrize(("where", "command"), documented_crontab_lines())
+def test_a_documented_crontab_line_runs_under_cron_s_sh(where, command, tracked_project, es_url, es, tmp_path):
+    venv = Path(sys.executable).parent.parent
+    log_dir = tmp_path / "log" / "reindex"
+    for path, replacement in ((".venv/bin/reindex", f"{venv}/bin/reindex"), ("/var/log/reindex", str(log_dir))):
+        command = re.sub(r"(/srv/mysite/)?" + re.escape(path), replacement, command)
+    command = command.replace("/srv/mysite", str(tracked_project))
+    env = ["PATH=/usr/bin:/bin", "SHELL=/bin/sh", f"REINDEX_ES_URL={es_url}", f"HOME={tmp_path}"]
+    if " rebuild " not in f"{command} ":
+        api_env = {**project_env(tracked_project), "REINDEX_ES_URL": es_url}
+        subprocess.run(
+            [f"{venv}/bin/reindex", "--settings", "mysite.settings", "rebuild"],
+            env=api_env,
+            cwd=tracked_project,
+            check=True,
+            capture_output=True,
+        )
+
+    done = subprocess.run(["env", "-i", *env, "/bin/sh", "-c", command], capture_output=True, text=True, timeout=120)
+
+    assert (done.returncode, done.stderr) == (0, ""), f"{where}: {command}"
+    assert es.count(index="shopproducts")["count"] == 12

@@ -96,10 +96,11 @@ def test_workers_die_with_their_parent_when_it_is_killed_with_kill_9(built, rein
 
 def test_a_run_killed_on_another_host_keeps_its_lock_until_it_goes_stale(built, reindex_process, es):
     hold_lock_as(es, "products", "web2", 4242, age=0)
+    ttl = {"REINDEX_TEST_LOCK_TTL": "8"}  # longer than a loaded machine takes to start the run too soon
 
-    too_soon = reindex_process("rebuild", "products", env=SHORT_TTL)
-    wait_for(lambda: lock_free_or_stale(es), "the lock to go stale")
-    again = reindex_process("rebuild", "products", env=SHORT_TTL)
+    too_soon = reindex_process("rebuild", "products", env=ttl)
+    wait_for(lambda: lock_free_or_stale(es, ttl=8), "the lock to go stale")
+    again = reindex_process("rebuild", "products", env=ttl)
 
     assert too_soon.returncode == 3, too_soon.stderr
     assert "products: skipped: locked by web2:4242 since " in too_soon.stderr

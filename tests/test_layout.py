@@ -19,7 +19,7 @@ PACKAGE = Path(__file__).resolve().parent.parent / "reindex"
 #: The rooms from the bottom up; a module may import its own room's modules and any lower room's.
 LAYERS: list[tuple[str, ...]] = [
     ("reindex.errors",),
-    ("reindex.config", "reindex.interrupts", "reindex.boot", "reindex.models", "reindex.testserver"),
+    ("reindex.config", "reindex.results", "reindex.interrupts", "reindex.boot", "reindex.models", "reindex.testserver"),
     ("reindex.database",),
     ("reindex.definitions",),
     ("reindex.server",),

@@ -295,3 +295,36 @@ def test_a_drain_with_nothing_queued_prints_nothing(indexed_catalog, reindex):
     run = reindex("drain")
 
     assert (run.exit_code, run.stdout, run.stderr) == (0, "", "")
+
+
+@pytest.fixture
+def unmigrated(catalog: Any, transactional_db: Any) -> Any:
+    """A site that added "reindex" to INSTALLED_APPS but has not run ``migrate reindex`` yet: no queue table."""
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute("ALTER TABLE reindex_queue RENAME TO reindex_queue_elsewhere")
+    try:
+        yield
+    finally:
+        with connection.cursor() as cursor:
+            cursor.execute("ALTER TABLE reindex_queue_elsewhere RENAME TO reindex_queue")
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["queue", "status"],
+        ["queue", "retry", "products"],
+        ["queue", "purge", "products", "--dead"],
+        ["drain"],
+        ["drain", "products", "--loop", "--max-seconds", "30"],  # exits at once: no poll forever
+    ],
+)
+def test_queue_commands_before_migrate_say_so_in_one_line(unmigrated, reindex, command):
+    run = reindex(*command)
+
+    assert run.exit_code == 2
+    assert run.stderr == (
+        "reindex: error: the queue's table reindex_queue is missing: run python manage.py migrate reindex first\n"
+    )

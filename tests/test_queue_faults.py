@@ -8,7 +8,6 @@ a supervisor would start them; the site's writes come from ``tests/writer.py``.
 from __future__ import annotations
 
 import json
-import signal
 import time
 from typing import Any
 
@@ -20,16 +19,16 @@ from reindex.queue.draining import drain
 from reindex.server.connection import Connection
 from tests.definitions import BatchesIndex
 from tests.faultproxy import FaultProxy
-from tests.helpers import building_index, finished, start_writer, stored, wait_for
-from tests.httpproxy import SizeLimitProxy
+from tests.helpers import building_index, finished, start_writer, stop_worker, stored, wait_for
+from tests.httpproxy import RejectingProxy, SizeLimitProxy
 
 BATCHES = {"REINDEX_TEST_INDEXES": "tests.definitions.BatchesIndex"}
 QUEUED_PACED = {"REINDEX_TEST_INDEXES": "tests.definitions.QueuedPacedIndex"}
 
 
-def versions(es: Any, alias: str) -> dict[str, int]:
+def versions(es: Any, alias: str, size: int = 2000) -> dict[str, int]:
     """Each document's version: how many times it was written."""
-    hits = es.search(index=alias, size=2000, version=True, query={"match_all": {}})["hits"]["hits"]
+    hits = es.search(index=alias, size=size, version=True, query={"match_all": {}})["hits"]["hits"]
     return {hit["_id"]: int(hit["_version"]) for hit in hits}
 
 
@@ -133,10 +132,9 @@ def test_the_server_down_for_a_while_keeps_the_changes_queued_until_it_returns(c
     assert run.exit_code == 0, run.stdout
 
 
-def test_a_rebuild_while_the_site_writes_and_a_drainer_runs_loses_no_change(
-    catalog, es, reindex, reindex_process, concurrent_db, settings
-):
-    """The definition tracks no changes: no catch-up, only the queue keeps the new index fresh."""
+@pytest.fixture
+def paced_drainer(catalog, reindex_process, concurrent_db, settings) -> Any:
+    """``paced`` (no change tracking) built from 300 products, the queue empty, and ``drain --loop`` running."""
     import django
     from django.db import connection
 
@@ -154,10 +152,17 @@ def test_a_rebuild_while_the_site_writes_and_a_drainer_runs_loses_no_change(
         "drain", "paced", "--loop", "--max-seconds", "300", "--json", wait=False, env=QUEUED_PACED
     )
     try:
-        drained = rebuild_under_writes(es, reindex_process, drainer)
+        yield drainer
     finally:
         if drainer.poll() is None:
             drainer.kill()
+
+
+def test_a_rebuild_while_the_site_writes_and_a_drainer_runs_loses_no_change(
+    es, reindex, reindex_process, paced_drainer
+):
+    """The definition tracks no changes: no catch-up, only the queue keeps the new index fresh."""
+    drained = rebuild_under_writes(es, reindex_process, paced_drainer)
     assert drained["replaying"] > 0  # written to the index being built too, and again after the swap
     run = reindex("verify", "paced", "--full", "--json")
     [report] = json.loads(run.stdout)
@@ -167,9 +172,9 @@ def test_a_rebuild_while_the_site_writes_and_a_drainer_runs_loses_no_change(
 
 def rebuild_under_writes(es: Any, reindex_process: Any, drainer: Any) -> dict[str, Any]:
     """Rebuild ``paced`` slowly while the writer writes, wait for the queue to empty, stop the drainer; its report."""
-    # 15 batches of 20, 0.4 s each: a load of 6 s or more, the writes in its first seconds.
+    # 15 batches of 20, 0.6 s each: a load of 9 s or more, the writes in its first seconds.
     rebuild = reindex_process(
-        "rebuild", "paced", "--json", wait=False, env={**QUEUED_PACED, "REINDEX_TEST_BATCH_DELAY": "0.4"}
+        "rebuild", "paced", "--json", wait=False, env={**QUEUED_PACED, "REINDEX_TEST_BATCH_DELAY": "0.6"}
     )
     wait_for(lambda: building_index(es, "paced"), "the load to start", rebuild)
 
@@ -178,13 +183,12 @@ def rebuild_under_writes(es: Any, reindex_process: Any, drainer: Any) -> dict[st
     assert rebuild.poll() is None, "the rebuild ended before the writes did: slow its load down"
     stdout, stderr = rebuild.communicate(timeout=180)
     assert rebuild.returncode == 0, stderr
-    assert json.loads(stdout)[0]["caught_up"] is None  # no catch-up: the queue did it all
+    [rebuilt] = json.loads(stdout)
+    assert rebuilt["caught_up"] is None  # no catch-up: the queue did it all
+    assert rebuilt["swapped"] and rebuilt["duplicates"] == 0  # the queue's writes into the new index are its own
     assert writes["delete"] > 0 and writes["withdraw"] > 0 and writes["rename_seller"] > 0
     wait_for(lambda: api.queue_status("paced")[0].pending + api.queue_status("paced")[0].claimed == 0, "the drain")
-    drainer.send_signal(signal.SIGTERM)
-    stdout, stderr = drainer.communicate(timeout=60)
-    assert drainer.returncode == 0, stderr
-    [drained] = json.loads(stdout)
+    [drained], _ = stop_worker(drainer)
     return drained
 
 
@@ -224,13 +228,10 @@ def test_a_drainer_worker_outlives_a_database_restart(catalog, es, reindex_proce
         last.save()
 
         wait_for(lambda: stored(es, "products", last.pk)["name"] == last.name, "the drain after the restart", drainer)
-        drainer.send_signal(signal.SIGTERM)
-        stdout, stderr = drainer.communicate(timeout=60)
+        [report], stderr = stop_worker(drainer)  # exit 0: recovered, the outage is not this run's failure
     finally:
         if drainer.poll() is None:
             drainer.kill()
-    assert drainer.returncode == 0, stderr  # recovered: the outage is not this run's failure
-    [report] = json.loads(stdout)
     assert report["error"] is None and report["indexed"] >= 2
     assert "products: the database: " in stderr  # the outage was logged
     assert "products: draining again" in stderr  # and its end
@@ -328,3 +329,178 @@ def test_a_server_with_a_smaller_request_limit_gets_halved_requests_and_a_lone_h
     for product in products[1:]:
         assert stored(es, "products", product.pk)["name"] == product.name
     assert api.queue_status("products")[0].pending == 1  # the huge one, due again after its back-off
+
+
+def test_a_drainer_worker_started_while_the_server_is_down_drains_once_it_is_back(catalog, es, es_url, reindex_process):
+    from catalog.models import Product
+
+    from reindex.models import QueueEntry
+
+    catalog(products=10)
+    assert reindex_process("rebuild", "products").returncode == 0
+    QueueEntry.objects.all().delete()
+    product = Product.objects.filter(is_active=True).order_by("pk").first()
+    product.name = "Saved while the search server is down"
+    product.save()
+    with FaultProxy(es_url) as proxy:
+        proxy.fail("refuse", 600)
+        drainer = reindex_process(
+            "--es-url", proxy.url, "drain", "products", "--loop", "--max-seconds", "120", "--json", wait=False
+        )
+        try:
+            wait_for(lambda: proxy.faults_served, "the drainer to find the server down", drainer)
+            time.sleep(1)
+            assert drainer.poll() is None, drainer.communicate()  # waiting, not gone
+            proxy.fail("refuse", 0)  # the server is back
+            wait_for(lambda: stored(es, "products", product.pk)["name"] == product.name, "the drain", drainer, 90)
+            [report], stderr = stop_worker(drainer)
+        finally:
+            if drainer.poll() is None:
+                drainer.kill()
+    assert "cannot reach the search server at " in stderr  # logged once, the worker waited
+    assert (report["indexed"], report["error"]) == (1, None)
+    assert queued("products") == 0
+
+
+def test_one_drain_pass_with_the_server_down_exits_1_and_keeps_the_entries(catalog, reindex_process):
+    from catalog.models import Product
+
+    catalog(products=5)
+    Product.objects.first().save()
+
+    run = reindex_process("--es-url", "http://127.0.0.1:9", "drain", "products")
+
+    assert run.returncode == 1, run.stderr
+    assert run.stderr.startswith("reindex: error: cannot reach the search server at http://127.0.0.1:9")
+    assert run.stderr.endswith("; the queued entries stay queued\n") and run.stderr.count("\n") == 1
+    assert queued("products") == 1
+
+
+@pytest.mark.parametrize("edit", [False, True], ids=["a-delete", "a-delete-and-an-edit"])
+def test_a_rebuild_swaps_when_the_drainer_deletes_and_adds_documents_in_its_new_index(
+    es, reindex_process, paced_drainer, edit
+):
+    """While the load runs, the site deletes a product already loaded (and edits one the load has not reached):
+    the drainer's delete (and write) reach the new index, the rebuild counts them as the queue's, and the
+    entries are sent there once, however many polls the load lasts."""
+    from catalog.models import Product
+
+    drainer = paced_drainer
+    # 15 batches of 20, 0.6 s each: a load of 9 s, some twenty polls of the drainer.
+    rebuild = reindex_process(
+        "rebuild", "paced", "--json", wait=False, env={**QUEUED_PACED, "REINDEX_TEST_BATCH_DELAY": "0.6"}
+    )
+    try:
+        building = wait_for(lambda: building_index(es, "paced"), "the load to start", rebuild)
+        active = Product.objects.filter(is_active=True).order_by("pk")
+        first, last = active.first(), active.last()
+        first.delete()  # loaded already: the drainer's delete takes it out of the new index
+        if edit:
+            last.name = "Edited before the load reached it"
+            last.save()  # not loaded yet: the drainer writes it first, the rebuild replaces it
+        wait_for(lambda: stored(es, building, first.pk) is None, "the drainer's delete in the new index", drainer)
+        time.sleep(2)  # two more polls of the drainer while the load goes on
+        assert rebuild.poll() is None, "the load ended before the drainer wrote: slow it down"
+        stdout, stderr = rebuild.communicate(timeout=180)
+        assert rebuild.returncode == 0, stderr
+        [rebuilt] = json.loads(stdout)
+        wait_for(lambda: queued("paced") == 0, "the drain after the swap", drainer)
+        [drained], _ = stop_worker(drainer)
+    finally:
+        if rebuild.poll() is None:
+            rebuild.kill()
+    assert rebuilt["swapped"] and rebuilt["duplicates"] == 0
+    assert rebuilt["indexed"] == rebuilt["rows_read"] == 300  # what the rebuild wrote, the deleted one among them
+    assert es.count(index="paced")["count"] == active.count() == 299
+    assert drained["replaying"] == 1 + edit  # each sent once into the new index while it loaded
+    assert stored(es, "paced", first.pk) is None
+    assert stored(es, "paced", last.pk)["name"] == last.name
+
+
+def test_two_drainers_and_a_busy_site_send_each_untouched_entry_once_and_no_save_fails(
+    catalog, es, es_url, reindex_process, concurrent_db, tmp_path
+):
+    """2,000 entries, two drainers of 100-entry batches, and a site that keeps saving every tenth row
+    (three at a time, in its own transactions) meanwhile: no save fails (no deadlock), nothing stays
+    claimed, and every row the site left alone is written exactly once."""
+    import random
+    import threading
+
+    from django.db import connection, connections, transaction
+
+    from reindex.queue import entries as changequeue
+
+    if connection.vendor == "sqlite":
+        pytest.skip("SQLite has no SKIP LOCKED: one drainer at a time")
+    from catalog.models import Product
+
+    catalog(products=2000, sellers=3)
+    api.rebuild(BatchesIndex(), es_url=es_url)
+    keys = list(Product.objects.order_by("pk").values_list("pk", flat=True))
+    api.enqueue(BatchesIndex(), keys)
+    before = versions(es, "batches", size=len(keys))
+    touched = keys[::10]
+    log = tmp_path / "batches.log"
+    env = {**BATCHES, "REINDEX_TEST_BATCH_LOG": str(log)}
+    drainers = [reindex_process("drain", "batches", "--batch-size", "100", wait=False, env=env) for _ in range(2)]
+    saves, errors, stop = [0], [], threading.Event()
+
+    def site() -> None:
+        rng = random.Random(7)
+        try:
+            while not stop.is_set():
+                try:
+                    with transaction.atomic():  # what three saves in one request queue
+                        for pk in rng.sample(touched, 3):
+                            changequeue.enqueue_keys([("batches", pk)])
+                    saves[0] += 1
+                except Exception as exc:
+                    errors.append(exc)
+                time.sleep(0.005)
+        finally:
+            connections.close_all()
+
+    writer = threading.Thread(target=site)
+    writer.start()
+    try:
+        for drainer in drainers:
+            _, stderr = drainer.communicate(timeout=300)
+            assert drainer.returncode == 0, stderr
+            assert stderr == ""
+    finally:
+        stop.set()
+        writer.join(30)
+    [last] = api.drain(BatchesIndex(), es_url=es_url)  # what the site queued at the very end
+
+    assert errors == [] and saves[0] > 0
+    assert queued("batches") == claimed("batches") == 0
+    after = versions(es, "batches", size=len(keys))
+    written = {doc_id: after[doc_id] - version for doc_id, version in before.items()}
+    left_alone = set(before) - {str(pk) for pk in touched}
+    assert {doc_id: written[doc_id] for doc_id in left_alone} == dict.fromkeys(left_alone, 1)
+    assert all(written[str(pk)] >= 1 for pk in touched)
+    assert len({line.split()[0] for line in log.read_text().splitlines()}) >= 2  # both drainers worked
+    assert last.exception is None
+
+
+def test_a_busy_server_rejecting_a_drains_items_with_429_once_does_not_keep_them_waiting(catalog, es, es_url, db):
+    """A drain pass whose bulk items are rejected 429 sends them again in the same pass, as a load does:
+    nothing is left queued for the next pass (``QUEUE_BACKOFF`` later)."""
+    from catalog.models import Product
+
+    catalog(products=30)
+    api.rebuild("products", es_url=es_url)
+    products = list(Product.objects.filter(is_active=True).order_by("pk")[:10])
+    for product in products:
+        product.name = f"Saved while the cluster is busy {product.pk}"
+        product.save()
+
+    with RejectingProxy(es_url, ids={str(product.pk) for product in products}) as proxy:
+        config = Config(hosts=(proxy.url,), queue_backoff=60, retry_backoff=0.05)
+        [result] = drain([api.definitions("products")[0]], Connection(config).client(), config)
+
+    assert len(proxy.rejected) == 10
+    assert (result.indexed, result.released, result.exception) == (10, 0, None)
+    assert api.queue_status("products")[0].pending == 0
+    for product in products:
+        assert stored(es, "products", product.pk)["name"] == product.name

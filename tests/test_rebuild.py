@@ -163,7 +163,8 @@ class TestAFailedRunChangesNothing:
         run = reindex("-v", "rebuild", "poison")
 
         assert run.exit_code == 1
-        lines = run.stderr.splitlines()
+        start, *lines = run.stderr.splitlines()
+        assert start.startswith("reindex: poison: rebuild started: 20 rows into poison-")  # -v shows the start
         assert lines[0].startswith("reindex: error: poison: 1 rows failed")
         assert any(line.startswith(f"poison: row {bad_pk} failed: ValueError: cannot index") for line in lines[1:])
         assert "in prepare" in run.stderr and 'raise ValueError(f"cannot index' in run.stderr

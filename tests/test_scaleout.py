@@ -16,6 +16,7 @@ import sys
 import time
 import uuid
 from collections.abc import Callable, Iterator
+from contextlib import suppress
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -99,8 +100,8 @@ class Site:
         """Drop what is left in this test's queue (and only there)."""
         from kombu import Connection
 
-        with Connection(self.broker) as connection:
-            connection.default_channel.queue_purge(self.queue)
+        with Connection(self.broker) as connection, suppress(connection.channel_errors):
+            connection.default_channel.queue_purge(self.queue)  # RabbitMQ: a queue no task reached is not there
 
     def rebuild(self, *args: str, wait: bool = True) -> Any:
         """``python -m reindex rebuild ARGS --executor celery --queue <this test's>``."""
@@ -208,7 +209,8 @@ def test_a_coordinator_killed_at_half_is_resumed_without_reading_its_done_ranges
     done = {r.number: (r.after, r.upto) for r in ranges_done(es, "batches")}
     assert 8 <= len(done) < build.ranges == 16
     read_before = len(site.batches())
-    wait_for(lambda: lock_free_or_stale(es, "batches"), "the lock to go stale")
+    assert read_holder(es, "batches").pid == run.pid  # the killed coordinator's lock, ...
+    site.env["REINDEX_TEST_LOCK_TTL"] = "300"  # ... taken over at once on its host: its process is gone
     site.start_workers()
 
     report = report_of(site.rebuild("batches", "--batch-size", "10", "--resume", "--json"))
@@ -448,3 +450,34 @@ def test_resume_refuses_a_build_made_from_another_definition(tiny_build, es, rei
     assert run.exit_code == 2
     assert f"tiny: cannot resume {build.index}: it was built from another definition" in run.stderr
     assert es.indices.exists(index=build.index)  # nothing was changed
+
+
+def test_a_broker_url_naming_no_transport_is_a_configuration_error_with_one_line(catalog, site, es):
+    catalog(products=30)
+    site.env["CELERY_BROKER_URL"] = "nosuchtransport://127.0.0.1//"
+
+    run = site.rebuild("batches")
+
+    assert run.returncode == 2, run.stderr
+    [line] = run.stderr.splitlines()
+    assert line.startswith("reindex: error: --executor celery: the Celery broker URL (scheme nosuchtransport://)")
+    assert "No such transport: nosuchtransport" in line and "CELERY_BROKER_URL" in line
+    assert dict(es.indices.get(index="batches-*")) == {}
+    assert not left_in_lock_index(es) and read_holder(es, "batches") is None
+
+
+def test_a_broker_that_is_down_fails_the_run_with_one_line_and_leaves_nothing(catalog, site, es):
+    catalog(products=30)
+    with socket.create_server(("127.0.0.1", 0)) as closed:
+        port = closed.getsockname()[1]
+    name = next(name for name, url in BROKERS.items() if url == site.broker)
+    site.env["CELERY_BROKER_URL"] = site.broker.replace(f":{PORTS[name]}", f":{port}")  # nothing listens there
+
+    run = site.rebuild("batches")
+
+    assert run.returncode == 1, run.stderr
+    [line] = run.stderr.splitlines()
+    assert line.startswith("reindex: error: batches: cannot send the range tasks to the Celery broker at "), line
+    assert f"127.0.0.1:{port}" in line and "Connection refused" in line and "guest:guest" not in line
+    assert dict(es.indices.get(index="batches-*")) == {}
+    assert not left_in_lock_index(es) and read_holder(es, "batches") is None

@@ -288,7 +288,9 @@ def test_install_refuses_before_the_queue_table_exists(postgres, reindex):
     run = reindex("triggers", "install", "products")
 
     assert run.exit_code == 2
-    assert run.stderr == "reindex: error: the queue's table is missing: run python manage.py migrate reindex first\n"
+    assert run.stderr == (
+        "reindex: error: the queue's table reindex_queue is missing: run python manage.py migrate reindex first\n"
+    )
     execute("ALTER TABLE reindex_queue_elsewhere RENAME TO reindex_queue")
     [status] = api.triggers_status("products")
     assert status.installed == []  # nothing was installed
@@ -306,3 +308,18 @@ def test_a_trigger_left_stale_by_a_migration_never_fails_the_sites_writes(trigge
     execute("ALTER TABLE catalog_product_sellers RENAME COLUMN item_id TO product_id")
     assert Seller.objects.get(pk=seller.pk).name == "Still writable"
     assert queued() == []  # what the stale trigger missed: the server log has its warning
+
+
+def test_a_definition_without_watch_gets_no_triggers_and_queues_nothing(postgres, indexed_catalog, settings, reindex):
+    from catalog.models import Product
+
+    settings.REINDEX = {**settings.REINDEX, "INDEXES": ["tests.definitions.TinyIndex"]}  # reads products, no watch
+
+    installed = api.triggers_install()
+    execute("UPDATE catalog_product SET name = 'Renamed in SQL' WHERE id = %s", (Product.objects.first().pk,))
+    named = reindex("triggers", "install", "tiny")
+
+    assert "tiny" not in [status.alias for status in installed]
+    assert queued("tiny") == [] and len(queued("products")) == 1
+    assert named.exit_code == 2
+    assert named.stderr.startswith("reindex: error: tiny: declares no watch, so none of its changes are queued; ")

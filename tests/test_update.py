@@ -302,7 +302,10 @@ class TestWhatUpdateRefuses:
         run = reindex("update", "tiny", "--since", "1h")
 
         assert run.exit_code == 2
-        assert "tiny: changes are not tracked (no updated_field, no changed_since())" in run.stderr
+        assert (
+            "tiny: changes are not tracked: set updated_field (the model's last-updated field) or define" in run.stderr
+        )
+        assert run.stderr.strip().endswith("or re-send every row with: update tiny --all")
         assert reindex("update", "tiny", "--all").exit_code == 0
 
     def test_with_no_name_it_updates_the_aliases_that_track_changes(self, catalog, reindex, settings):
@@ -389,6 +392,18 @@ class TestWaitingForTheLock:
 
         assert (run.exit_code, run.stderr) == (3, "")
 
+    def test_the_log_says_how_long_a_skipped_run_waited(self, built, reindex, es, tmp_path):
+        hold_lock_as(es, "products", "web2", 4242, age=0)
+        log = tmp_path / "rebuild.log"
+
+        run = reindex("--log-file", str(log), "rebuild", "products", "--lock-wait", "1")
+
+        assert (run.exit_code, run.stdout, run.stderr) == (3, "", "")
+        [line] = log.read_text().splitlines()
+        assert re.search(
+            r" reindex\[\d+\]: products: skipped after waiting 1s for the lock: locked by web2:4242 ", line
+        )
+
 
 class TestFromPython:
     def test_update_returns_results_and_raises_like_rebuild(self, catalog, es_url, es, settings):
@@ -406,3 +421,23 @@ class TestFromPython:
         hold_lock_as(es, "products", "web2", 4242, age=5)
         with pytest.raises(reindex.Locked):
             reindex.update("products")
+
+
+class TestTheLog:
+    """What ``--log-file`` keeps of each run: a line when it starts, one when it ends, each with one prefix."""
+
+    def test_each_run_logs_its_start_and_its_end(self, built, reindex, tmp_path):
+        log = tmp_path / "reindex.log"
+
+        for command in (["rebuild", "products"], ["update", "products", "--since", "1h"], ["sweep", "products"]):
+            run = reindex("--log-file", str(log), *command)
+            assert (run.exit_code, run.stdout, run.stderr) == (0, "", "")
+
+        lines = [re.fullmatch(r"\S+ \S+ reindex\[\d+\]: (.*)", line)[1] for line in log.read_text().splitlines()]
+        rebuild_start, rebuild_end, update_start, update_end, sweep_start, sweep_end = lines
+        assert re.fullmatch(r"products: rebuild started: 40 rows into products-\d+", rebuild_start)
+        assert rebuild_end.startswith("products: 40 indexed, 0 failed of 40 rows in ")
+        assert re.fullmatch(r"products: update started: 40 rows changed since \S+ into products-\d+", update_start)
+        assert update_end.startswith("products: 40 changed since ")
+        assert re.fullmatch(r"products: sweep started: 40 documents in products-\d+", sweep_start)
+        assert sweep_end.startswith("products: ")

@@ -3,7 +3,9 @@
 ``python -m tests.writer --seconds 3 --rate 40`` (with ``tests.conftest.subprocess_env()``)
 inserts products, edits them, withdraws them (the soft delete), deletes the oldest
 outright, and renames sellers and categories, each in its own transaction, at
-``--rate`` writes a second; then prints one JSON line counting each kind.
+``--rate`` writes a second; then prints one JSON line counting each kind. SIGTERM ends
+it early, the same way. ``--deletes-log PATH`` appends ``<pk> <time>`` for each row
+deleted outright, the time (``time.time()``) taken once its transaction committed.
 """
 
 from __future__ import annotations
@@ -12,9 +14,11 @@ import argparse
 import json
 import os
 import random
+import signal
 import time
 from collections import Counter
 from decimal import Decimal
+from typing import Any
 
 #: Each kind of write and how often it comes, out of 20.
 MIX = {"insert": 5, "edit": 6, "withdraw": 3, "delete": 2, "rename_seller": 3, "rename_category": 1}
@@ -25,7 +29,10 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=3)
     parser.add_argument("--rate", type=float, default=40, help="writes per second")
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--deletes-log", help="append '<pk> <time after commit>' for each row deleted outright")
     args = parser.parse_args()
+    stopping: list[int] = []
+    signal.signal(signal.SIGTERM, lambda signum, frame: stopping.append(signum))
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "tests.settings")
     import django
 
@@ -35,17 +42,22 @@ def main() -> None:
     done: Counter[str] = Counter()
     deadline = time.monotonic() + args.seconds
     due = time.monotonic()
-    while due < deadline:
+    deletes = open(args.deletes_log, "a", buffering=1) if args.deletes_log else None  # noqa: SIM115
+    while due < deadline and not stopping:
         kind = rng.choice(kinds)
-        if write(kind, rng, done[kind]):
+        written = write(kind, rng, done[kind])
+        if written:
             done[kind] += 1
+        if kind == "delete" and written and deletes is not None:
+            deletes.write(f"{written} {time.time()!r}\n")
         due += 1 / args.rate
         time.sleep(max(0.0, due - time.monotonic()))
     print(json.dumps(dict(done)))
 
 
-def write(kind: str, rng: random.Random, n: int) -> bool:
-    """One write of ``kind`` in its own transaction; False when there was nothing to write to."""
+def write(kind: str, rng: random.Random, n: int) -> Any:
+    """One write of ``kind`` in its own transaction: true once done (a deleted row's primary key for a
+    delete), False when there was nothing to write to."""
     from catalog.models import Category, Product, Seller
     from django.db import transaction
 
@@ -66,7 +78,9 @@ def write(kind: str, rng: random.Random, n: int) -> bool:
         if product is None:
             return False
         if kind == "delete":
+            pk = product.pk
             product.delete()
+            return pk
         elif kind == "withdraw":
             product.is_active = False
             product.save()

@@ -19,6 +19,7 @@ from datetime import datetime, timedelta, timezone
 from decimal import Decimal
 
 from django.db import connection, transaction
+from django.db.models import F
 from django.utils.text import slugify
 
 from catalog.models import Category, Product, Seller
@@ -122,6 +123,16 @@ def generate(
         new_sellers = create_sellers(rng, sellers)
         offers = create_products(rng, products, new_categories, new_sellers)
     return SeedResult(products, categories, sellers, offers, time.perf_counter() - started)
+
+
+def date_back(days: float = 1) -> None:
+    """Move every catalog row's ``updated_at`` back by ``days``, as if all were saved then.
+
+    Rows saved within ``UPDATE_OVERLAP`` of a rebuild's start are read again by its
+    catch-up and by the next ``update``: freshly seeded rows would all be.
+    """
+    for model in (Product, Seller, Category):
+        model.objects.update(updated_at=F("updated_at") - timedelta(days=days))
 
 
 def delete_all() -> None:

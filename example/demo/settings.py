@@ -33,7 +33,8 @@ INSTALLED_APPS = [
     "catalog",
 ]
 
-# The admin, where reindex adds its Index health page and the queue's entries (docs/operations.md).
+# The admin, where reindex adds its Index health page and the queue's entries (docs/operations.md),
+# and the search page's template (catalog/templates/catalog/search.html).
 MIDDLEWARE = [
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",

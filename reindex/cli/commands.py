@@ -122,8 +122,10 @@ def hoist_global_options(args: list[str], commands: Sequence[str]) -> list[str]:
     return before[:position] + moved + before[position:] + after
 
 
-class ExampleCommand(click.Command):
-    """A command whose help examples name the program as it was run (``manage.py reindex``)."""
+class ExampleHelp:
+    """Help whose examples name the program as it was run (``python manage.py reindex``)."""
+
+    help: str | None
 
     def format_help_text(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
         root = ctx.find_root().info_name or "reindex"
@@ -131,14 +133,18 @@ class ExampleCommand(click.Command):
             original = self.help
             self.help = original.replace("reindex --settings mysite.settings", f"python {root}")
             try:
-                super().format_help_text(ctx, formatter)
+                super().format_help_text(ctx, formatter)  # type: ignore[misc]
             finally:
                 self.help = original
             return
-        super().format_help_text(ctx, formatter)
+        super().format_help_text(ctx, formatter)  # type: ignore[misc]
 
 
-class ReindexGroup(click.Group):
+class ExampleCommand(ExampleHelp, click.Command):
+    """A command whose help examples name the program as it was run."""
+
+
+class ReindexGroup(ExampleHelp, click.Group):
     """Maps ReindexError, and any error answer of the server, to one line and its exit status."""
 
     command_class = ExampleCommand
@@ -208,7 +214,7 @@ def cli(
 ) -> None:
     """Keep a Django site's Elasticsearch aliases whole: rebuild them with no gap in search.
 
-    The options above may also follow the command (reindex rebuild --settings ...).
+    The options below may also follow the command's name.
 
     \b
     Example:
@@ -231,14 +237,12 @@ def list_command(state: State, as_json: bool) -> int:
     Example:
       reindex --settings mysite.settings list
     """
-    import json
-
     from reindex import api
     from reindex.cli import reporting
 
     rows = reporting.definition_rows(api.definitions(config=state.config))
     if as_json:
-        state.data(json.dumps(rows, indent=2))
+        state.data(reporting.as_json(rows))
     elif not rows:
         state.say("no index definitions found (add an indexes module to an app, or REINDEX['INDEXES'])")
     else:
@@ -843,10 +847,10 @@ def print_lines(state: State, results: Sequence[Any], line: Callable[[Any], str]
 
 def print_counts(state: State, counts: dict[str, int], what: str, as_json: bool) -> None:
     """``alias: N what`` per alias, or the counts as JSON."""
-    import json
+    from reindex.cli import reporting
 
     if as_json:
-        state.data(json.dumps(counts, indent=2))
+        state.data(reporting.as_json(counts))
         return
     for alias, count in counts.items():
         state.out(f"{alias}: {count} {what}")

@@ -84,6 +84,7 @@ class Console:
         self.open()
         assert self._log is not None
         stamp = datetime.datetime.now(datetime.timezone.utc).astimezone().isoformat(timespec="seconds")
+        line = line.removeprefix("reindex: ")  # the log's own prefix names the program
         self._log.write(f"{stamp} {socket.gethostname()} reindex[{os.getpid()}]: {self.redact(line)}\n")
         self._log.flush()
 

@@ -38,10 +38,13 @@ class ConsoleHandler(logging.Handler):
 
 
 def configure(verbose: int, quiet: bool, console: Console) -> None:
-    """Route ``reindex.*`` and the client's loggers to ``console`` for this invocation."""
+    """Route ``reindex.*`` and the client's loggers to ``console`` for this invocation.
+
+    Notices (a run's start) show with ``-v``, and are always kept in a ``--log-file``.
+    """
     handler = ConsoleHandler(console)
     ours = logging.getLogger("reindex")
-    ours.setLevel(logging.ERROR if quiet else (logging.INFO if verbose else logging.WARNING))
+    ours.setLevel(logging.ERROR if quiet else (logging.INFO if verbose or console.log_file else logging.WARNING))
     _replace_handler(ours, handler)
     for name in CLIENT_LOGGERS:
         client_logger = logging.getLogger(name)

@@ -2,7 +2,7 @@
 
 Every function takes a result object and returns lines (or one line); none prints.
 Lines may carry click styles, which ``click.echo`` drops off a terminal. ``--json``
-output is the results' ``as_dict()``, through ``as_json()``.
+output is the results' ``as_dict()`` (``reindex.results``), through ``as_json()``.
 """
 
 from __future__ import annotations
@@ -26,6 +26,7 @@ from reindex.operations.verification import VerifyResult
 from reindex.queue.draining import DrainResult
 from reindex.queue.entries import QueueStatus
 from reindex.queue.triggers import TriggerStatus
+from reindex.results import to_json
 from reindex.server.drift import IndexDrift
 from reindex.server.locking import LockState, UnlockResult
 
@@ -34,10 +35,8 @@ FAILURES_SHOWN = 10
 
 
 def as_json(results: Any) -> str:
-    """``results`` (one result or a list) as the indented JSON that ``--json`` prints."""
-    if isinstance(results, list):
-        return json.dumps([r.as_dict() for r in results], indent=2)
-    return json.dumps(results.as_dict(), indent=2)
+    """``results`` (a result, or a list or dict of them, or plain data) as the indented JSON that ``--json`` prints."""
+    return json.dumps(to_json(results), indent=2)
 
 
 # -- list ------------------------------------------------------------------------------

@@ -71,6 +71,10 @@ def _as_dict(value: Any) -> dict[str, Any]:
     return copy.deepcopy(value)
 
 
+#: What a definition needs for ``update`` and the rebuild's catch-up to find its changed rows.
+HOW_TO_TRACK = "set updated_field (the model's last-updated field) or define changed_since() in its definition"
+
+
 class IndexDefinition:
     """What one alias holds and how to build its documents from the database.
 
@@ -144,10 +148,7 @@ class IndexDefinition:
                 )
         """
         if not self.updated_field:
-            raise ConfigurationError(
-                f"{self.name}: changes are not tracked: set updated_field (the model's last-updated field) "
-                "or override changed_since()"
-            )
+            raise ConfigurationError(f"{self.name}: changes are not tracked: {HOW_TO_TRACK}")
         return self.get_queryset().model._base_manager.filter(**{f"{self.updated_field}__gte": since}).values("pk")
 
     def pk_from_id(self, doc_id: str) -> Any:
@@ -192,6 +193,11 @@ class IndexDefinition:
     def pk_field(self) -> Any:
         """The primary key field of the queryset's model (looked up once: ``sweep`` asks per document)."""
         return self.get_queryset().model._meta.pk
+
+    @property
+    def queues_changes(self) -> bool:
+        """True when saves (and, with triggers, SQL writes) queue this definition's changes: it declares ``watch``."""
+        return self.watch is not None
 
     @property
     def tracks_changes(self) -> bool:

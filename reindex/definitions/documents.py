@@ -19,6 +19,7 @@ from reindex.database.rows import cursor_batches, orm_batches, row_pk
 from reindex.definitions.definition import IndexDefinition
 from reindex.definitions.related import attach_related
 from reindex.errors import ConfigurationError
+from reindex.results import JsonResult, json_as
 
 try:
     import orjson
@@ -82,17 +83,14 @@ def iter_batches(queryset: Any, batch_size: int, after: Any = None, *, cursor: b
 
 
 @dataclass
-class Failure:
+class Failure(JsonResult):
     """A row that did not make it into the index."""
 
     id: str | None
     reason: str
     error_type: str | None = None
     #: The traceback of an exception raised by the definition's code (shown with -v; not in ``as_dict()``).
-    detail: str | None = field(default=None, repr=False, compare=False)
-
-    def as_dict(self) -> dict[str, Any]:
-        return {"id": self.id, "reason": self.reason, "error_type": self.error_type}
+    detail: str | None = field(default=None, repr=False, compare=False, metadata=json_as(None))
 
 
 #: A bulk action: its header, and its serialised document (None for a delete).

@@ -14,8 +14,10 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Iterable, Iterator
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import Any
+
+from reindex.results import JsonResult
 
 ADDED, REMOVED, CHANGED = "added", "removed", "changed"
 IN_PLACE, REBUILD = "in-place", "rebuild"
@@ -136,7 +138,7 @@ SERVER_SETTINGS = ("uuid", "creation_date", "version.", "provided_name", "replic
 
 
 @dataclass(frozen=True)
-class Difference:
+class Difference(JsonResult):
     """One way the live index differs from the definition in code.
 
     ``path`` is the field (``sellers.country``, a multi-field is ``name.raw``, the
@@ -165,9 +167,6 @@ class Difference:
         if self.parameter is None:
             return self.path
         return f"{self.path} [{self.parameter}]".lstrip()
-
-    def as_dict(self) -> dict[str, Any]:
-        return asdict(self)
 
 
 # -- normalising ---------------------------------------------------------------------

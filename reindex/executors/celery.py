@@ -109,14 +109,39 @@ def celery_app(config: Config) -> Any:
     return app
 
 
+def check_broker(app: Any) -> None:
+    """ConfigurationError when the app's broker URL names a transport Celery cannot use (a typo in its
+    scheme, or a transport whose library is not installed). Connects to nothing."""
+    from urllib.parse import urlsplit
+
+    try:
+        app.connection_for_write().release()
+    except (KeyError, ImportError, ValueError) as exc:
+        scheme = urlsplit(str(app.conf.broker_url or "")).scheme or "(none)"
+        reason = exc.args[0] if isinstance(exc, KeyError) and exc.args else exc
+        raise ConfigurationError(
+            f"--executor celery: the Celery broker URL (scheme {scheme}://) names no transport Celery can use: "
+            f"{reason}; check CELERY_BROKER_URL (broker_url)"
+        ) from None
+
+
 def run_ranges(job: Job, numbers: list[int]) -> None:
     """The Celery executor: send one task per range of ``numbers``, follow them, ``absorb`` each result."""
     app = celery_app(job.config)
+    check_broker(app)
     overrides = worker_overrides(job.config)
 
     def send(number: int) -> None:
+        from kombu.exceptions import OperationalError
+
         args = [job.definition.path, job.build.index, job.build.ranges, number, overrides]
-        app.send_task(TASK_NAME, args=args, queue=job.config.celery_queue)
+        try:
+            app.send_task(TASK_NAME, args=args, queue=job.config.celery_queue)
+        except OperationalError as exc:  # the broker is down: the run fails, as with the search server down
+            with app.connection_for_write() as connection:
+                where = connection.as_uri()  # its password masked
+            what = f"{job.definition.alias}: cannot send the range tasks to the Celery broker at {where}"
+            raise RunFailed(f"{what}: {exc}") from exc
 
     for number in numbers:
         send(number)

@@ -26,6 +26,7 @@ from reindex.errors import ConfigurationError, error_named
 from reindex.executors.local import Job, run_local
 from reindex.executors.ranges import DONE, BuildState, RangeResult, pk_ranges, range_count
 from reindex.pipeline.loading import FailureCallback, LoadCounts, ProgressFactory, check_failures
+from reindex.server.sending import BulkOptions
 
 #: Loads the ranges ``numbers`` of a job's build: ``run(job, numbers)``.
 Executor = Callable[[Job, list[int]], None]
@@ -75,7 +76,8 @@ def open_build(
     if found is not None:
         return found[0]
     parts = range_count(total, config.executor_name, config.workers, config.range_size)
-    return BuildState.start(client, config.lock_index, definition, index, pk_ranges(queryset, total, parts))
+    bounds = pk_ranges(queryset, total, parts)
+    return BuildState.start(client, config.lock_index, definition, index, bounds, BulkOptions.from_config(config))
 
 
 def executor(name: str) -> Executor:

@@ -124,7 +124,7 @@ def frozen_heap() -> Iterator[None]:
     documents and bodies of a batch hold no cycles (reference counting frees them), but
     every 700 of them made a young collection walk the batches in flight: collecting
     every ``YOUNG_THRESHOLD`` allocations instead took a tenth off a single process's
-    CPU (docs/performance.md). The thresholds are set back after the range.
+    CPU (benchmarks/RESULTS.md). The thresholds are set back after the range.
     """
     thresholds = gc.get_threshold()
     gc.set_threshold(max(thresholds[0], YOUNG_THRESHOLD), *thresholds[1:])

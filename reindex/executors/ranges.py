@@ -32,12 +32,14 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from reindex.definitions.definition import IndexDefinition
-from reindex.definitions.documents import Failure
+from reindex.definitions.documents import Failure, delete_actions, dumps
 from reindex.errors import ConfigurationError, Superseded
 from reindex.pipeline.loading import LoadCounts
 from reindex.server import indexes
+from reindex.server.connection import describe_failure
 from reindex.server.drift import definition_fingerprint
 from reindex.server.locking import ensure_lock_index
+from reindex.server.sending import BulkOptions, send_all
 
 logger = logging.getLogger("reindex.executors.ranges")
 
@@ -168,11 +170,15 @@ class BuildState:
 
     @classmethod
     def start(
-        cls, client: Any, state_index: str, definition: IndexDefinition, index: str, bounds: list[tuple[Any, Any]]
+        cls,
+        client: Any,
+        state_index: str,
+        definition: IndexDefinition,
+        index: str,
+        bounds: list[tuple[Any, Any]],
+        options: BulkOptions | None = None,
     ) -> BuildState:
-        """Write the header and one pending document per range of a new build."""
-        from elasticsearch.helpers import bulk
-
+        """Write the header and one pending document per range of a new build (rejected writes retried)."""
         ensure_lock_index(client, state_index)
         build = cls(state_index, index, len(bounds))
         header = {
@@ -185,15 +191,14 @@ class BuildState:
             "started": time.time(),
         }
         client.index(index=state_index, id=build.header_id, document=header)
-        actions = (
-            {
-                "_index": state_index,
-                "_id": build.range_id(n),
-                "_source": {"number": n, "after": encode_pk(a), "upto": encode_pk(u), "state": PENDING},
-            }
+        actions = [
+            (
+                {"index": {"_index": state_index, "_id": build.range_id(n)}},
+                dumps({"number": n, "after": encode_pk(a), "upto": encode_pk(u), "state": PENDING}),
+            )
             for n, (a, u) in enumerate(bounds)
-        )
-        bulk(client, actions, chunk_size=CHUNK)
+        ]
+        send_all(client, actions, options or BulkOptions())
         return build
 
     @classmethod
@@ -272,10 +277,6 @@ class BuildState:
         )
         return response["_seq_no"], response["_primary_term"]
 
-    def forget(self, client: Any) -> None:
-        """Delete the header, then the range documents (best effort: the build is over)."""
-        forget_builds(client, self.state_index, [self.index])
-
 
 @dataclass
 class Attempt:
@@ -320,27 +321,83 @@ class Attempt:
         self.source = source
 
 
-def forget_builds(client: Any, state_index: str, names: list[str]) -> None:
+def forget_builds(client: Any, state_index: str, names: list[str], options: BulkOptions | None = None) -> None:
     """Delete the recorded state of the builds of ``names`` (indexes deleted or gone live).
 
     Best effort: the builds are over, and a run's own outcome matters more than this.
     The header goes first (a task about to claim a range then stops), then the range
     documents (a task loading one stops at its next heartbeat, within a second).
     """
-    from elasticsearch.helpers import bulk
-
     for name in names:
         try:
+            client.options(ignore_status=404).delete(index=state_index, id=queue_writes_id(name))
             found = BuildState.find(client, state_index, name)
             if found is None:
                 continue
             build = found[0]
             client.options(ignore_status=404).delete(index=state_index, id=build.header_id)
-            ids = (build.range_id(n) for n in range(build.ranges))
-            deletes = ({"_op_type": "delete", "_index": state_index, "_id": i} for i in ids)
-            bulk(client, deletes, chunk_size=CHUNK, raise_on_error=False)
+            ids = [build.range_id(n) for n in range(build.ranges)]
+            send_all(client, list(delete_actions(state_index, ids)), options or BulkOptions())
         except Exception as exc:
-            logger.warning("%s: could not delete the recorded ranges of the build (%s)", name, type(exc).__name__)
+            logger.warning("%s: could not delete the recorded ranges of the build (%s)", name, describe_failure(exc))
+
+
+@dataclass(frozen=True)
+class QueueWrites:
+    """The change queue's writes into a building index: index actions and delete actions sent there.
+
+    A drainer records them (``record_queue_writes``) *before* it sends them, so that a
+    rebuild that counts its new index and then reads this record knows every write the
+    queue may have made before the count: the documents the count may hold beside the
+    rebuild's own, or lack.
+    """
+
+    indexed: int = 0
+    deleted: int = 0
+
+
+def queue_writes_id(index: str) -> str:
+    return f"queue:{index}"
+
+
+def record_queue_writes(client: Any, state_index: str, index: str, indexed: int, deleted: int) -> None:
+    """Add to the queue's writes recorded for building ``index`` (a compare-and-swap: drainers may race)."""
+    from elasticsearch import ConflictError, NotFoundError
+
+    doc_id = queue_writes_id(index)
+    while True:
+        try:
+            found = client.get(index=state_index, id=doc_id)
+        except NotFoundError:
+            try:
+                client.create(index=state_index, id=doc_id, document={"indexed": indexed, "deleted": deleted})
+                return
+            except ConflictError:
+                continue  # another drainer created it this very moment
+        before = found["_source"]
+        document = {"indexed": int(before["indexed"]) + indexed, "deleted": int(before["deleted"]) + deleted}
+        try:
+            client.index(
+                index=state_index,
+                id=doc_id,
+                document=document,
+                if_seq_no=found["_seq_no"],
+                if_primary_term=found["_primary_term"],
+            )
+            return
+        except ConflictError:
+            continue
+
+
+def queue_writes(client: Any, state_index: str, index: str) -> QueueWrites:
+    """What the change queue recorded sending into building ``index`` so far (nothing when no record)."""
+    from elasticsearch import NotFoundError
+
+    try:
+        source = client.get(index=state_index, id=queue_writes_id(index))["_source"]
+    except NotFoundError:
+        return QueueWrites()
+    return QueueWrites(int(source["indexed"]), int(source["deleted"]))
 
 
 def resumable(client: Any, definition: IndexDefinition, state_index: str) -> str | None:

@@ -9,12 +9,13 @@ One ``GET /`` names the server; each alias is read on its own::
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
-from typing import Any
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
 
 from reindex.config import Config
 from reindex.definitions.definition import IndexDefinition
 from reindex.executors.ranges import BuildState
+from reindex.results import JsonResult, json_as
 from reindex.server import indexes
 from reindex.server.drift import definition_fingerprint
 from reindex.server.locking import LockState, lock_state, read_holder
@@ -22,15 +23,12 @@ from reindex.server.watermarks import Watermark, read_watermark
 
 
 @dataclass(frozen=True)
-class ServerInfo:
+class ServerInfo(JsonResult):
     """The server that answered: its distribution (``elasticsearch``, ``opensearch``), version and address."""
 
     distribution: str
     version: str
     url: str
-
-    def as_dict(self) -> dict[str, Any]:
-        return asdict(self)
 
 
 def server_info(client: Any) -> ServerInfo:
@@ -44,14 +42,16 @@ def server_info(client: Any) -> ServerInfo:
 
 
 @dataclass
-class AliasStatus:
+class AliasStatus(JsonResult):
     """The state of one alias on the server."""
+
+    json_placed: ClassVar = {"definition": ("built",)}
 
     alias: str
     definition: str
     live: list[str] = field(default_factory=list)
     count: int | None = None
-    concrete: bool = False
+    concrete: bool = field(default=False, metadata=json_as("concrete_index"))
     indexes: list[indexes.IndexInfo] = field(default_factory=list)
     #: Whether the live index was built from the definition now in code (None: unknown).
     matches_code: bool | None = None
@@ -67,22 +67,6 @@ class AliasStatus:
     @property
     def built(self) -> bool:
         return bool(self.live)
-
-    def as_dict(self) -> dict[str, Any]:
-        return {
-            "alias": self.alias,
-            "definition": self.definition,
-            "built": self.built,
-            "live": self.live,
-            "count": self.count,
-            "concrete_index": self.concrete,
-            "indexes": [i.as_dict() for i in self.indexes],
-            "matches_code": self.matches_code,
-            "lock": None if self.lock is None else self.lock.as_dict(),
-            "server": None if self.server is None else self.server.as_dict(),
-            "ranges": self.ranges,
-            "watermark": None if self.watermark is None else self.watermark.as_dict(),
-        }
 
 
 def alias_status(

@@ -6,14 +6,17 @@ When a definition tracks its changes (``updated_field`` or ``changed_since()``),
 rebuild notes the time on the database's clock before its first read, and after
 the load, before the swap:
 
-1. sweeps the new index for the rows deleted outright while it loaded;
-2. applies the rows changed since the time it noted (less the overlap), noting the
+1. applies the rows changed since the time it noted (less the overlap), noting the
    time again before each read, and repeats while the delta shrinks (at most
    ``ROUNDS`` times; a delta that would not shrink is left to the one after the
-   swap, which reads from the same time on); then refreshes.
+   swap, which reads from the same time on);
+2. sweeps the new index for the rows deleted outright meanwhile (a deleted row leaves
+   no timestamp for a delta to find), after the last delta, so that only the rows
+   deleted during the sweep itself and the swap are left; then refreshes.
 
 After the swap it records the last time noted as the alias's watermark, applies one
-last delta for the changes made during the swap, and records the watermark again.
+last delta for the changes made during the swap, sweeps once more for the rows
+deleted since the sweep before it, and records the watermark again.
 An ``update`` started meanwhile found the alias locked (exit 3): its rows are in
 these deltas, since the first time noted predates every read::
 
@@ -29,13 +32,14 @@ from __future__ import annotations
 import datetime
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 
 from reindex.config import Config
 from reindex.definitions.definition import IndexDefinition
 from reindex.operations.sweeping import sweep_index
 from reindex.pipeline.changes import changed_pk_chunks, count_changed
 from reindex.pipeline.loading import FailureCallback, LoadCounts, stream_changes
+from reindex.results import JsonResult, json_as
 from reindex.server.watermarks import database_now, record_watermark
 
 #: At most this many deltas before the swap.
@@ -43,32 +47,28 @@ ROUNDS = 5
 
 
 @dataclass(kw_only=True)
-class DeltaCounts(LoadCounts):
-    """What the deltas of one phase did: changed primary keys, documents written and deleted."""
+class DeltaCounts(LoadCounts, JsonResult):
+    """What one phase did: changed primary keys, documents written and deleted, documents swept."""
+
+    json_placed: ClassVar = {"changed": ("indexed", "deleted", "failed")}
 
     changed: int = 0
-
-    def as_dict(self) -> dict[str, Any]:
-        return {"changed": self.changed, "indexed": self.indexed, "deleted": self.deleted, "failed": self.failed}
+    #: Documents of rows deleted outright, removed by the phase's sweep (not in ``deleted``).
+    swept: int = 0
 
 
 @dataclass
-class CatchUpReport:
-    """The catch-up of one rebuild: deltas before the swap, rows swept, the delta after it."""
+class CatchUpReport(JsonResult):
+    """The catch-up of one rebuild: deltas and a sweep before the swap, a delta and a sweep after it."""
 
     rounds: int = 0
-    before_swap: DeltaCounts = field(default_factory=DeltaCounts)
-    #: Documents of rows deleted outright during the load, removed before the swap.
-    swept: int = 0
+    before_swap: DeltaCounts = field(default_factory=DeltaCounts, metadata=json_as(flatten=True))
     after_swap: DeltaCounts = field(default_factory=DeltaCounts)
 
-    def as_dict(self) -> dict[str, Any]:
-        return {
-            "rounds": self.rounds,
-            **self.before_swap.as_dict(),
-            "swept": self.swept,
-            "after_swap": self.after_swap.as_dict(),
-        }
+    @property
+    def swept(self) -> int:
+        """Documents of rows deleted outright during the load, removed before the swap."""
+        return self.before_swap.swept
 
 
 class CatchUp:
@@ -86,10 +86,8 @@ class CatchUp:
         self.mark: datetime.datetime = database_now(self.db)
 
     def before_swap(self, index: str) -> None:
-        """Sweep the rows deleted during the load, apply deltas while they shrink, refresh."""
+        """Apply deltas while they shrink, sweep the rows deleted meanwhile, refresh."""
         counts = self.report.before_swap
-        sweep_index(self.client, self.definition, index, counts, self.config, on_failure=self.on_failure)
-        self.report.swept, counts.deleted = counts.deleted, 0
         applied = self.apply(index, counts)
         self.report.rounds = 1
         while applied and self.report.rounds < ROUNDS:
@@ -100,13 +98,23 @@ class CatchUp:
                 break
             applied = self.apply(index, counts)
             self.report.rounds += 1
+        self.sweep(index, counts)
         self.client.indices.refresh(index=index)
 
     def after_swap(self, index: str) -> datetime.datetime:
-        """Record the watermark, apply the changes made during the swap, record it again; return it."""
+        """Record the watermark, apply the changes made during the swap, sweep again, record it again; return it."""
         self.record(index)
         self.apply(index, self.report.after_swap)
+        self.sweep(index, self.report.after_swap)
         return self.record(index)
+
+    def sweep(self, index: str, counts: DeltaCounts) -> None:
+        """Delete the documents of the rows deleted outright (or filtered out) so far, counted as ``swept``."""
+        self.client.indices.refresh(index=index)  # the sweep reads ids by search: the deltas' documents too
+        deleted = counts.deleted
+        sweep_index(self.client, self.definition, index, counts, self.config, on_failure=self.on_failure)
+        counts.swept += counts.deleted - deleted
+        counts.deleted = deleted
 
     def apply(self, index: str, counts: DeltaCounts) -> int:
         """Apply the rows changed since the last time noted (less the overlap); return how many there were.

@@ -17,30 +17,22 @@ from typing import Any
 from reindex.definitions.definition import IndexDefinition
 from reindex.definitions.mappings import Difference, flatten
 from reindex.errors import ConfigurationError, NeedsRebuild
+from reindex.results import JsonResult
 from reindex.server.drift import IndexDrift, definition_marker, drift, live_definition
 from reindex.server.ownership import migrated_meta
 
 
 @dataclass
-class MigrateResult:
+class MigrateResult(JsonResult):
     """What ``migrate`` applied (or, with ``dry_run``, would apply) to one index."""
 
     alias: str
     index: str
-    applied: list[Difference] = field(default_factory=list)
     dry_run: bool = False
+    applied: list[Difference] = field(default_factory=list)
     #: Documents already in the index that the mapping change does not reach (they were
     #: indexed before it: a new field is missing from them) until they are sent again.
     documents_to_fill: int = 0
-
-    def as_dict(self) -> dict[str, Any]:
-        return {
-            "alias": self.alias,
-            "index": self.index,
-            "dry_run": self.dry_run,
-            "applied": [d.as_dict() for d in self.applied],
-            "documents_to_fill": self.documents_to_fill,
-        }
 
 
 def migrate(client: Any, definition: IndexDefinition, dry_run: bool = False) -> list[MigrateResult]:
@@ -61,7 +53,7 @@ def migrate(client: Any, definition: IndexDefinition, dry_run: bool = False) -> 
 def apply_in_place(client: Any, definition: IndexDefinition, report: IndexDrift, dry_run: bool) -> MigrateResult:
     """Put the declared mappings and changed dynamic settings on ``report.index``."""
     assert report.index is not None
-    result = MigrateResult(definition.alias, report.index, list(report.in_place), dry_run)
+    result = MigrateResult(definition.alias, report.index, dry_run, list(report.in_place))
     if any(d.section == "mappings" for d in report.in_place):
         # Elasticsearch applies a mapping change to documents indexed after it only.
         result.documents_to_fill = int(client.count(index=report.index)["count"])

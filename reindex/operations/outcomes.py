@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from reindex.errors import EXIT_OK, ReindexError, RunFailed
+from reindex.server.connection import describe_failure
 
 
 @dataclass(kw_only=True)
@@ -54,15 +55,3 @@ def failing_into(result: Any) -> Iterator[None]:
         raise RunFailed(f"{result.alias}: {result.error}", result) from exc
     finally:
         result.seconds = time.monotonic() - started
-
-
-def describe_failure(exc: BaseException) -> str:
-    """One line for an exception a run did not expect: what the server answered, or its type and message."""
-    from elasticsearch import ApiError
-
-    from reindex.server.connection import describe_server_error
-
-    if isinstance(exc, ApiError):
-        return describe_server_error(exc)
-    message = getattr(exc, "message", None) or str(exc) or type(exc).__name__
-    return f"{type(exc).__name__}: {message}"

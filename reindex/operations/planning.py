@@ -20,12 +20,13 @@ from reindex.definitions.definition import IndexDefinition
 from reindex.errors import EXIT_CONFIG, EXIT_FAILED, ConfigurationError
 from reindex.operations.rebuilding import check_alias, create_new_index, drop_new_index, ratio_refusal
 from reindex.operations.retention import retention
+from reindex.results import JsonResult
 from reindex.server import indexes
 from reindex.server.drift import IndexDrift, drift
 
 
 @dataclass
-class RebuildPlan:
+class RebuildPlan(JsonResult):
     """The index a rebuild would create, the rows it would read, what it would drop."""
 
     alias: str
@@ -43,22 +44,6 @@ class RebuildPlan:
     refusal: str | None = None
     #: The exit status the real run would end with: 0, 1 (guard) or 2 (definition rejected).
     exit_status: int = 0
-
-    def as_dict(self) -> dict[str, Any]:
-        return {
-            "alias": self.alias,
-            "definition": self.definition,
-            "new_index": self.new_index,
-            "rows": self.rows,
-            "live": self.live,
-            "drift": [d.as_dict() for d in self.drift],
-            "delete": self.delete,
-            "keep": self.keep,
-            "abandoned": self.abandoned,
-            "live_count": self.live_count,
-            "refusal": self.refusal,
-            "exit_status": self.exit_status,
-        }
 
 
 def plan_rebuild(

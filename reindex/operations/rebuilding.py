@@ -16,7 +16,7 @@ from __future__ import annotations
 import datetime
 from contextlib import suppress
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 
 from reindex import interrupts
 from reindex.config import Config
@@ -27,19 +27,26 @@ from reindex.executors.coordinator import load
 from reindex.operations.catching_up import CatchUp, CatchUpReport
 from reindex.operations.outcomes import RunOutcome, failing_into
 from reindex.operations.retention import held_lock, retention
-from reindex.pipeline.loading import FailureCallback, LoadCounts, ProgressFactory
+from reindex.pipeline.loading import FailureCallback, LoadCounts, ProgressFactory, log_start
+from reindex.results import JsonResult, json_as
 from reindex.server import indexes
 from reindex.server.drift import definition_marker
 from reindex.server.locking import AliasLock
 from reindex.server.ownership import new_index_meta
+from reindex.server.sending import BulkOptions
 
 #: Index settings applied while loading, then restored to the declared values.
 LOAD_SETTINGS = {"refresh_interval": "-1", "number_of_replicas": 0}
 
 
 @dataclass(kw_only=True)
-class RebuildResult(RunOutcome, LoadCounts):
+class RebuildResult(RunOutcome, LoadCounts, JsonResult):
     """What one rebuild did: the report ``--json`` prints."""
+
+    json_placed: ClassVar = {
+        "old_indexes": ("rows_read", "indexed", "failed", "failures", "duplicates"),
+        "kept": ("skipped", "error"),
+    }
 
     alias: str
     definition: str
@@ -53,7 +60,7 @@ class RebuildResult(RunOutcome, LoadCounts):
     lock_taken_over_from: str | None = None
     #: Why: "process_gone" (the holder's process no longer exists) or "heartbeat_expired".
     lock_taken_over_because: str | None = None
-    seconds: float = 0.0
+    seconds: float = field(default=0.0, metadata=json_as(rounded=3))
     swapped: bool = False
     dropped: list[str] = field(default_factory=list)
     kept: list[str] = field(default_factory=list)
@@ -62,33 +69,6 @@ class RebuildResult(RunOutcome, LoadCounts):
     caught_up: CatchUpReport | None = None
     #: The watermark recorded after the swap (``update`` continues from it).
     watermark: datetime.datetime | None = None
-
-    def as_dict(self) -> dict[str, Any]:
-        return {
-            "alias": self.alias,
-            "definition": self.definition,
-            "new_index": self.new_index,
-            "old_indexes": self.old_indexes,
-            "rows_read": self.rows_read,
-            "indexed": self.indexed,
-            "failed": self.failed,
-            "failures": [f.as_dict() for f in self.failures],
-            "duplicates": self.duplicates,
-            "live_count": self.live_count,
-            "replaced_index": self.replaced_index,
-            "abandoned_dropped": self.abandoned_dropped,
-            "resumed": self.resumed,
-            "lock_taken_over_from": self.lock_taken_over_from,
-            "lock_taken_over_because": self.lock_taken_over_because,
-            "seconds": round(self.seconds, 3),
-            "swapped": self.swapped,
-            "dropped": self.dropped,
-            "kept": self.kept,
-            "skipped": self.skipped,
-            "error": self.error,
-            "caught_up": None if self.caught_up is None else self.caught_up.as_dict(),
-            "watermark": None if self.watermark is None else self.watermark.isoformat(),
-        }
 
 
 def rebuild(
@@ -146,12 +126,15 @@ class Build:
         resumed = ranges.resumable(client, self.definition, self.config.lock_index) if self.resume else None
         abandoned = [name for name in indexes.abandoned_indexes(client, alias) if name != resumed]
         result.abandoned_dropped = indexes.delete_owned(client, alias, abandoned)
-        ranges.forget_builds(client, self.config.lock_index, result.abandoned_dropped)
+        ranges.forget_builds(client, self.config.lock_index, result.abandoned_dropped, self.options)
         queryset = self.definition.get_queryset()
         total = queryset.count()
         interrupts.check()
         result.new_index = resumed or create_new_index(client, self.definition)
         result.resumed = resumed is not None
+        log_start(
+            alias, "rebuild", f"{total:,} rows into {result.new_index}" + (" (resumed)" if result.resumed else "")
+        )
         try:
             load(
                 client,
@@ -167,23 +150,28 @@ class Build:
                 lock=self.lock,
             )
             finish_settings(client, self.definition, result.new_index)
-            verify(client, result)
+            verify(client, result, self.config.lock_index)
             if catch_up is not None:
                 catch_up.before_swap(result.new_index)
             check_ratio(client, result, self.config.min_ratio, self.force)
             self.swap()
         except BaseException:
             if not result.swapped:
-                ranges.forget_builds(client, self.config.lock_index, [result.new_index])  # tasks left stop
+                # the tasks left stop
+                ranges.forget_builds(client, self.config.lock_index, [result.new_index], self.options)
                 drop_new_index(client, result.new_index)
             raise
         finally:
             if result.swapped:
-                ranges.forget_builds(client, self.config.lock_index, [result.new_index])
+                ranges.forget_builds(client, self.config.lock_index, [result.new_index], self.options)
         if catch_up is not None:
             result.watermark = catch_up.after_swap(result.new_index)
         kept = retention(client, alias, self.config.keep, before=result.new_index)
         result.dropped, result.kept = indexes.delete_owned(client, alias, kept.delete), kept.kept
+
+    @property
+    def options(self) -> BulkOptions:
+        return BulkOptions.from_config(self.config)
 
     def swap(self) -> None:
         """Move the alias to the new index in one request, if this run still holds the lock."""
@@ -240,16 +228,29 @@ def finish_settings(client: Any, definition: IndexDefinition, index: str) -> Non
     client.indices.refresh(index=index)
 
 
-def verify(client: Any, result: RebuildResult) -> None:
-    """The new index must hold exactly the documents that were accepted."""
+def verify(client: Any, result: RebuildResult, state_index: str | None = None) -> None:
+    """The new index must hold exactly the documents that were accepted, give or take the change queue's writes.
+
+    ``state_index``: where drainers record what they sent into the new index while it
+    loaded (``ranges.record_queue_writes``), read after the count: a write that landed
+    before the count was recorded before it. The count may then lack up to the queue's
+    deletes and hold up to its index actions beside the rebuild's own documents.
+    """
+    assert result.new_index is not None
     count = int(client.count(index=result.new_index)["count"])
-    if result.indexed < count <= result.indexed + result.duplicates:
-        # A bulk request resent after its response was lost reports "updated" for documents
-        # whose first write was never counted: those were not duplicates.
-        result.duplicates -= count - result.indexed
-        result.indexed = count
-    if count != result.indexed:
-        raise RunFailed(f"{result.alias}: the new index holds {count} documents but {result.indexed} were indexed")
+    queue = ranges.queue_writes(client, state_index, result.new_index) if state_index else ranges.QueueWrites()
+    created, replaced = result.indexed, result.duplicates
+    if not created - queue.deleted <= count <= created + replaced + queue.indexed:
+        explained = f" (the change queue sent {queue.indexed} documents and {queue.deleted} deletes into it)"
+        raise RunFailed(
+            f"{result.alias}: the new index holds {count} documents but {created} were indexed"
+            + (explained if queue.indexed or queue.deleted else "")
+        )
+    # A write that replaced a document is a duplicate id only when neither the queue wrote
+    # that document first nor a bulk request resent after its answer was lost wrote it
+    # first (reported "updated" for documents whose first write was never counted).
+    result.duplicates = max(0, replaced - max(queue.indexed, count - created))
+    result.indexed = created + replaced - result.duplicates
 
 
 def check_ratio(client: Any, result: RebuildResult, min_ratio: float, force: bool = False) -> None:

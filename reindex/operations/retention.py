@@ -23,8 +23,10 @@ from reindex import interrupts
 from reindex.config import Config
 from reindex.errors import ConfigurationError, Locked, NoPreviousIndex
 from reindex.executors.ranges import forget_builds
+from reindex.results import JsonResult, json_as
 from reindex.server import indexes
 from reindex.server.locking import AliasLock
+from reindex.server.sending import BulkOptions
 
 #: Seconds between two tries to take a held lock, while waiting for it.
 LOCK_POLL = 1.0
@@ -63,28 +65,22 @@ def retention(
 
 
 @dataclass
-class RollbackResult:
+class RollbackResult(JsonResult):
     """Where a rollback moved the alias from and to."""
 
     alias: str
-    from_indexes: list[str]
-    to_index: str
+    from_indexes: list[str] = field(metadata=json_as("from"))
+    to_index: str = field(metadata=json_as("to"))
     count: int
-
-    def as_dict(self) -> dict[str, Any]:
-        return {"alias": self.alias, "from": self.from_indexes, "to": self.to_index, "count": self.count}
 
 
 @dataclass
-class PruneResult:
+class PruneResult(JsonResult):
     """What a prune deleted and kept."""
 
     alias: str
     dropped: list[str] = field(default_factory=list)
     kept: list[str] = field(default_factory=list)
-
-    def as_dict(self) -> dict[str, Any]:
-        return {"alias": self.alias, "dropped": self.dropped, "kept": self.kept}
 
 
 def lock_of(client: Any, alias: str, config: Config) -> AliasLock:
@@ -106,10 +102,12 @@ def held_lock(client: Any, alias: str, config: Config) -> Iterator[AliasLock]:
         try:
             lock.acquire()
             break
-        except Locked:
+        except Locked as exc:
             left = deadline - time.monotonic()
             if left <= 0:
-                raise
+                if not config.lock_wait or exc.holder is None:
+                    raise
+                raise Locked.held_by(alias, exc.holder, waited=config.lock_wait) from None
             interrupts.sleep(min(LOCK_POLL, left))
     try:
         yield lock
@@ -141,7 +139,8 @@ def prune(client: Any, alias: str, keep: int, config: Config | None = None) -> P
     with lock_of(client, alias, config):
         plan = retention(client, alias, keep)
         dropped = sorted(indexes.delete_owned(client, alias, plan.delete))
-        forget_builds(client, config.lock_index, [name for name in dropped if name in plan.abandoned])
+        abandoned = [name for name in dropped if name in plan.abandoned]
+        forget_builds(client, config.lock_index, abandoned, BulkOptions.from_config(config))
         return PruneResult(alias, dropped, plan.kept)
 
 

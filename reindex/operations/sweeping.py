@@ -20,8 +20,8 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
 from contextlib import closing, nullcontext
-from dataclasses import dataclass
-from typing import Any
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
 
 from reindex import interrupts
 from reindex.config import Config
@@ -29,35 +29,24 @@ from reindex.definitions.definition import IndexDefinition
 from reindex.definitions.documents import Action, delete_actions
 from reindex.operations.outcomes import RunOutcome, failing_into
 from reindex.operations.retention import held_lock
-from reindex.pipeline.loading import FailureCallback, LoadCounts, Progress, ProgressFactory, Tally, send
+from reindex.pipeline.loading import FailureCallback, LoadCounts, Progress, ProgressFactory, Tally, log_start, send
+from reindex.results import JsonResult, json_as
 from reindex.server import indexes
 from reindex.server.stored import id_pages
 
 
 @dataclass(kw_only=True)
-class SweepResult(RunOutcome, LoadCounts):
+class SweepResult(RunOutcome, LoadCounts, JsonResult):
     """What one sweep did: documents checked and deleted (``sweep --json``)."""
+
+    json_placed: ClassVar = {"documents": ("deleted", "failed", "failures"), "seconds": ("skipped", "error")}
 
     alias: str
     definition: str
     index: str | None = None
     #: Documents checked against the table.
     documents: int = 0
-    seconds: float = 0.0
-
-    def as_dict(self) -> dict[str, Any]:
-        return {
-            "alias": self.alias,
-            "definition": self.definition,
-            "index": self.index,
-            "documents": self.documents,
-            "deleted": self.deleted,
-            "failed": self.failed,
-            "failures": [f.as_dict() for f in self.failures],
-            "seconds": round(self.seconds, 3),
-            "skipped": self.skipped,
-            "error": self.error,
-        }
+    seconds: float = field(default=0.0, metadata=json_as(rounded=3))
 
 
 def sweep(
@@ -77,7 +66,9 @@ def sweep(
     with failing_into(result), held_lock(client, definition.alias, config):
         definition.check_ids()
         result.index = index = indexes.serving_index(client, definition.alias)
-        bar = progress(int(client.count(index=index)["count"]), definition.alias) if progress else None
+        documents = int(client.count(index=index)["count"])
+        log_start(definition.alias, "sweep", f"{documents:,} documents in {index}")
+        bar = progress(documents, definition.alias) if progress else None
         with nullcontext() if bar is None else closing(bar):
             result.documents = sweep_index(client, definition, index, result, config, bar=bar, on_failure=on_failure)
     return result

@@ -19,23 +19,36 @@ from __future__ import annotations
 
 import datetime
 from contextlib import closing, nullcontext
-from dataclasses import dataclass
-from typing import Any
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
 
 from reindex.config import Config
-from reindex.definitions.definition import IndexDefinition
+from reindex.definitions.definition import HOW_TO_TRACK, IndexDefinition
 from reindex.errors import ConfigurationError
 from reindex.operations.outcomes import RunOutcome, failing_into
 from reindex.operations.retention import held_lock
 from reindex.pipeline.changes import changed_pk_chunks, count_changed
-from reindex.pipeline.loading import FailureCallback, LoadCounts, ProgressFactory, stream_changes, stream_rows
+from reindex.pipeline.loading import (
+    FailureCallback,
+    LoadCounts,
+    ProgressFactory,
+    log_start,
+    stream_changes,
+    stream_rows,
+)
+from reindex.results import JsonResult, json_as
 from reindex.server import indexes
 from reindex.server.watermarks import Watermark, database_now, parse_since, read_watermark, record_watermark
 
 
 @dataclass(kw_only=True)
-class UpdateResult(RunOutcome, LoadCounts):
+class UpdateResult(RunOutcome, LoadCounts, JsonResult):
     """What one update did: the report ``update --json`` prints."""
+
+    json_placed: ClassVar = {
+        "changed": ("rows_read", "indexed", "deleted", "failed", "failures"),
+        "seconds": ("skipped", "error"),
+    }
 
     alias: str
     definition: str
@@ -51,31 +64,7 @@ class UpdateResult(RunOutcome, LoadCounts):
     #: False when ``since`` started after the watermark: the run did not read every change
     #: since it, so it left it where it was.
     watermark_moved: bool = False
-    seconds: float = 0.0
-
-    def as_dict(self) -> dict[str, Any]:
-        return {
-            "alias": self.alias,
-            "definition": self.definition,
-            "index": self.index,
-            "since_from": self.since_from,
-            "since": _iso(self.since),
-            "changed": self.changed,
-            "rows_read": self.rows_read,
-            "indexed": self.indexed,
-            "deleted": self.deleted,
-            "failed": self.failed,
-            "failures": [f.as_dict() for f in self.failures],
-            "watermark": _iso(self.watermark),
-            "watermark_moved": self.watermark_moved,
-            "seconds": round(self.seconds, 3),
-            "skipped": self.skipped,
-            "error": self.error,
-        }
-
-
-def _iso(value: datetime.datetime | None) -> str | None:
-    return None if value is None else value.isoformat()
+    seconds: float = field(default=0.0, metadata=json_as(rounded=3))
 
 
 def update(
@@ -126,8 +115,8 @@ class Update:
         definition.check_ids()
         if not (everything or definition.tracks_changes):
             raise ConfigurationError(
-                f"{definition.alias}: changes are not tracked (no updated_field, no changed_since()); "
-                "set one in the definition, or re-send every row with update --all"
+                f"{definition.alias}: changes are not tracked: {HOW_TO_TRACK}; "
+                f"or re-send every row with: update {definition.alias} --all"
             )
         result.index = indexes.serving_index(self.client, definition.alias)
         now = database_now(definition.get_queryset().db)  # before any read
@@ -183,6 +172,8 @@ class Update:
         """Send the changes (or every row of ``queryset``) to the live index, in this process or in workers."""
         definition, result, config = self.definition, self.result, self.config
         assert result.index is not None
+        since_text = "every row" if since is None else f"rows changed since {since.isoformat(timespec='milliseconds')}"
+        log_start(definition.alias, "update", f"{result.changed:,} {since_text} into {result.index}")
         if config.workers > 1:
             from reindex.executors.parallel import update_parallel
 

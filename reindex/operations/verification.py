@@ -25,7 +25,7 @@ import time
 from collections.abc import Iterator
 from contextlib import closing, nullcontext
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 
 from reindex import interrupts
 from reindex.config import Config
@@ -34,6 +34,7 @@ from reindex.definitions.documents import Action, Failure, build_batches, iter_b
 from reindex.operations.sweeping import orphan_pages
 from reindex.pipeline.changes import change_batches
 from reindex.pipeline.loading import Progress, ProgressFactory, chunked
+from reindex.results import JsonResult, json_as
 from reindex.server import indexes
 from reindex.server.stored import id_pages, random_ids, sources
 
@@ -44,8 +45,10 @@ IDS_KEPT = 10
 
 
 @dataclass
-class VerifyResult:
+class VerifyResult(JsonResult):
     """How the live index compares with the table (``verify --json``)."""
+
+    json_placed: ClassVar = {"mode": ("agrees",)}
 
     alias: str
     definition: str
@@ -65,7 +68,7 @@ class VerifyResult:
     orphan_ids: list[str] = field(default_factory=list)
     stale_ids: list[str] = field(default_factory=list)
     failed_ids: list[str] = field(default_factory=list)
-    seconds: float = 0.0
+    seconds: float = field(default=0.0, metadata=json_as(rounded=3))
 
     @property
     def agrees(self) -> bool:
@@ -78,28 +81,6 @@ class VerifyResult:
         kept = getattr(self, f"{kind.removesuffix('s')}_ids")
         if len(kept) < IDS_KEPT:
             kept.append(str(doc_id))
-
-    def as_dict(self) -> dict[str, Any]:
-        return {
-            "alias": self.alias,
-            "definition": self.definition,
-            "index": self.index,
-            "mode": self.mode,
-            "agrees": self.agrees,
-            "rows": self.rows,
-            "documents": self.documents,
-            "checked_rows": self.checked_rows,
-            "checked_documents": self.checked_documents,
-            "missing": self.missing,
-            "orphans": self.orphans,
-            "stale": self.stale,
-            "failed": self.failed,
-            "missing_ids": self.missing_ids,
-            "orphan_ids": self.orphan_ids,
-            "stale_ids": self.stale_ids,
-            "failed_ids": self.failed_ids,
-            "seconds": round(self.seconds, 3),
-        }
 
 
 def verify(

@@ -15,6 +15,7 @@ is built::
 from __future__ import annotations
 
 import itertools
+import logging
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol, TypeVar
@@ -47,6 +48,16 @@ class Progress(Protocol):
 
 #: Makes a progress bar from the number of rows and a label (e.g. ``tqdm``).
 ProgressFactory = Callable[[int, str], Progress]
+
+#: The line each run logs as it starts (``--log-file`` keeps it, ``-v`` shows it).
+run_logger = logging.getLogger("reindex.runs")
+
+
+def log_start(alias: str, run: str, what: str) -> None:
+    """Log that ``run`` starts on ``alias``: ``products: rebuild started: 5,000 rows into products-...``."""
+    run_logger.info("%s: %s started: %s", alias, run, what)
+
+
 #: Called with every failed row, e.g. to write it to ``--errors-file``.
 FailureCallback = Callable[[Failure], None]
 

@@ -6,7 +6,8 @@ there and deletes the documents of the rows gone or filtered out, and sends it a
 one bulk request. Each entry's outcome is its own: confirmed entries are removed, an
 entry whose row cannot be built or whose document the server rejects is retried with
 back-off and dead after ``QUEUE_MAX_ATTEMPTS``, and entries the server could not take
-at all (down, 429, 5xx) are put back without counting an attempt::
+at all (down, or items still rejected with 429/502/503/504 after the retries a load's
+batch gets, ``reindex.server.sending``) are put back without counting an attempt::
 
     [result] = drain([ProductIndex()], client, Config.load())
     print(result.indexed, result.deleted, result.dead)
@@ -18,7 +19,10 @@ its entries are kept, due again ``QUEUE_POLL_INTERVAL`` seconds later, instead o
 removed: the rebuild may still write a batch it read before the change. Drained again
 once the new index is live, they reach it after every write of the rebuild. (The
 indexes to write to are read after the claim, hence after the change was committed:
-an index created later reads the row as changed.)
+an index created later reads the row as changed.) Such an entry is marked as sent
+there (``held_for``) and not sent again while that index builds, unless its row
+changes; and what a batch writes into a building index is recorded before it is sent
+(``ranges.record_queue_writes``), so that the rebuild's count check allows for it.
 """
 
 from __future__ import annotations
@@ -28,7 +32,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 
 from reindex import interrupts
 from reindex.config import Config
@@ -36,24 +40,27 @@ from reindex.database.rows import row_pk
 from reindex.definitions.definition import IndexDefinition
 from reindex.definitions.documents import Failure, action_lines, dumps, item_failure
 from reindex.errors import ConfigurationError, DatabaseUnavailable, Interrupted, ReindexError, RunFailed
-from reindex.operations.outcomes import RunOutcome, describe_failure
+from reindex.executors.ranges import record_queue_writes
+from reindex.operations.outcomes import RunOutcome
 from reindex.pipeline.changes import change_batches
 from reindex.pipeline.loading import MAX_REPORTED_FAILURES
 from reindex.queue import entries as changequeue
 from reindex.queue.throughput import record_drain_pass
+from reindex.results import JsonResult, json_as
 from reindex.server import indexes
+from reindex.server.connection import describe_failure
 from reindex.server.locking import read_holder
-from reindex.server.sending import bodies
+from reindex.server.retries import RETRY_ON_STATUS
+from reindex.server.sending import BulkOptions, bulk_items
 
 logger = logging.getLogger("reindex.drain")
 
-#: Per-item statuses that are the server's state, not the document's: put back without an attempt.
-TRANSIENT_STATUSES = frozenset({429, 502, 503, 504})
-
 
 @dataclass(kw_only=True)
-class DrainResult(RunOutcome):
+class DrainResult(RunOutcome, JsonResult):
     """What draining one alias's queue did: the report ``drain --json`` prints."""
+
+    json_placed: ClassVar = {"seconds": ("error",)}
 
     alias: str
     definition: str
@@ -72,7 +79,7 @@ class DrainResult(RunOutcome):
     #: Entries another drainer took over after this one's lease expired (queued again).
     lost_claims: int = 0
     failures: list[Failure] = field(default_factory=list)
-    seconds: float = 0.0
+    seconds: float = field(default=0.0, metadata=json_as(rounded=3))
 
     @property
     def failed(self) -> int:
@@ -82,24 +89,6 @@ class DrainResult(RunOutcome):
     def add_failure(self, failure: Failure) -> None:
         if len(self.failures) < MAX_REPORTED_FAILURES:
             self.failures.append(failure)
-
-    def as_dict(self) -> dict[str, Any]:
-        return {
-            "alias": self.alias,
-            "definition": self.definition,
-            "batches": self.batches,
-            "claimed": self.claimed,
-            "indexed": self.indexed,
-            "deleted": self.deleted,
-            "retried": self.retried,
-            "dead": self.dead,
-            "released": self.released,
-            "replaying": self.replaying,
-            "lost_claims": self.lost_claims,
-            "failures": [f.as_dict() for f in self.failures],
-            "seconds": round(self.seconds, 3),
-            "error": self.error,
-        }
 
 
 def drain(
@@ -120,12 +109,19 @@ def drain(
     results = [DrainResult(alias=d.alias, definition=d.path) for d in definitions]
     started = time.monotonic()
     deadline = None if max_seconds is None else started + max_seconds
+    migrated = False
     try:
         while True:
+            migrated = migrated or queue_migrated()
             busy = False
             for definition, result in zip(definitions, results, strict=True):
-                with recorded_pass(client, definition.alias, result, config):
-                    busy = drain_alias(definition, client, config, result, deadline, announce=loop) or busy
+                error = result.error
+                with recorded_pass(client, definition.alias, result, config):  # recorded last
+                    try:
+                        busy = drain_alias(definition, client, config, result, deadline) or busy
+                    finally:  # also when a signal ends it right after the batch that ended the outage
+                        if loop and result.error != error:  # a worker's log shows an outage once, and its end
+                            logger.warning("%s", result.error or f"{definition.alias}: draining again")
             if not loop or _past(deadline):
                 break
             if not busy:
@@ -138,25 +134,31 @@ def drain(
     return results
 
 
+def queue_migrated() -> bool:
+    """Check that ``migrate reindex`` ran (ConfigurationError if not); False while the database cannot be reached.
+
+    The claim that follows meets the same outage and reports it; the next poll checks again.
+    """
+    try:
+        with changequeue.database_errors("the queue"):
+            changequeue.check_migrated()
+    except DatabaseUnavailable:
+        return False
+    return True
+
+
 def _past(deadline: float | None) -> bool:
     return deadline is not None and time.monotonic() >= deadline
 
 
 def drain_alias(
-    definition: IndexDefinition,
-    client: Any,
-    config: Config,
-    result: DrainResult,
-    deadline: float | None = None,
-    announce: bool = False,
+    definition: IndexDefinition, client: Any, config: Config, result: DrainResult, deadline: float | None = None
 ) -> bool:
     """Drain the due entries of one alias, batch after batch; return whether it claimed any.
 
     A batch that fails as a whole (server down: RunFailed; alias not built:
     ConfigurationError) is put back and ends the pass with its error in ``result``.
-    ``announce`` (a worker): log an outage once when it begins, and its end as soon as it is over.
     """
-    alias = definition.alias
     batch_size = config.batch_size_for(definition)
     claimed_any = False
     while not _past(deadline):
@@ -165,10 +167,10 @@ def drain_alias(
             with changequeue.database_errors(definition.alias):
                 claimed = changequeue.claim(definition.alias, batch_size, config.queue_lease)
         except DatabaseUnavailable as exc:
-            _note(result, exc, announce)
+            _note(result, exc)
             break
         if isinstance(result.exception, DatabaseUnavailable):  # it answers again
-            _clear(result, alias, announce)
+            result.error = result.exception = None
         if not claimed.entries:
             break
         claimed_any = True
@@ -180,9 +182,9 @@ def drain_alias(
         except Interrupted:
             raise
         except ReindexError as exc:  # not built, server down: this alias waits, the others go on
-            _note(result, exc, announce)
+            _note(result, exc)
             break
-        _clear(result, alias, announce)
+        result.error = result.exception = None
     return claimed_any
 
 
@@ -206,18 +208,8 @@ def _settled(result: DrainResult) -> int:
     return result.claimed - result.released - result.replaying
 
 
-def _note(result: DrainResult, exc: ReindexError, announce: bool = False) -> None:
-    """Keep ``exc`` as the alias's error; with ``announce``, log it unless it is the one already logged."""
-    if announce and str(exc) != result.error:
-        logger.warning("%s", exc)
+def _note(result: DrainResult, exc: ReindexError) -> None:
     result.error, result.exception = str(exc), exc
-
-
-def _clear(result: DrainResult, alias: str, announce: bool = False) -> None:
-    """The alias drains again: forget its error; with ``announce``, log that the outage is over."""
-    if announce and result.error is not None:
-        logger.warning("%s: draining again", alias)
-    result.error = result.exception = None
 
 
 @dataclass
@@ -236,11 +228,14 @@ class Batch:
         keyed = self.keyed
         try:
             targets = write_targets(self.client, self.definition.alias, self.config)
-            pks = [pk for _, pk in keyed.values() if pk is not None]
+            held = self.held(targets)
+            pks = [pk for key, (_, pk) in keyed.items() if pk is not None and key not in held]
             rows, gone = next(change_batches(self.definition.get_queryset(), [pks])) if pks else ([], [])
             built, unbuilt = build_documents(self.definition, rows)
             failed.update({key: reason for key, reason in unbuilt.items() if key in keyed})
             lines, owners = self.action_lines(targets, built, gone)
+            for index in targets.building if lines else ():  # recorded before they are sent: see ranges.QueueWrites
+                record_queue_writes(self.client, self.config.lock_index, index, len(built), len(gone))
             items = self.send(lines)
         except ConfigurationError:
             self.put_back([key for key in keyed if key not in failed], "", failed)
@@ -253,8 +248,15 @@ class Batch:
         done = [key for key in keyed if key not in failed and key not in transient]
         self.result.indexed += len({key for key, _, _ in built}.intersection(done))
         self.result.deleted += len({str(pk) for pk in gone}.intersection(done))
-        self.settle(done, targets.building)
+        self.settle(done, targets, held)
         self.put_back(list(transient), next(iter(transient.values()), ""), failed)
+
+    def held(self, targets: Targets) -> set[str]:
+        """The entries sent to these very building indexes by an earlier drain and not changed since: not sent again."""
+        if not targets.building:
+            return set()
+        marker = targets.marker
+        return {key for key, (entry, _) in self.keyed.items() if entry.held_for == marker}
 
     def keys(self) -> tuple[dict[str, tuple[Any, Any]], dict[str, str]]:
         """The claimed entries (and primary keys) by the text of their primary key; failures for ids no row can have."""
@@ -286,11 +288,9 @@ class Batch:
         return lines, owners
 
     def send(self, lines: list[bytes]) -> list[dict[str, Any]]:
-        """The items of the bulk requests carrying ``lines``, each request at most ``MAX_CHUNK_BYTES``."""
-        items: list[dict[str, Any]] = []
-        for _, sent in bodies(lines, self.config.max_chunk_bytes):
-            items += self.send_request(sent)
-        return items
+        """The items of the bulk requests carrying ``lines``: rejected items retried as a load's are."""
+        options = BulkOptions.from_config(self.config)
+        return bulk_items(self.client, lines, options, lambda body, sent: self.send_request(sent))
 
     def send_request(self, lines: list[bytes]) -> list[dict[str, Any]]:
         """One bulk request of ``lines``; halved when the server refuses it as too large (413).
@@ -321,18 +321,19 @@ class Batch:
             if 200 <= status < 300 or (op == "delete" and status == 404):
                 continue
             reason = item_failure(item).reason
-            if status in TRANSIENT_STATUSES:
+            if status in RETRY_ON_STATUS:
                 transient[key] = reason
             else:
                 failed.setdefault(key, reason)
         return transient
 
-    def settle(self, done: list[str], building: list[str]) -> None:
-        """Acknowledge the entries done, or keep them for replay while a rebuild loads."""
+    def settle(self, done: list[str], targets: Targets, held: set[str]) -> None:
+        """Acknowledge the entries done, or keep them for replay while a rebuild loads (marked as sent there)."""
         entries = [self.keyed[key][0] for key in done]
-        if building:
-            changequeue.release(entries, self.claimed.token, self.config.queue_poll_interval)
-            self.result.replaying += len(entries)
+        if targets.building:
+            token, delay = self.claimed.token, self.config.queue_poll_interval
+            changequeue.release(entries, token, delay, held_for=targets.marker)
+            self.result.replaying += len([key for key in done if key not in held])
         else:
             self.result.lost_claims += len(changequeue.acknowledge(entries, self.claimed.token))
 
@@ -359,6 +360,11 @@ class Targets:
     @property
     def all(self) -> list[str]:
         return [*self.live, *self.building]
+
+    @property
+    def marker(self) -> str:
+        """What an entry sent to the building indexes keeps in ``held_for``."""
+        return ",".join(sorted(self.building))[:255]
 
 
 def write_targets(client: Any, alias: str, config: Config) -> Targets:

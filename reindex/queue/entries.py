@@ -36,15 +36,19 @@ for the clocks of the drainers' hosts to disagree by a few seconds.
 from __future__ import annotations
 
 import datetime
+import time
 import uuid
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
-from typing import Any
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
 
 from reindex.config import Config
-from reindex.errors import DatabaseUnavailable
+from reindex.errors import ConfigurationError, DatabaseUnavailable
+from reindex.results import JsonResult, json_as
 from reindex.server.retries import backoff
+
+T = TypeVar("T")
 
 #: Rows per INSERT statement when many keys are queued at once (``reindex.enqueue``).
 INSERT_CHUNK = 500
@@ -53,9 +57,11 @@ QUEUE_COLUMNS = ("alias", "object_id", "state", "attempts", "available_at", "cha
 
 # What an upsert does to an entry already there. Pending: nothing (one entry however many
 # saves). Claimed: ``requeued`` (and the time of the change, for the lag), so that the
-# drainer's acknowledgement puts it back. Dead: pending again, attempts forgotten.
+# drainer's acknowledgement puts it back. Dead: pending again, attempts forgotten. Any: no
+# longer ``held_for`` a building index (the change must reach it too).
 # MariaDB assigns left to right and later expressions see the new values: ``state`` is last.
 _ON_CONFLICT = (
+    "held_for = NULL, "
     "changed_at = CASE WHEN {t}.state = 'dead' OR ({t}.state = 'claimed' AND NOT {t}.requeued) "
     "THEN {new_changed_at} ELSE {t}.changed_at END, "
     "attempts = CASE WHEN {t}.state = 'dead' THEN 0 ELSE {t}.attempts END, "
@@ -75,6 +81,29 @@ def queue_database() -> str:
     from reindex.models import QueueEntry
 
     return router.db_for_write(QueueEntry) or "default"
+
+
+def check_migrated(using: str | None = None) -> None:
+    """Raise ConfigurationError when the queue's table is missing or lacks a column: ``migrate reindex`` not run.
+
+    The one check every queue command (and ``triggers install``) makes before touching
+    the table, so that each says the same one line instead of the database's traceback.
+    """
+    from django.db import connections
+
+    from reindex.models import QueueEntry
+
+    connection = connections[using or queue_database()]
+    table = QueueEntry._meta.db_table
+    with connection.cursor() as cursor:
+        if table not in connection.introspection.table_names(cursor):
+            problem = "is missing"
+        else:
+            found = {column.name for column in connection.introspection.get_table_description(cursor, table)}
+            missing = [field.column for field in QueueEntry._meta.concrete_fields if field.column not in found]
+            problem = f"lacks {', '.join(missing)}" if missing else ""
+    if problem:
+        raise ConfigurationError(f"the queue's table {table} {problem}: run python manage.py migrate reindex first")
 
 
 def _now() -> datetime.datetime:
@@ -162,27 +191,32 @@ def claim(alias: str, limit: int, lease: float, using: str | None = None) -> Cla
     now, token = _now(), uuid.uuid4().hex
     claimable = Q(state=PENDING, available_at__lte=now) | Q(state=CLAIMED, lease_expires__lt=now)
     entries = QueueEntry.objects.using(using)
-    with transaction.atomic(using=using):
-        candidates = entries.filter(claimable, alias=alias).order_by("available_at", "id")
-        if connections[using].features.has_select_for_update_skip_locked:
-            candidates = candidates.select_for_update(skip_locked=True)
-        ids = list(candidates.values_list("id", flat=True)[:limit])
-        if ids:
-            expired = Q(state=CLAIMED)
-            # ``state`` last: MariaDB evaluates each assignment after the previous ones.
-            entries.filter(claimable, id__in=ids).update(
-                attempts=Case(
-                    When(expired, then=F("attempts") + 1), default=F("attempts"), output_field=IntegerField()
-                ),
-                last_error=Case(
-                    When(expired, then=Value("the lease expired (drainer gone?)")),
-                    default=F("last_error"),
-                    output_field=TextField(),
-                ),
-                claimed_by=token,
-                lease_expires=now + datetime.timedelta(seconds=lease),
-                state=CLAIMED,
-            )
+
+    def take() -> list[int]:
+        with transaction.atomic(using=using):
+            candidates = entries.filter(claimable, alias=alias).order_by("available_at", "id")
+            if connections[using].features.has_select_for_update_skip_locked:
+                candidates = candidates.select_for_update(skip_locked=True)
+            ids = list(candidates.values_list("id", flat=True)[:limit])
+            if ids:
+                expired = Q(state=CLAIMED)
+                # ``state`` last: MariaDB evaluates each assignment after the previous ones.
+                entries.filter(claimable, id__in=ids).update(
+                    attempts=Case(
+                        When(expired, then=F("attempts") + 1), default=F("attempts"), output_field=IntegerField()
+                    ),
+                    last_error=Case(
+                        When(expired, then=Value("the lease expired (drainer gone?)")),
+                        default=F("last_error"),
+                        output_field=TextField(),
+                    ),
+                    claimed_by=token,
+                    lease_expires=now + datetime.timedelta(seconds=lease),
+                    state=CLAIMED,
+                )
+            return ids
+
+    ids = deadlock_retried(take)
     return Claimed(token, list(entries.filter(claimed_by=token).order_by("id")) if ids else [])
 
 
@@ -195,46 +229,125 @@ def acknowledge(entries: Sequence[Any], token: str, using: str | None = None) ->
     """
     from django.db import transaction
 
-    from reindex.models import PENDING, QueueEntry
-
     using = using or queue_database()
     ids = [entry.id for entry in entries]
     if not ids:
         return []
-    rows = QueueEntry.objects.using(using)
-    with transaction.atomic(using=using):
-        settled = _lock_held(ids, token, using)
-        rows.filter(id__in=settled, requeued=False).delete()
-        rows.filter(id__in=settled, requeued=True).update(**_released(PENDING, _now(), attempts=0))
+
+    def settle_unlocked() -> set[int]:
+        with transaction.atomic(using=using):
+            settled = _lock_held(entries, token, using)
+            _settle(sorted(settled), token, using)
+            return settled
+
+    settled = deadlock_retried(settle_unlocked)
     lost = []
     for entry in entries:
         if entry.id in settled:
             continue
-        # Changed again this very moment, or taken over: back to pending one row at a time
-        # (nothing else held while waiting), else queued again.
-        if not rows.filter(id=entry.id, claimed_by=token).update(**_released(PENDING, _now(), attempts=0)):
-            lost.append(entry)
+        # Locked this very moment: by a site's transaction queueing it again, or by another
+        # drainer's statement reading past it. One row a transaction (nothing else held while
+        # waiting for it): removed, or back to pending if changed, or queued again if taken over.
+        with transaction.atomic(using=using):
+            if not _settle(sorted(_lock_held([entry], token, using, wait=True)), token, using):
+                lost.append(entry)
     for entry in lost:  # one row a statement: a drainer never holds one row while waiting for another
         enqueue_keys([(entry.alias, entry.object_id)], using)
     return lost
 
 
-def _lock_held(ids: Sequence[int], token: str, using: str) -> set[int]:
-    """Inside a transaction: lock the entries of ``ids`` still held under ``token``; their ids.
+def _settle(ids: Sequence[int], token: str, using: str) -> int:
+    """Inside a transaction: delete the entries of ``ids`` held under ``token``, or put back those queued again.
 
-    Rows a site's transaction is queueing again right now are skipped, never waited for:
-    waiting on several rows that the site locks in another order could deadlock, and the
-    site's save might be the one to fail. The caller settles those one row at a time,
-    holding nothing else while it waits.
+    Returns how many were settled. On MariaDB each is deleted by its own statement: InnoDB
+    may read a whole range (or the table) for an ``IN`` list and lock every row it reads,
+    waiting for the rows another drainer holds while holding its own, which deadlocked two
+    drainers' acknowledgements; a delete by primary key reads, and locks, that row only.
+    """
+    from django.db import connections
+
+    from reindex.models import PENDING, QueueEntry
+
+    connection = connections[using]
+    table = connection.ops.quote_name(QueueEntry._meta.db_table)
+    chunks = [[pk] for pk in ids] if connection.vendor == "mysql" else [list(ids)] if ids else []
+    deleted = 0
+    with connection.cursor() as cursor:
+        for chunk in chunks:
+            marks = ", ".join(["%s"] * len(chunk))
+            cursor.execute(
+                f"DELETE FROM {table} WHERE id IN ({marks}) AND claimed_by = %s AND requeued = %s",
+                [*chunk, token, False],
+            )
+            deleted += cursor.rowcount
+    rows = QueueEntry.objects.using(using).filter(id__in=ids, claimed_by=token)
+    return deleted + int(rows.update(**_released(PENDING, _now(), attempts=0)))
+
+
+def deadlock_retried(step: Callable[[], T], tries: int = 5) -> T:
+    """Run ``step`` (one transaction) again when the database made it a deadlock's victim, up to ``tries`` times.
+
+    The drainer's transactions never wait for a row while holding another; this covers what
+    the database may still detect as a cycle (its own index locks), so a batch is not left
+    claimed until its lease expires for it.
+    """
+    from django.db import OperationalError
+
+    for attempt in range(tries):
+        try:
+            return step()
+        except OperationalError as exc:
+            if attempt == tries - 1 or not is_deadlock(exc):
+                raise
+            time.sleep(0.01 * 2**attempt)
+    raise AssertionError("unreachable")
+
+
+def is_deadlock(exc: BaseException) -> bool:
+    """True for the error of a transaction rolled back to break a deadlock (MariaDB 1213, PostgreSQL 40P01)."""
+    cause = exc.__cause__
+    return bool(exc.args and exc.args[0] == 1213) or getattr(cause, "sqlstate", None) == "40P01"
+
+
+def _lock_held(entries: Sequence[Any], token: str, using: str, *, wait: bool = False) -> set[int]:
+    """Inside a transaction: lock those of ``entries`` still held under ``token``; their ids.
+
+    Rows a site's transaction is queueing again right now are skipped, never waited for
+    (unless ``wait``, for one row): waiting on several rows that the site locks in another
+    order could deadlock, and the site's save might be the one to fail. The caller settles
+    those one row at a time, holding nothing else while it waits. The rows are read
+    through the unique (alias, object_id) index, as a site's upsert finds them: on MariaDB
+    an upsert locks that index's entry before the row, and a drainer that locked the row
+    first and then wanted the entry (to delete it) met the upsert in a deadlock.
     """
     from django.db import connections
 
     from reindex.models import QueueEntry
 
-    held = QueueEntry.objects.using(using).filter(id__in=ids, claimed_by=token)
-    if connections[using].features.has_select_for_update_skip_locked:
-        held = held.select_for_update(skip_locked=True)
-    return set(held.values_list("id", flat=True))
+    if not entries:
+        return set()
+    connection = connections[using]
+    meta = QueueEntry._meta
+    table = connection.ops.quote_name(meta.db_table)
+    hint = " FORCE INDEX (reindex_queue_alias_object)" if connection.vendor == "mysql" else ""
+    by_alias: dict[str, list[str]] = {}
+    for entry in entries:
+        by_alias.setdefault(entry.alias, []).append(entry.object_id)
+    lock = ""
+    if connection.features.has_select_for_update:
+        lock = " " + connection.ops.for_update_sql(
+            skip_locked=not wait and connection.features.has_select_for_update_skip_locked
+        )
+    held: set[int] = set()
+    with connection.cursor() as cursor:
+        for alias, keys in by_alias.items():
+            marks = ", ".join(["%s"] * len(keys))
+            cursor.execute(
+                f"SELECT id FROM {table}{hint} WHERE alias = %s AND object_id IN ({marks}) AND claimed_by = %s{lock}",
+                [alias, *sorted(keys), token],
+            )
+            held.update(int(row[0]) for row in cursor.fetchall())
+    return held
 
 
 def _released(state: str, available_at: datetime.datetime, **more: Any) -> dict[str, Any]:
@@ -243,6 +356,7 @@ def _released(state: str, available_at: datetime.datetime, **more: Any) -> dict[
         "claimed_by": None,
         "lease_expires": None,
         "requeued": False,
+        "held_for": None,
         "available_at": available_at,
         **more,
     }
@@ -271,29 +385,50 @@ def fail(failures: Sequence[tuple[Any, str]], token: str, config: Config, using:
     return dead
 
 
-def release(entries: Sequence[Any], token: str, delay: float, reason: str = "", using: str | None = None) -> None:
+def release(
+    entries: Sequence[Any],
+    token: str,
+    delay: float,
+    reason: str = "",
+    using: str | None = None,
+    *,
+    held_for: str | None = None,
+) -> None:
     """Put entries back as they were, due in ``delay`` seconds, without counting an attempt.
 
     For what is not the entries' fault (the server is down, a rebuild is loading).
+    ``held_for``: the building indexes the entries' documents were just written to;
+    an entry not changed while claimed keeps it, so that the next drain does not send
+    it there again (a change clears it).
     """
     from django.db import transaction
 
     from reindex.models import PENDING, QueueEntry
 
     using = using or queue_database()
-    ids = [entry.id for entry in entries]
     values = _released(PENDING, _now() + datetime.timedelta(seconds=delay), last_error=reason[:2000])
     rows = QueueEntry.objects.using(using)
-    with transaction.atomic(using=using):
-        locked = _lock_held(ids, token, using)
-        rows.filter(id__in=locked).update(**values)
-    for entry_id in ids:
-        if entry_id not in locked:  # being queued again by the site: one row at a time
-            rows.filter(id=entry_id, claimed_by=token).update(**values)
+
+    def put_back(selected: Any) -> None:
+        if held_for is not None:
+            selected.filter(claimed_by=token, requeued=False).update(**{**values, "held_for": held_for[:255]})
+        selected.filter(claimed_by=token).update(**values)
+
+    def put_back_unlocked() -> set[int]:
+        with transaction.atomic(using=using):
+            locked = _lock_held(entries, token, using)
+            put_back(rows.filter(id__in=locked))
+            return locked
+
+    locked = deadlock_retried(put_back_unlocked)
+    for entry in entries:
+        if entry.id not in locked:  # being queued again by the site: one row at a time
+            with transaction.atomic(using=using):
+                put_back(rows.filter(id__in=_lock_held([entry], token, using, wait=True)))
 
 
 @dataclass
-class QueueStatus:
+class QueueStatus(JsonResult):
     """The queue of one alias: entries waiting, being drained, dead, and the age of the oldest change."""
 
     alias: str
@@ -301,16 +436,12 @@ class QueueStatus:
     claimed: int = 0
     dead: int = 0
     #: Seconds since the oldest change not yet drained was queued (None when none waits).
-    lag: float | None = None
+    lag: float | None = field(default=None, metadata=json_as(rounded=3))
 
     @property
     def depth(self) -> int:
         """Entries waiting to be drained: pending and claimed (the dead wait for ``retry``)."""
         return self.pending + self.claimed
-
-    def as_dict(self) -> dict[str, Any]:
-        lag = None if self.lag is None else round(self.lag, 3)
-        return {"alias": self.alias, "pending": self.pending, "claimed": self.claimed, "dead": self.dead, "lag": lag}
 
 
 def queue_status(alias: str, using: str | None = None) -> QueueStatus:

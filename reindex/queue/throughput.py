@@ -16,9 +16,10 @@ from __future__ import annotations
 import datetime
 import logging
 import socket
-from dataclasses import asdict, dataclass
-from typing import Any
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
 
+from reindex.results import JsonResult, json_as
 from reindex.server.locking import ensure_lock_index
 
 logger = logging.getLogger("reindex.drain")
@@ -28,12 +29,14 @@ SUFFIX = ":drain"
 
 
 @dataclass(frozen=True)
-class DrainPass:
+class DrainPass(JsonResult):
     """One drain pass of an alias: ``entries`` settled (written, deleted, failed) in ``seconds``."""
+
+    json_placed: ClassVar = {"host": (("rate", lambda drained: round(drained.rate, 1)),)}
 
     alias: str
     entries: int
-    seconds: float
+    seconds: float = field(metadata=json_as(rounded=3))
     #: When the pass ended (UTC, ISO 8601) and on which host.
     finished_at: str
     host: str = ""
@@ -48,9 +51,6 @@ class DrainPass:
         now = now or datetime.datetime.now(datetime.timezone.utc)
         return max(0.0, (now - datetime.datetime.fromisoformat(self.finished_at)).total_seconds())
 
-    def as_dict(self) -> dict[str, Any]:
-        return {**asdict(self), "seconds": round(self.seconds, 3), "rate": round(self.rate, 1)}
-
 
 def record_drain_pass(client: Any, alias: str, entries: int, seconds: float, index: str) -> DrainPass | None:
     """Write the pass's document; a server that fails now only costs the figure (logged), never the drain."""
@@ -58,7 +58,7 @@ def record_drain_pass(client: Any, alias: str, entries: int, seconds: float, ind
 
     now = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
     drained = DrainPass(alias, entries, seconds, now, socket.gethostname())
-    source = {k: v for k, v in asdict(drained).items() if k != "alias"}
+    source = {k: v for k, v in drained.as_dict().items() if k not in ("alias", "rate")}
     once = client.options(max_retries=0)  # the figure is not worth retrying for
     try:
         ensure_lock_index(once, index)

@@ -33,9 +33,10 @@ import json
 import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 
 from reindex.errors import ConfigurationError
+from reindex.results import JsonResult
 
 #: Marks the changed row's key in compiled SQL, before it becomes ``OLD."col"`` or ``NEW."col"``.
 _MARK = "reindex-trigger-row-key-5f0c"
@@ -106,8 +107,10 @@ class TableTrigger:
 
 
 @dataclass
-class TriggerStatus:
+class TriggerStatus(JsonResult):
     """The triggers of one alias: which tables have them, which want them, which are stale or left over."""
+
+    json_placed: ClassVar = {"not_covered": ("complete",)}
 
     alias: str
     installed: list[str] = field(default_factory=list)
@@ -122,17 +125,6 @@ class TriggerStatus:
     @property
     def complete(self) -> bool:
         return not (self.missing or self.outdated or self.extra)
-
-    def as_dict(self) -> dict[str, Any]:
-        return {
-            "alias": self.alias,
-            "installed": self.installed,
-            "missing": self.missing,
-            "outdated": self.outdated,
-            "extra": self.extra,
-            "not_covered": self.not_covered,
-            "complete": self.complete,
-        }
 
 
 def check_database(using: str) -> None:
@@ -359,11 +351,10 @@ def install(definitions: Iterable[Any], using: str) -> list[TriggerStatus]:
     """Create or replace each definition's triggers, drop its left-over ones (one transaction); the status after."""
     from django.db import connections, transaction
 
+    from reindex.queue.entries import check_migrated
+
     check_database(using)
-    with connections[using].cursor() as cursor:
-        if "reindex_queue" not in connections[using].introspection.table_names(cursor):
-            # A trigger writing to a missing table would make every write of the site fail.
-            raise ConfigurationError("the queue's table is missing: run python manage.py migrate reindex first")
+    check_migrated(using)  # a trigger writing to a missing table would make every write of the site fail
     definitions = list(definitions)
     functions = installed(using)
     with transaction.atomic(using=using), connections[using].cursor() as cursor:

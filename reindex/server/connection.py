@@ -22,7 +22,7 @@ from urllib.parse import unquote, urlsplit, urlunsplit
 from elastic_transport import HttpHeaders, Transport, TransportApiResponse
 
 from reindex.config import Config
-from reindex.errors import ConfigurationError, ConnectionFailed, ServerError
+from reindex.errors import ConfigurationError, ConnectionFailed, ServerError, ServerUnreachable
 from reindex.server.retries import BackoffRetries, retry_options, with_backoff
 
 logger = logging.getLogger("reindex.server.connection")
@@ -31,6 +31,8 @@ _COMPAT = re.compile(r"application/vnd\.elasticsearch\+([\w-]+)\s*;\s*compatible
 #: The header the official client requires on a successful answer (elasticsearch-py 8 and 9,
 #: ``BaseClient._perform_request``); Elasticsearch sends it, OpenSearch never does.
 PRODUCT_HEADER = "X-Elastic-Product"
+#: Answers that say the server is there but cannot serve now: an outage, not a wrong setting.
+OUTAGE_STATUSES = frozenset({429, 502, 503, 504})
 
 
 class PlainJsonTransport(Transport):
@@ -59,7 +61,21 @@ class PlainJsonTransport(Transport):
 
 
 class ReindexTransport(BackoffRetries, PlainJsonTransport):
-    """Plain JSON, and transient errors retried with backoff (see ``reindex.server.retries``)."""
+    """Plain JSON, transient errors retried with backoff (see ``reindex.server.retries``), and the
+    server's reason for an error answer to a HEAD request.
+
+    An answer to HEAD has no body, so an error (other than 404: "no such thing") would
+    reach the user as a bare status; the same path asked with GET, which only reads,
+    gives the reason the server has for it.
+    """
+
+    def perform_request(self, method: str, target: str, **kwargs: Any) -> Any:  # type: ignore[override]
+        response = super().perform_request(method, target, **kwargs)
+        if method == "HEAD" and response.meta.status >= 400 and response.meta.status != 404:
+            explained = super().perform_request("GET", target, **kwargs)
+            if explained.meta.status == response.meta.status:
+                return explained
+        return response
 
 
 def split_credentials(url: str) -> tuple[str, tuple[str, str] | None]:
@@ -122,11 +138,10 @@ class Connection:
             message = f"cannot reach the search server at {where}: {_reason(exc)}"
             if self.config.origin("hosts") == "default":
                 message += " (the default address: set REINDEX['HOSTS'], $REINDEX_ES_URL or --es-url)"
-            raise ConnectionFailed(self.redact(message)) from None
+            raise ServerUnreachable(self.redact(message)) from None
         except ApiError as exc:
-            raise ConnectionFailed(
-                self.redact(f"search server at {where} answered {exc.meta.status}: {exc.message}")
-            ) from None
+            failed = ServerUnreachable if exc.meta.status in OUTAGE_STATUSES else ConnectionFailed
+            raise failed(self.redact(f"search server at {where} answered {exc.meta.status}: {exc.message}")) from None
         version = body.get("version") if isinstance(body, dict) else None
         if not isinstance(version, dict) or "number" not in version:
             # What the client's product check caught, which the transport turns off (see PlainJsonTransport).
@@ -155,6 +170,16 @@ def describe_server_error(exc: BaseException) -> str:
     return f"the search server failed: {type(exc).__name__}: {_reason(exc)}"
 
 
+def describe_failure(exc: BaseException) -> str:
+    """One line for an exception a run did not expect: what the server answered, or its type and message."""
+    from elasticsearch import ApiError
+
+    if isinstance(exc, ApiError):
+        return describe_server_error(exc)
+    message = getattr(exc, "message", None) or str(exc) or type(exc).__name__
+    return f"{type(exc).__name__}: {message}"
+
+
 def error_reason(exc: Any) -> str:
     """The ``reason`` the server gave in an error answer, else the client's message ("" when none)."""
     info = getattr(exc, "info", None) or getattr(exc, "body", None)
@@ -176,9 +201,10 @@ def _reason(exc: BaseException) -> str:
         if tls.group(1) == "WRONG_VERSION_NUMBER":
             reason += " (does the server speak plain HTTP? then use http://)"
         return reason
-    # The transport repeats the whole urllib3 chain; its tail says what happened.
+    # The transport repeats the whole urllib3 chain; its tail says what happened, and the
+    # brackets it closes are the chain's, but for those the tail opened itself.
     tail = message.rsplit(":", 1)[-1].strip(" )'\"")
-    return tail or message
+    return tail + ")" * (tail.count("(") - tail.count(")")) if tail else message
 
 
 def client_options(config: Config) -> tuple[dict[str, Any], list[str]]:

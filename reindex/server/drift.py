@@ -10,10 +10,11 @@ index behind the alias (none built: one report with ``built == False``)::
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 
 from reindex.definitions.definition import IndexDefinition
 from reindex.definitions.mappings import Difference, compare_mappings, compare_settings, field_paths, fingerprint
+from reindex.results import JsonResult
 from reindex.server import indexes
 from reindex.server.ownership import read_marker
 
@@ -29,8 +30,16 @@ def definition_marker(definition: IndexDefinition) -> dict[str, Any]:
 
 
 @dataclass
-class IndexDrift:
+class IndexDrift(JsonResult):
     """The differences between a definition and one live index (or: not built)."""
+
+    json_placed: ClassVar = {
+        "definition": ("built",),
+        "differences": (
+            ("in_place", lambda drift: len(drift.in_place)),
+            ("need_rebuild", lambda drift: len(drift.needs_rebuild)),
+        ),
+    }
 
     alias: str
     definition: str
@@ -48,17 +57,6 @@ class IndexDrift:
     @property
     def needs_rebuild(self) -> list[Difference]:
         return [d for d in self.differences if not d.in_place]
-
-    def as_dict(self) -> dict[str, Any]:
-        return {
-            "alias": self.alias,
-            "definition": self.definition,
-            "built": self.built,
-            "index": self.index,
-            "differences": [d.as_dict() for d in self.differences],
-            "in_place": len(self.in_place),
-            "need_rebuild": len(self.needs_rebuild),
-        }
 
 
 def drift(client: Any, definition: IndexDefinition) -> list[IndexDrift]:

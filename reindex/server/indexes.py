@@ -10,10 +10,11 @@ ever deleted::
 from __future__ import annotations
 
 import datetime
-from dataclasses import dataclass
-from typing import Any
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
 
 from reindex.errors import ConfigurationError
+from reindex.results import JsonResult, json_as
 from reindex.server.connection import error_reason
 from reindex.server.ownership import Marker, read_marker, went_live_meta
 
@@ -25,35 +26,35 @@ def new_index_name(alias: str, now: datetime.datetime | None = None) -> str:
 
 
 @dataclass
-class IndexInfo:
+class IndexInfo(JsonResult):
     """One index named after an alias, with what its marker says."""
+
+    json_placed: ClassVar = {"live": ("building", "created", "went_live", "fingerprint")}
 
     name: str
     owned: bool
     live: bool
     count: int | None
-    marker: Marker
+    marker: Marker = field(metadata=json_as(None))
 
     @property
     def created(self) -> str | None:
         return self.marker.created
 
     @property
+    def went_live(self) -> str | None:
+        """When the alias first moved to the index (None: never, or built before this was recorded)."""
+        return self.marker.went_live
+
+    @property
+    def fingerprint(self) -> str | None:
+        """The fingerprint of the definition the index was built (or last migrated) from."""
+        return self.marker.fingerprint
+
+    @property
     def building(self) -> bool:
         """Created by a run and never went live: loading now, or abandoned by a killed run."""
         return self.owned and not self.live and self.marker.building
-
-    def as_dict(self) -> dict[str, Any]:
-        return {
-            "name": self.name,
-            "owned": self.owned,
-            "live": self.live,
-            "building": self.building,
-            "created": self.created,
-            "went_live": self.marker.went_live,
-            "fingerprint": self.marker.fingerprint,
-            "count": self.count,
-        }
 
 
 def alias_targets(client: Any, alias: str) -> list[str]:

@@ -23,12 +23,13 @@ import socket
 import threading
 import time
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 from reindex.config import Config
 from reindex.errors import Locked, LockHeld, LockLost
+from reindex.results import JsonResult, json_as
 
 logger = logging.getLogger("reindex.server.locking")
 
@@ -39,18 +40,21 @@ PROCESS_GONE, HEARTBEAT_EXPIRED = "process_gone", "heartbeat_expired"
 
 
 @dataclass
-class LockHolder:
+class LockHolder(JsonResult):
     """What the lock document says about the run that holds it.
 
     ``boot_id``, ``pid_namespace`` and ``process_start`` (Linux; empty elsewhere) say which
     process ``pid`` is, so that a later run can tell whether it is gone (``process_gone``).
     """
 
+    json_placed: ClassVar = {"token": (("started_at", lambda holder: _iso(holder.started)),)}
+
     host: str
     pid: int
     started: float
     heartbeat: float
-    token: str
+    #: Only the holder knows its token (``as_dict()`` shows ``None``): it is what renews and releases the lock.
+    token: str = field(metadata=json_as(convert=lambda token: None))
     boot_id: str = ""
     pid_namespace: str = ""
     process_start: int = 0
@@ -85,17 +89,8 @@ class LockHolder:
         )
 
     def as_source(self) -> dict[str, Any]:
-        return {
-            "host": self.host,
-            "pid": self.pid,
-            "started": self.started,
-            "heartbeat": self.heartbeat,
-            "token": self.token,
-            "started_at": _iso(self.started),
-            "boot_id": self.boot_id,
-            "pid_namespace": self.pid_namespace,
-            "process_start": self.process_start,
-        }
+        """The lock document: ``as_dict()`` with the token."""
+        return {**self.as_dict(), "token": self.token}
 
     def age(self) -> float:
         return time.time() - self.heartbeat
@@ -155,12 +150,14 @@ def process_gone(holder: LockHolder) -> bool:
 
 
 @dataclass
-class LockState:
+class LockState(JsonResult):
     """A held lock as another run sees it: its holder, its heartbeat's age, whether it is stale."""
 
-    holder: LockHolder
+    json_placed: ClassVar = {"ttl": ("stale", ("stale_in", lambda state: round(state.stale_in, 1)))}
+
+    holder: LockHolder = field(metadata=json_as(flatten=True))
+    heartbeat_age: float = field(metadata=json_as(rounded=1))
     ttl: float
-    heartbeat_age: float
     holder_gone: bool
 
     @property
@@ -178,21 +175,10 @@ class LockState:
         """``PROCESS_GONE``, ``HEARTBEAT_EXPIRED``, or None while the lock is live."""
         return PROCESS_GONE if self.holder_gone else HEARTBEAT_EXPIRED if self.stale else None
 
-    def as_dict(self) -> dict[str, Any]:
-        return {
-            **self.holder.as_source(),
-            "token": None,
-            "heartbeat_age": round(self.heartbeat_age, 1),
-            "ttl": self.ttl,
-            "stale": self.stale,
-            "stale_in": round(self.stale_in, 1),
-            "holder_gone": self.holder_gone,
-        }
-
 
 def lock_state(holder: LockHolder, ttl: float) -> LockState:
     """How ``holder``'s lock looks now: the one rule for staleness, for runs, ``status`` and ``unlock``."""
-    return LockState(holder, ttl, holder.age(), process_gone(holder))
+    return LockState(holder, heartbeat_age=holder.age(), ttl=ttl, holder_gone=process_gone(holder))
 
 
 def _iso(epoch: float) -> str:
@@ -354,22 +340,19 @@ def read_holder(client: Any, alias: str, index: str = LOCK_INDEX) -> LockHolder 
 
 
 @dataclass
-class UnlockResult:
+class UnlockResult(JsonResult):
     """What ``unlock`` found and did: the lock (None: not locked), and whether it was removed."""
 
+    json_placed: ClassVar = {"alias": ("locked",)}
+
     alias: str
-    lock: LockState | None = None
     removed: bool = False
     forced: bool = False
+    lock: LockState | None = None
 
-    def as_dict(self) -> dict[str, Any]:
-        return {
-            "alias": self.alias,
-            "locked": self.lock is not None,
-            "removed": self.removed,
-            "forced": self.forced,
-            "lock": None if self.lock is None else self.lock.as_dict(),
-        }
+    @property
+    def locked(self) -> bool:
+        return self.lock is not None
 
 
 def unlock(
@@ -389,7 +372,7 @@ def unlock(
     except NotFoundError:
         return UnlockResult(alias)
     state = lock_state(LockHolder.from_source(found["_source"]), ttl)
-    result = UnlockResult(alias, state, forced=force and not state.stale)
+    result = UnlockResult(alias, lock=state, forced=force and not state.stale)
     if not (state.stale or force):
         why = f"the run holding the lock looks alive (stale in {state.stale_in:.0f}s; --force removes it)"
         raise LockHeld(f"{alias}: {why}; not removed", result=result)

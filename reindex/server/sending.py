@@ -19,25 +19,31 @@ of ``retry_on_status``) sent again alone with exponential backoff up to
 called: it handles every action on its own (expanding, serialising, sizing,
 chunking) and every result through a generator: sending pre-serialised documents
 through it cost 0.10 CPU s per 10,000 documents, against 0.02 as one body per batch
-(docs/performance.md).
+(benchmarks/RESULTS.md).
 Whole requests answered 429/502/503/504 are retried by the client's transport
-(``reindex.server.retries``).
+(``reindex.server.retries``). Every other bulk request of the tool (range records, the
+queue's writes) goes through ``bulk_items`` too, so a rejected item is retried the
+same way wherever it was sent (``send_all`` for the tool's own records).
 """
 
 from __future__ import annotations
 
 import queue
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from reindex import interrupts
-from reindex.definitions.documents import Action, action_lines, created_a_document
+from reindex.definitions.documents import Action, action_lines, created_a_document, item_failure
+from reindex.errors import RunFailed
 from reindex.server.retries import RETRY_ON_STATUS, backoff
 
 #: Batches waiting for the sender thread; more only holds more memory.
 QUEUE_DEPTH = 2
+
+#: Sends one request body (given with its action lines); returns their bulk items.
+Request = Callable[[bytes, list[bytes]], list[dict[str, Any]]]
 
 #: ``(ok, item)``: a bulk result other than a document created (rejected, replaced, a delete).
 Result = tuple[bool, dict[str, Any]]
@@ -140,38 +146,65 @@ def send_batch(client: Any, batch: Sequence[Action], options: BulkOptions) -> tu
     after ``initial_backoff * 2**(n-1)`` seconds, up to ``max_retries`` times; those
     still rejected then are reported as failed.
     """
-    lines = [action_lines(action) for action in batch]
     indexed, others = 0, []
-    for attempt in range(options.max_retries + 1):
-        if attempt:
-            interrupts.sleep(backoff(attempt, options.initial_backoff, options.max_backoff))
-        retry: list[bytes] = []
-        for body, sent in bodies(lines, options.max_chunk_bytes):
-            items = client.bulk(body=body)["items"]
-            for line, item in zip(sent, items, strict=True):
-                status = next(iter(item.values())).get("status", 500)
-                if 200 <= status < 300:
-                    if created_a_document(item):
-                        indexed += 1
-                    else:
-                        others.append((True, item))
-                elif status in options.retry_on_status and attempt < options.max_retries:
-                    retry.append(line)
-                else:
-                    others.append((False, item))
-        if not retry:
-            break
-        lines = retry
+    for item in bulk_items(client, [action_lines(action) for action in batch], options):
+        if created_a_document(item):
+            indexed += 1
+        else:
+            others.append((200 <= item_status(item) < 300, item))
     return indexed, others
 
 
-def bodies(lines: list[bytes], max_bytes: int) -> Iterator[tuple[bytes, list[bytes]]]:
-    """Request bodies of whole actions, each at most ``max_bytes`` (an action bigger than that goes alone)."""
+def send_all(client: Any, actions: Sequence[Action], options: BulkOptions) -> None:
+    """Send ``actions`` (records of the tool's own, not documents), rejected items retried as
+    ``send_batch`` does; raise RunFailed with the server's reason if one still fails."""
+    for item in bulk_items(client, [action_lines(action) for action in actions], options):
+        op, status = next(iter(item)), item_status(item)
+        if not (200 <= status < 300 or (op == "delete" and status == 404)):
+            failure = item_failure(item)
+            raise RunFailed(f"the search server rejected {op} {failure.id}: {failure.reason}")
+
+
+def bulk_items(
+    client: Any, lines: list[bytes], options: BulkOptions, request: Request | None = None
+) -> list[dict[str, Any]]:
+    """The last item of each action of ``lines``, in order: items rejected with a status of
+    ``options.retry_on_status`` sent again (alone) with backoff, up to ``max_retries`` times.
+
+    ``request`` sends one body (and its lines) and returns their items; by default one ``client.bulk()``.
+    """
+    send = request or (lambda body, sent: client.bulk(body=body)["items"])
+    items: list[dict[str, Any]] = [{}] * len(lines)
+    todo = list(range(len(lines)))
+    for attempt in range(options.max_retries + 1):
+        if attempt:
+            interrupts.sleep(backoff(attempt, options.initial_backoff, options.max_backoff))
+        retry: list[int] = []
+        for body, sent in bodies([lines[i] for i in todo], options.max_chunk_bytes, todo):
+            for position, item in zip(sent, send(body, [lines[i] for i in sent]), strict=True):
+                items[position] = item
+                if item_status(item) in options.retry_on_status and attempt < options.max_retries:
+                    retry.append(position)
+        if not retry:
+            break
+        todo = retry
+    return items
+
+
+def item_status(item: dict[str, Any]) -> int:
+    """The status of one bulk item (500 when it has none)."""
+    return int(next(iter(item.values())).get("status", 500))
+
+
+def bodies(lines: list[bytes], max_bytes: int, keys: Sequence[Any] | None = None) -> Iterator[tuple[bytes, list[Any]]]:
+    """Request bodies of whole actions, each at most ``max_bytes`` (an action bigger than that goes alone),
+    with the lines of each (or, given ``keys``, the key of each line)."""
+    keys = lines if keys is None else keys
     start, size = 0, 0
     for end, line in enumerate(lines):
         if size and size + len(line) > max_bytes:
-            yield b"".join(lines[start:end]), lines[start:end]
+            yield b"".join(lines[start:end]), list(keys[start:end])
             start, size = end, 0
         size += len(line)
     if start < len(lines):
-        yield b"".join(lines[start:]), lines[start:]
+        yield b"".join(lines[start:]), list(keys[start:])

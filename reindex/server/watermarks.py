@@ -24,11 +24,12 @@ from __future__ import annotations
 import datetime
 import re
 import socket
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from reindex.config import Config
 from reindex.errors import ConfigurationError
+from reindex.results import JsonResult, json_as
 from reindex.server.locking import ensure_lock_index
 
 #: What follows the alias in the watermark's document id.
@@ -46,10 +47,10 @@ _UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks
 
 
 @dataclass(frozen=True)
-class Watermark:
+class Watermark(JsonResult):
     """Changes committed before ``time`` (the database's clock) are in ``index``."""
 
-    alias: str
+    alias: str = field(metadata=json_as(None))
     time: datetime.datetime
     #: The command that recorded it: ``update`` or ``rebuild``.
     command: str
@@ -62,15 +63,6 @@ class Watermark:
         """Seconds from the watermark to ``now`` (this host's clock): how old the freshest known state is."""
         now = now or datetime.datetime.now(datetime.timezone.utc)
         return max(0.0, (now - self.time).total_seconds())
-
-    def as_dict(self) -> dict[str, Any]:
-        return {
-            "time": self.time.isoformat(),
-            "command": self.command,
-            "index": self.index,
-            "recorded_at": self.recorded_at,
-            "host": self.host,
-        }
 
     @classmethod
     def from_source(cls, alias: str, source: dict[str, Any]) -> Watermark:

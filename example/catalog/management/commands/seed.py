@@ -6,7 +6,7 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from catalog.seed import generate
+from catalog.seed import date_back, generate
 
 
 class Command(BaseCommand):
@@ -18,6 +18,9 @@ class Command(BaseCommand):
         parser.add_argument("--sellers", type=int, default=40, help="Sellers to create (default 40).")
         parser.add_argument("--seed", type=int, default=42, help="Random seed (default 42).")
         parser.add_argument("--flush", action="store_true", help="Delete every catalog row first.")
+        parser.add_argument(
+            "--days-ago", type=float, default=0, help="Date every row's updated_at back this many days (default 0)."
+        )
 
     def handle(self, *args: Any, **options: Any) -> None:
         try:
@@ -30,4 +33,6 @@ class Command(BaseCommand):
             )
         except ValueError as exc:
             raise CommandError(str(exc)) from exc
+        if options["days_ago"]:
+            date_back(days=options["days_ago"])
         self.stdout.write(str(result))
