@@ -17,9 +17,9 @@ import django
 from demo.databases import mariadb, postgres
 
 SECRET_KEY = "tests"
-# The demo's search page, which the example's own tests (example/catalog/tests) open.
+# The demo's pages: the search page the example's own tests (example/catalog/tests) open, the admin
+# and the health endpoint (tests/test_admin.py, tests/test_health.py, tests/test_browser.py).
 ROOT_URLCONF = "demo.urls"
-TEMPLATES = [{"BACKEND": "django.template.backends.django.DjangoTemplates", "APP_DIRS": True}]
 USE_TZ = True
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 INSTALLED_APPS = [
@@ -32,8 +32,6 @@ INSTALLED_APPS = [
     "reindex",
     "catalog",
 ]
-# The admin's pages and the health endpoint (tests/test_admin.py, tests/test_health.py).
-ROOT_URLCONF = "tests.urls"
 STATIC_URL = "static/"  # the admin's CSS, served by the browser test's live server
 MIDDLEWARE = [
     "django.contrib.sessions.middleware.SessionMiddleware",

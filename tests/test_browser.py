@@ -92,8 +92,9 @@ def test_an_operator_logs_in_sees_a_dead_entry_and_retries_it(
     browser.find_element(By.ID, "action-toggle").click()
     browser.find_element(By.CSS_SELECTOR, "select[name=action] option[value=retry]").click()
     browser.find_element(By.CSS_SELECTOR, "button[name=index]").click()
+    confirm = browser.find_element(By.CSS_SELECTOR, "input[type=submit][value='Retry 1 entries']")  # the new page
     assert "1 of the 1 entries selected are dead" in browser.find_element(By.ID, "content").text
-    browser.find_element(By.CSS_SELECTOR, "input[type=submit][value='Retry 1 entries']").click()
+    confirm.click()
 
     assert "1 dead entries made pending again: products 1." in browser.find_element(By.CLASS_NAME, "messagelist").text
     assert QueueEntry.objects.get(object_id="17").state == "pending"
