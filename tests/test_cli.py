@@ -157,7 +157,7 @@ class TestHelp:
         assert json.loads(status.stdout)[0]["count"] == 4
 
     def test_hoisting_leaves_option_values_and_arguments_alone(self):
-        from reindex.cli.commands import hoist_global_options
+        from reindex.cli.group import hoist_global_options
 
         commands = ["rebuild", "status"]
         args = ["rebuild", "products", "--settings", "my.settings", "-vv", "--keep", "1", "--", "-q"]

@@ -2,6 +2,6 @@
 
 from __future__ import annotations
 
-from reindex.cli.commands import cli, main, run
+from reindex.cli.main import cli, main, run
 
 __all__ = ["cli", "main", "run"]
