@@ -19,10 +19,12 @@ from reindex.api import (
     diff,
     drain,
     enqueue,
+    last_drains,
     load_config,
     migrate,
     plan,
     prune,
+    queue_by_hour,
     queue_purge,
     queue_retry,
     queue_status,
@@ -67,9 +69,11 @@ from reindex.errors import (
     TooManyErrors,
     UnknownIndexError,
 )
+from reindex.healthcheck import AliasHealth, HealthReport, health
 from reindex.search import CursorPage, SearchHit, SearchResults, search
 
 __all__ = [
+    "AliasHealth",
     "BadQuery",
     "Config",
     "ConfigurationError",
@@ -77,6 +81,7 @@ __all__ = [
     "CursorExpired",
     "CursorPage",
     "DatabaseUnavailable",
+    "HealthReport",
     "IndexDefinition",
     "Interrupted",
     "InvalidCursor",
@@ -103,10 +108,13 @@ __all__ = [
     "diff",
     "drain",
     "enqueue",
+    "health",
+    "last_drains",
     "load_config",
     "migrate",
     "plan",
     "prune",
+    "queue_by_hour",
     "queue_purge",
     "queue_retry",
     "queue_status",

@@ -47,9 +47,18 @@ from reindex.pipeline.failure_log import FailureLog
 from reindex.pipeline.loading import FailureCallback, ProgressFactory
 from reindex.queue.draining import DrainResult
 from reindex.queue.draining import drain as drain_queues
-from reindex.queue.entries import QueueStatus, check_migrated, database_errors, enqueue_keys, queue_database, retry_dead
+from reindex.queue.entries import (
+    QueueStatus,
+    check_migrated,
+    database_errors,
+    enqueue_keys,
+    queue_database,
+    queued_by_hour,
+    retry_dead,
+)
 from reindex.queue.entries import purge as purge_entries
 from reindex.queue.entries import queue_status as status_of
+from reindex.queue.throughput import DrainPass, read_drain_pass
 from reindex.queue.triggers import TriggerStatus
 from reindex.queue.triggers import install as install_triggers
 from reindex.queue.triggers import remove as remove_triggers
@@ -433,14 +442,37 @@ def queue_status(*targets: Target, config: Config | None = None) -> list[QueueSt
     return [status_of(d.alias) for d in _queued(targets, config)]
 
 
-def queue_retry(*targets: Target, config: Config | None = None) -> dict[str, int]:
-    """Make the dead entries of each alias pending again (after the fix); how many, by alias."""
-    return {d.alias: retry_dead(d.alias) for d in _queued(targets, config)}
+def queue_retry(
+    *targets: Target, object_ids: Iterable[Any] | None = None, config: Config | None = None
+) -> dict[str, int]:
+    """Make the dead entries of each alias pending again (after the fix); how many, by alias.
+
+    ``object_ids``: only the entries of these rows (primary keys), as the admin's action on the entries selected.
+    """
+    return {d.alias: retry_dead(d.alias, object_ids) for d in _queued(targets, config)}
 
 
-def queue_purge(*targets: Target, dead_only: bool = False, config: Config | None = None) -> dict[str, int]:
-    """Delete the queued entries of each alias named (only the dead ones with ``dead_only``); how many, by alias."""
-    return {d.alias: purge_entries(d.alias, dead_only) for d in _queued(targets, config)}
+def queue_purge(
+    *targets: Target, dead_only: bool = False, object_ids: Iterable[Any] | None = None, config: Config | None = None
+) -> dict[str, int]:
+    """Delete the queued entries of each alias named (only the dead ones with ``dead_only``); how many, by alias.
+
+    ``object_ids``: only the entries of these rows (primary keys).
+    """
+    return {d.alias: purge_entries(d.alias, dead_only, object_ids) for d in _queued(targets, config)}
+
+
+def queue_by_hour(*targets: Target, hours: int = 24, config: Config | None = None) -> dict[str, list[int]]:
+    """The entries waiting in each alias's queue by the hour their change was queued, the last ``hours`` hours,
+    oldest first (older changes in the first hour); by alias. Reads the queue's table only (one query an alias)."""
+    return {d.alias: queued_by_hour(d.alias, hours) for d in _queued(targets, config)}
+
+
+def last_drains(*targets: Target, config: Config | None = None, **overrides: Any) -> list[DrainPass | None]:
+    """The last drain pass that sent anything, per alias (None where none was recorded): entries, seconds, rate."""
+    session = _Session(targets, config, overrides)
+    with session.connection.server_errors():
+        return [read_drain_pass(session.client, d.alias, session.config.lock_index) for d in session.definitions]
 
 
 def _queued(targets: Sequence[Target], config: Config | None) -> list[IndexDefinition]:

@@ -108,6 +108,13 @@ class Config:
     #: Queue the documents of hits whose rows are gone, so the next ``drain`` removes them (when the
     #: definition's changes are queued: it has ``watch``). False: drop them from the page only.
     search_heal: bool = True
+    # -- health (``reindex.health()``, the health endpoint, the admin page) ----------
+    #: Rows and documents the health check's sampled ``verify`` compares per alias; 0: no verify.
+    health_verify_sample: int = 100
+    #: Seconds the oldest change waiting in an alias's queue may be old before the alias is unhealthy.
+    health_max_queue_lag: float = 300.0
+    #: Dead queue entries an alias may have before it is unhealthy.
+    health_max_dead: int = 0
     # -- where definitions come from -------------------------------------------------
     indexes: tuple[str, ...] = ()
     autodiscover: bool = True
@@ -243,6 +250,9 @@ _CHECKS: dict[str, tuple[Any, str]] = {
     "search_timeout": (lambda v: _number(v) and v > 0, "a number of seconds above 0"),
     "search_total_bound": (_positive_int, "a whole number >= 1"),
     "search_heal": (lambda v: isinstance(v, bool), "True or False"),
+    "health_verify_sample": (_count, "a whole number >= 0"),
+    "health_max_queue_lag": (lambda v: _number(v) and v > 0, "a number of seconds above 0"),
+    "health_max_dead": (_count, "a whole number >= 0"),
     "indexes": (lambda v: not isinstance(v, str) and all(isinstance(p, str) for p in v), "a list of dotted paths"),
     "autodiscover": (lambda v: isinstance(v, bool), "True or False"),
 }

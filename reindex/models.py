@@ -35,8 +35,24 @@ class QueueEntry(models.Model):
 
     class Meta:
         db_table = "reindex_queue"
+        verbose_name_plural = "queue entries"
         constraints = [models.UniqueConstraint(fields=["alias", "object_id"], name="reindex_queue_alias_object")]
         indexes = [models.Index(fields=["alias", "state", "available_at"], name="reindex_queue_claimable")]
 
     def __str__(self) -> str:
         return f"{self.alias}:{self.object_id} ({self.state})"
+
+
+class IndexHealth(QueueEntry):
+    """The admin's "Index health" page (no table of its own: a proxy, for its place and permissions in the admin).
+
+    ``reindex.view_indexhealth`` lets a staff user see the page; ``reindex.queue_rebuild``
+    lets them queue a rebuild from it (where a Celery app is set up).
+    """
+
+    class Meta:
+        proxy = True
+        verbose_name = "index health"
+        verbose_name_plural = "index health"
+        default_permissions = ("view",)
+        permissions = [("queue_rebuild", "Can queue a rebuild from the admin")]

@@ -1,7 +1,8 @@
 """The Celery tasks of the ``reindex`` app, where ``app.autodiscover_tasks()`` finds them.
 
 Only Celery imports this module. ``load_range_task`` is the Celery executor's (see
-``reindex.executors.celery``); ``drain_queue`` drains the change queue from Celery beat::
+``reindex.executors.celery``); ``drain_queue`` drains the change queue from Celery beat;
+``rebuild_aliases`` is the rebuild the admin's "Queue a rebuild" sends::
 
     CELERY_BEAT_SCHEDULE = {"drain-search-queue": {"task": "reindex.drain", "schedule": 60}}
 """
@@ -14,7 +15,10 @@ from celery import shared_task
 
 from reindex.executors.celery import load_range_task
 
-__all__ = ["drain_queue", "load_range_task"]
+__all__ = ["REBUILD_TASK", "drain_queue", "load_range_task", "rebuild_aliases"]
+
+#: The name the admin sends a rebuild by (``app.send_task``).
+REBUILD_TASK = "reindex.rebuild"
 
 
 @shared_task(name="reindex.drain")
@@ -27,4 +31,17 @@ def drain_queue(*aliases: str, max_seconds: float = 55.0, **overrides: Any) -> l
     import reindex
 
     results = reindex.drain(*aliases, max_seconds=max_seconds, raise_on_error=False, **overrides)
+    return [result.as_dict() for result in results]
+
+
+@shared_task(name=REBUILD_TASK)
+def rebuild_aliases(*aliases: str, **overrides: Any) -> list[dict[str, Any]]:
+    """Rebuild ``aliases`` (all when none) with ``overrides`` of the settings; the ``--json`` reports.
+
+    A failed or locked alias does not fail the task: its report carries ``error`` (and
+    ``skipped: "locked"``), as ``reindex rebuild --json`` prints it.
+    """
+    import reindex
+
+    results = reindex.rebuild(*aliases, raise_on_error=False, **overrides)
     return [result.as_dict() for result in results]

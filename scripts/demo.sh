@@ -18,6 +18,9 @@ rm -f "$DEMO_SQLITE_PATH"
 "$bin/python" example/manage.py migrate --verbosity 0
 # Saved a day ago, as a live table's rows were: update then sends only what the demo changes.
 "$bin/python" example/manage.py seed --products 5000 --days-ago 1
+# The admin's user, for the Index health page at the end.
+DJANGO_SUPERUSER_PASSWORD=reindex-demo "$bin/python" example/manage.py createsuperuser \
+    --noinput --username admin --email admin@example.com
 
 step "an in-memory search server"
 # Its stdin is our pipe: when this script ends, the server sees EOF and stops. What it
@@ -66,11 +69,40 @@ print(results.count(), 'products match \"teapot\"; the first five:')
 for product in results:
     print(f'  {product.name:40} {product.category.name:20} {product.price:>8}  score {product.search_hit.score:.2f}')
 "
+
+step "the index's health: the endpoint an uptime monitor polls, and the admin's page"
 port=${DEMO_PORT:-8000}
-step "the search page: open http://127.0.0.1:$port/search/?q=teapot"
+"$bin/python" example/manage.py runserver --insecure --noreload "127.0.0.1:$port" >/dev/null 2>&1 &
+site=$!
+trap 'kill "$site" 2>/dev/null || true; kill "$SERVER_PID" 2>/dev/null || true' EXIT
+"$bin/python" - "$port" <<'PY'
+import json, sys, time, urllib.error, urllib.request
+
+url = f"http://127.0.0.1:{sys.argv[1]}/reindex/health"
+for _ in range(100):
+    try:
+        with urllib.request.urlopen(url) as answer:
+            status, body = answer.status, json.load(answer)
+        break
+    except urllib.error.HTTPError as answer:
+        status, body = answer.code, json.load(answer)
+        break
+    except OSError:
+        time.sleep(0.1)
+else:
+    sys.exit(f"demo: the site did not answer on {url}")
+print(f"$ curl {url}\nHTTP {status}: healthy={body['healthy']}, problems={body['problems']}", file=sys.stderr)
+PY
+cat >&2 <<TEXT
+
+The search page:               http://127.0.0.1:$port/search/?q=teapot
+The admin's Index health page: http://127.0.0.1:$port/admin/reindex/indexhealth/
+  user: admin   password: reindex-demo
+The health endpoint:           http://127.0.0.1:$port/reindex/health
+TEXT
 if [ -t 0 ] && [ -t 1 ]; then
-    echo "serving it with runserver until Ctrl-C (the search server stops with it)" >&2
-    "$bin/python" example/manage.py runserver --noreload "127.0.0.1:$port"
+    echo "Serving until Ctrl-C (the search server stops with it)." >&2
+    wait "$site" || true
 else
-    echo "(run 'make demo' in a terminal to serve it: runserver starts here, on the demo's search server)" >&2
+    echo "(run 'make demo' in a terminal to keep serving them)" >&2
 fi

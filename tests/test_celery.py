@@ -57,8 +57,12 @@ def worker(es_url: str, transactional_db: Any) -> Iterator[str]:
 
 def send(queue: str, *args: Any, task: str = "rebuild_search", **kwargs: Any) -> Any:
     """Send ``catalog.tasks.<task>`` to ``queue`` and wait for its outcome."""
-    import demo.celery  # noqa: F401  (the app the task binds to)
+    import demo.celery
     from catalog import tasks
+
+    # The app the task binds to. Celery's current app is per thread: another thread (the
+    # browser test's live server) may have imported demo.celery first, as its own.
+    demo.celery.app.set_current()
 
     return getattr(tasks, task).apply_async(args, kwargs, queue=queue).get(timeout=120)
 
@@ -116,3 +120,35 @@ def test_celery_beats_drain_task_sends_the_queued_changes(catalog, worker, es, e
     assert (report["alias"], report["indexed"], report["error"]) == ("products", 1, None)
     assert es.get(index="products", id=str(product.pk))["_source"]["name"] == "Drained by Celery"
     assert reindex.queue_status("products")[0].pending == 0
+
+
+def test_queue_a_rebuild_from_the_admin_sends_the_rebuild_task_to_a_worker(catalog, worker, es, es_url, settings):
+    from django.contrib.auth.models import User
+    from django.test import Client
+
+    from tests.helpers import wait_for
+
+    catalog(products=30)
+    settings.REINDEX = {**settings.REINDEX, "HOSTS": [es_url], "CELERY_QUEUE": worker}
+    client = Client()
+    client.force_login(User.objects.create_superuser("admin", password="pw"))
+    assert "Queue a rebuild of products" in client.get("/admin/reindex/indexhealth/").content.decode()
+
+    page = client.post("/admin/reindex/indexhealth/rebuild/", {"alias": "products"}, follow=True)
+
+    assert "Rebuild of products queued as Celery task" in page.content.decode()
+    wait_for(lambda: indexes.alias_targets(es, "products"), "the worker's rebuild to swap the alias", timeout=120)
+    assert es.count(index="products")["count"] == 30
+
+
+def test_the_rebuild_task_reports_a_locked_alias_instead_of_failing(catalog, worker, es, es_url):
+    import demo.celery
+
+    from tests.helpers import hold_lock_as
+
+    catalog(products=5)
+    hold_lock_as(es, "products", host="web9", pid=4242, age=1)
+
+    [report] = demo.celery.app.send_task("reindex.rebuild", args=["products"], queue=worker).get(timeout=120)
+
+    assert (report["alias"], report["skipped"], report["swapped"]) == ("products", "locked", False)

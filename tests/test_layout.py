@@ -36,7 +36,10 @@ LAYERS: list[tuple[str, ...]] = [
         "reindex.apps",
         "reindex.testing",
         "reindex.migrations",
+        "reindex.healthcheck",
     ),
+    # The Django glue on top of the API: the admin's pages, the health endpoint.
+    ("reindex.admin", "reindex.views", "reindex.urls", "reindex.prometheus"),
     ("reindex.cli", "reindex.management", "reindex.__main__"),
 ]
 
@@ -136,9 +139,12 @@ def test_click_only_under_the_cli() -> None:
 
 
 #: The modules a user may import besides ``reindex`` itself; everything else under reindex/ is internal.
-PUBLIC_MODULES = {"capture", "errors", "models", "tasks", "testserver", "testing"}
-#: Names that look like ``reindex.<name>`` in the docs but are not Python: Celery task names, a PostgreSQL setting.
-NOT_PYTHON = {"drain", "load_range", "paused"}
+PUBLIC_MODULES = {"capture", "errors", "models", "tasks", "testserver", "testing", "urls", "views"}
+#: Names that look like ``reindex.<name>`` in the docs but are not Python: Celery task names, a PostgreSQL setting,
+#: the admin's permissions.
+NOT_PYTHON = {"drain", "load_range", "paused", "view_indexhealth", "queue_rebuild"} | {
+    f"{verb}_queueentry" for verb in ("view", "change", "delete")
+}
 
 
 def test_the_docs_show_only_the_public_surface() -> None:

@@ -38,6 +38,8 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
@@ -52,6 +54,7 @@ from reindex.operations.outcomes import RunOutcome
 from reindex.pipeline.changes import change_batches
 from reindex.pipeline.loading import MAX_REPORTED_FAILURES
 from reindex.queue import entries as changequeue
+from reindex.queue.throughput import record_drain_pass
 from reindex.results import JsonResult, json_as
 from reindex.server import indexes
 from reindex.server.connection import describe_failure
@@ -122,11 +125,12 @@ def drain(
             busy = False
             for definition, result in zip(definitions, results, strict=True):
                 error = result.error
-                try:
-                    busy = drain_alias(definition, client, config, result, deadline) or busy
-                finally:  # also when a signal ends it right after the batch that ended the outage
-                    if loop and result.error != error:  # a worker's log shows an outage once, and its end
-                        logger.warning("%s", result.error or f"{definition.alias}: draining again")
+                with recorded_pass(client, definition.alias, result, config):  # recorded last
+                    try:
+                        busy = drain_alias(definition, client, config, result, deadline) or busy
+                    finally:  # also when a signal ends it right after the batch that ended the outage
+                        if loop and result.error != error:  # a worker's log shows an outage once, and its end
+                            logger.warning("%s", result.error or f"{definition.alias}: draining again")
             if not loop or _past(deadline):
                 break
             if not busy:
@@ -191,6 +195,26 @@ def drain_alias(
             break
         result.error = result.exception = None
     return claimed_any
+
+
+@contextmanager
+def recorded_pass(client: Any, alias: str, result: DrainResult, config: Config) -> Iterator[None]:
+    """Around one pass over an alias: record its rate once it ends, if it drained any (``reindex.queue.throughput``).
+
+    Recorded last, after the pass's own work and log line, even when a signal ends it.
+    """
+    started, before = time.monotonic(), _settled(result)
+    try:
+        yield
+    finally:
+        settled = _settled(result) - before
+        if settled:
+            record_drain_pass(client, alias, settled, time.monotonic() - started, config.lock_index)
+
+
+def _settled(result: DrainResult) -> int:
+    """Entries of ``result`` drained so far: claimed, less those put back as they were or kept for a rebuild."""
+    return result.claimed - result.released - result.replaying
 
 
 def _note(result: DrainResult, exc: ReindexError) -> None:

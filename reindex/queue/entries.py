@@ -565,6 +565,11 @@ class QueueStatus(JsonResult):
     #: Seconds since the oldest change not yet drained was queued (None when none waits).
     lag: float | None = field(default=None, metadata=json_as(rounded=3))
 
+    @property
+    def depth(self) -> int:
+        """Entries waiting to be drained: pending and claimed (the dead wait for ``retry``)."""
+        return self.pending + self.claimed
+
 
 def queue_status(alias: str, using: str | None = None) -> QueueStatus:
     """Counts by state and the lag of ``alias``'s queue (one query)."""
@@ -584,20 +589,46 @@ def queue_status(alias: str, using: str | None = None) -> QueueStatus:
     return status
 
 
-def retry_dead(alias: str, using: str | None = None) -> int:
-    """Make the dead entries of ``alias`` pending again, attempts forgotten; return how many."""
+def retry_dead(alias: str, object_ids: Iterable[Any] | None = None, using: str | None = None) -> int:
+    """Make the dead entries of ``alias`` (only those of ``object_ids`` when given) pending again; how many."""
     from reindex.models import DEAD, PENDING, QueueEntry
 
-    dead = QueueEntry.objects.using(using or queue_database()).filter(alias=alias, state=DEAD)
+    dead = _of_rows(QueueEntry.objects.using(using or queue_database()).filter(alias=alias, state=DEAD), object_ids)
     return int(dead.update(**_released(PENDING, _now(), attempts=0)))
 
 
-def purge(alias: str, dead_only: bool, using: str | None = None) -> int:
-    """Delete the entries of ``alias`` (only the dead ones with ``dead_only``); return how many."""
+def purge(alias: str, dead_only: bool, object_ids: Iterable[Any] | None = None, using: str | None = None) -> int:
+    """Delete the entries of ``alias`` (only the dead ones with ``dead_only``, those of ``object_ids``); how many."""
     from reindex.models import DEAD, QueueEntry
 
-    entries = QueueEntry.objects.using(using or queue_database()).filter(alias=alias)
+    entries = _of_rows(QueueEntry.objects.using(using or queue_database()).filter(alias=alias), object_ids)
     if dead_only:
         entries = entries.filter(state=DEAD)
     deleted, _ = entries.delete()
     return int(deleted)
+
+
+def _of_rows(entries: Any, object_ids: Iterable[Any] | None) -> Any:
+    """``entries`` narrowed to the rows of ``object_ids`` (primary keys), unless None."""
+    return entries if object_ids is None else entries.filter(object_id__in=[str(pk) for pk in object_ids])
+
+
+def queued_by_hour(alias: str, hours: int, using: str | None = None) -> list[int]:
+    """The entries of ``alias`` waiting now (dead ones aside), by the hour their change was queued: the last
+    ``hours`` hours, oldest first (older changes count in the first hour). One query."""
+    from django.db.models import Count
+    from django.db.models.functions import TruncHour
+    from django.utils import timezone
+
+    from reindex.models import DEAD, QueueEntry
+
+    now = _now()
+    local = timezone.localtime(now) if timezone.is_aware(now) else now  # the hours TruncHour cuts at
+    start = local.replace(minute=0, second=0, microsecond=0) - datetime.timedelta(hours=hours - 1)
+    counts = [0] * hours
+    waiting = QueueEntry.objects.using(using or queue_database()).filter(alias=alias).exclude(state=DEAD)
+    by_hour = waiting.annotate(hour=TruncHour("changed_at")).values("hour").annotate(n=Count("id")).order_by()
+    for row in by_hour:
+        slot = int((row["hour"] - start).total_seconds() // 3600)
+        counts[min(max(slot, 0), hours - 1)] += row["n"]
+    return counts

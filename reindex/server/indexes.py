@@ -29,7 +29,7 @@ def new_index_name(alias: str, now: datetime.datetime | None = None) -> str:
 class IndexInfo(JsonResult):
     """One index named after an alias, with what its marker says."""
 
-    json_placed: ClassVar = {"live": ("building", "created")}
+    json_placed: ClassVar = {"live": ("building", "created", "went_live", "fingerprint")}
 
     name: str
     owned: bool
@@ -40,6 +40,16 @@ class IndexInfo(JsonResult):
     @property
     def created(self) -> str | None:
         return self.marker.created
+
+    @property
+    def went_live(self) -> str | None:
+        """When the alias first moved to the index (None: never, or built before this was recorded)."""
+        return self.marker.went_live
+
+    @property
+    def fingerprint(self) -> str | None:
+        """The fingerprint of the definition the index was built (or last migrated) from."""
+        return self.marker.fingerprint
 
     @property
     def building(self) -> bool:

@@ -59,6 +59,11 @@ class Watermark(JsonResult):
     recorded_at: str = ""
     host: str = ""
 
+    def age(self, now: datetime.datetime | None = None) -> float:
+        """Seconds from the watermark to ``now`` (this host's clock): how old the freshest known state is."""
+        now = now or datetime.datetime.now(datetime.timezone.utc)
+        return max(0.0, (now - self.time).total_seconds())
+
     @classmethod
     def from_source(cls, alias: str, source: dict[str, Any]) -> Watermark:
         return cls(
