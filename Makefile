@@ -78,7 +78,7 @@ test-postgres: venv
 	REINDEX_TEST_DB=postgres $(PYTEST)
 
 # Where SKIP LOCKED matters: the change queue's tests on MariaDB.
-QUEUE_TESTS := tests/test_queue.py tests/test_queue_faults.py
+QUEUE_TESTS := tests/test_queue.py tests/test_queue_faults.py tests/test_queue_batches.py
 test-mariadb: venv
 	REINDEX_TEST_DB=mariadb $(PYTEST) $(QUEUE_TESTS)
 

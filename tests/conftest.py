@@ -30,7 +30,8 @@ ROOT = Path(__file__).resolve().parent.parent
 #: and MariaDB (``-m database``); ``make test-all`` runs every test on every database.
 DATABASE_SPECIFIC = {
     "test_rows", "test_conversions", "test_queries", "test_update", "test_catch_up",
-    "test_concurrent_writes", "test_queue", "test_queue_faults", "test_triggers", "test_rebuild",
+    "test_concurrent_writes", "test_queue", "test_queue_faults", "test_queue_batches", "test_triggers",
+    "test_rebuild",
 }  # fmt: skip
 
 

@@ -15,6 +15,7 @@ import tempfile
 
 import django
 from demo.databases import mariadb, postgres
+from demo.settings import INSTALLED_APPS, MIDDLEWARE, TEMPLATES  # noqa: F401 (the demo's apps and pages)
 
 SECRET_KEY = "tests"
 # The demo's pages: the search page the example's own tests (example/catalog/tests) open, the admin
@@ -22,37 +23,7 @@ SECRET_KEY = "tests"
 ROOT_URLCONF = "demo.urls"
 USE_TZ = True
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
-INSTALLED_APPS = [
-    "django.contrib.admin",
-    "django.contrib.contenttypes",
-    "django.contrib.auth",
-    "django.contrib.sessions",
-    "django.contrib.messages",
-    "django.contrib.staticfiles",
-    "reindex",
-    "catalog",
-]
 STATIC_URL = "static/"  # the admin's CSS, served by the browser test's live server
-MIDDLEWARE = [
-    "django.contrib.sessions.middleware.SessionMiddleware",
-    "django.middleware.common.CommonMiddleware",
-    "django.middleware.csrf.CsrfViewMiddleware",
-    "django.contrib.auth.middleware.AuthenticationMiddleware",
-    "django.contrib.messages.middleware.MessageMiddleware",
-]
-TEMPLATES = [
-    {
-        "BACKEND": "django.template.backends.django.DjangoTemplates",
-        "APP_DIRS": True,
-        "OPTIONS": {
-            "context_processors": [
-                "django.template.context_processors.request",
-                "django.contrib.auth.context_processors.auth",
-                "django.contrib.messages.context_processors.messages",
-            ]
-        },
-    }
-]
 
 _name_override = os.environ.get("REINDEX_TEST_DB_NAME")
 _checkout = hashlib.sha1(os.path.dirname(os.path.dirname(os.path.abspath(__file__))).encode()).hexdigest()[:8]
