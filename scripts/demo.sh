@@ -20,7 +20,7 @@ rm -f "$DEMO_SQLITE_PATH"
 "$bin/python" example/manage.py seed --products 5000 --days-ago 1
 # The admin's user, for the Index health page at the end.
 DJANGO_SUPERUSER_PASSWORD=reindex-demo "$bin/python" example/manage.py createsuperuser \
-    --noinput --username admin --email admin@example.com
+    --noinput --username admin --email admin@example.com --verbosity 0
 
 step "an in-memory search server"
 # Its stdin is our pipe: when this script ends, the server sees EOF and stops. What it
