@@ -36,7 +36,6 @@ import os
 import statistics
 import subprocess
 import sys
-import threading
 import time
 import uuid
 from pathlib import Path
@@ -44,6 +43,7 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "benchmarks"))
+from lag import LagProbes, searchable  # noqa: E402
 from rebuild import clear_server, dataset_env, seed_dataset, start_server  # noqa: E402  (the rebuild benchmark's datasets)
 
 DEFINITIONS = {"heavy": "benchmarks.definitions.ProductRowsIndex", "light": "benchmarks.definitions.ProductLightIndex"}
@@ -302,26 +302,11 @@ def step_lag(definition: Any, config: Any, client: Any, seconds: float, per_seco
     per_category = {c: Product.objects.filter(category_id=c).count() for c in categories}
     pks = list(Product.objects.filter(is_active=True).order_by("pk").values_list("pk", flat=True))
     run, tick, cycle = uuid.uuid4().hex[:12], 0.1, 20
-    pending: dict[str, float] = {}
-    lags: list[float] = []
-    lock = threading.Lock()
-    stop_at = float("inf")
 
     def found(name: str) -> bool:
-        answer = client.search(index=definition.alias, query={"term": {"name.raw": name}}, size=0)
-        return bool(answer["hits"]["total"]["value"])
+        return searchable(client, definition.alias, name)
 
-    def poll() -> None:
-        while time.monotonic() < stop_at + 60:
-            with lock:
-                names = list(pending)
-            if not names and time.monotonic() > stop_at:
-                return
-            for name in names:
-                if found(name):
-                    with lock:
-                        lags.append(time.monotonic() - pending.pop(name))
-            time.sleep(0.05)
+    probes = LagProbes(found, interval=0.05)
 
     def write(n: int) -> tuple[int, str]:
         """One tick's transaction; the documents it queued and its probe's name."""
@@ -352,19 +337,17 @@ def step_lag(definition: Any, config: Any, client: Any, seconds: float, per_seco
         product.save()
     while not found(warm_up):  # the drainer's start is not measured
         time.sleep(0.1)
-    stop_at = time.monotonic() + seconds
-    poller = threading.Thread(target=poll)
-    poller.start()
+    stop_at = probes.start(seconds)
     n, queued, due = 0, 0, time.monotonic()
     while due < stop_at:
         done, name = write(n)
         n += 1
         queued += done
-        with lock:
-            pending[name] = time.monotonic()
+        probes.written(name)
         due += tick
         time.sleep(max(0.0, due - time.monotonic()))
-    poller.join()
+    probes.join()
+    lags = probes.lags
     drainer.terminate()
     drainer.wait(timeout=60)
     centiles = statistics.quantiles(lags, n=100)

@@ -33,7 +33,6 @@ import random
 import statistics
 import subprocess
 import sys
-import threading
 import time
 import uuid
 from pathlib import Path
@@ -41,6 +40,7 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "benchmarks"))
+from lag import LagProbes, searchable  # noqa: E402
 from rebuild import dataset_env, seed_dataset, start_server  # noqa: E402  (the rebuild benchmark's datasets)
 
 
@@ -248,23 +248,7 @@ def step_lag(client: Any, seconds: float, rate: float) -> dict[str, Any]:
     drainer = subprocess.Popen(command, env=env, cwd=ROOT)
     pks = list(Product.objects.filter(is_active=True).values_list("pk", flat=True))
     rng, run = random.Random(5), uuid.uuid4().hex[:12]
-    pending: dict[str, float] = {}
-    lags: list[float] = []
-    lock = threading.Lock()
-
-    def poll() -> None:
-        while time.monotonic() < stop_at + 60:
-            with lock:
-                names = list(pending)
-            if not names and time.monotonic() > stop_at:
-                return
-            for name in names:
-                if client.search(index="products", query={"term": {"name.raw": name}}, size=0)["hits"]["total"][
-                    "value"
-                ]:
-                    with lock:
-                        lags.append(time.monotonic() - pending.pop(name))
-            time.sleep(0.02)
+    probes = LagProbes(lambda name: searchable(client, "products", name), interval=0.02)
 
     def rename(name: str) -> None:
         with transaction.atomic():
@@ -272,26 +256,19 @@ def step_lag(client: Any, seconds: float, rate: float) -> dict[str, Any]:
             product.name = name
             product.save()
 
-    def searchable(name: str) -> bool:
-        return bool(
-            client.search(index="products", query={"term": {"name.raw": name}}, size=0)["hits"]["total"]["value"]
-        )
-
     rename(f"lag warm-up {run}")  # not measured: the drainer's start
-    while not searchable(f"lag warm-up {run}"):
+    while not searchable(client, "products", f"lag warm-up {run}"):
         time.sleep(0.1)
-    stop_at = time.monotonic() + seconds
-    poller = threading.Thread(target=poll)
-    poller.start()
+    stop_at = probes.start(seconds)
     n, due = 0, time.monotonic()
     while due < stop_at:
         n += 1
         rename(f"lag probe {run} {n}")
-        with lock:
-            pending[f"lag probe {run} {n}"] = time.monotonic()
+        probes.written(f"lag probe {run} {n}")
         due += 1 / rate
         time.sleep(max(0.0, due - time.monotonic()))
-    poller.join()
+    probes.join()
+    lags = probes.lags
     drainer.terminate()
     drainer.wait(timeout=60)
     return {
