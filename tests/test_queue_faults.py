@@ -9,6 +9,9 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
@@ -42,6 +45,50 @@ def queued(alias: str) -> int:
     from reindex.models import QueueEntry
 
     return QueueEntry.objects.filter(alias=alias).count()
+
+
+@dataclass
+class Site:
+    """A site saving in its own thread: how many transactions committed, what any of them raised."""
+
+    saves: int = 0
+    errors: list[Exception] = field(default_factory=list)
+
+
+@contextmanager
+def busy_site(alias: str, keys: list[Any], per_save: int, pause: float, seed: int) -> Iterator[Site]:
+    """A site queueing ``per_save`` of ``keys`` in one transaction every ``pause`` seconds, until the block ends."""
+    import random
+    import threading
+
+    from django.db import connections, transaction
+
+    from reindex.queue import entries as changequeue
+
+    site, stop = Site(), threading.Event()
+
+    def save() -> None:
+        rng = random.Random(seed)
+        try:
+            while not stop.is_set():
+                try:
+                    with transaction.atomic():  # what several saves in one request queue
+                        for pk in rng.sample(keys, per_save):
+                            changequeue.enqueue_keys([(alias, pk)])
+                    site.saves += 1
+                except Exception as exc:
+                    site.errors.append(exc)
+                time.sleep(pause)
+        finally:
+            connections.close_all()
+
+    writer = threading.Thread(target=save)
+    writer.start()
+    try:
+        yield site
+    finally:
+        stop.set()
+        writer.join(30)
 
 
 @pytest.fixture
@@ -423,12 +470,8 @@ def test_two_drainers_and_a_busy_site_send_each_untouched_entry_once_and_no_save
     """2,000 entries, two drainers of 100-entry batches, and a site that keeps saving every tenth row
     (three at a time, in its own transactions) meanwhile: no save fails (no deadlock), nothing stays
     claimed, and every row the site left alone is written exactly once."""
-    import random
-    import threading
 
-    from django.db import connection, connections, transaction
-
-    from reindex.queue import entries as changequeue
+    from django.db import connection
 
     if connection.vendor == "sqlite":
         pytest.skip("SQLite has no SKIP LOCKED: one drainer at a time")
@@ -443,36 +486,14 @@ def test_two_drainers_and_a_busy_site_send_each_untouched_entry_once_and_no_save
     log = tmp_path / "batches.log"
     env = {**BATCHES, "REINDEX_TEST_BATCH_LOG": str(log)}
     drainers = [reindex_process("drain", "batches", "--batch-size", "100", wait=False, env=env) for _ in range(2)]
-    saves, errors, stop = [0], [], threading.Event()
-
-    def site() -> None:
-        rng = random.Random(7)
-        try:
-            while not stop.is_set():
-                try:
-                    with transaction.atomic():  # what three saves in one request queue
-                        for pk in rng.sample(touched, 3):
-                            changequeue.enqueue_keys([("batches", pk)])
-                    saves[0] += 1
-                except Exception as exc:
-                    errors.append(exc)
-                time.sleep(0.005)
-        finally:
-            connections.close_all()
-
-    writer = threading.Thread(target=site)
-    writer.start()
-    try:
+    with busy_site("batches", touched, per_save=3, pause=0.005, seed=7) as site:
         for drainer in drainers:
             _, stderr = drainer.communicate(timeout=300)
             assert drainer.returncode == 0, stderr
             assert stderr == ""
-    finally:
-        stop.set()
-        writer.join(30)
     [last] = api.drain(BatchesIndex(), es_url=es_url)  # what the site queued at the very end
 
-    assert errors == [] and saves[0] > 0
+    assert site.errors == [] and site.saves > 0
     assert queued("batches") == claimed("batches") == 0
     after = versions(es, "batches", size=len(keys))
     written = {doc_id: after[doc_id] - version for doc_id, version in before.items()}
@@ -481,6 +502,27 @@ def test_two_drainers_and_a_busy_site_send_each_untouched_entry_once_and_no_save
     assert all(written[str(pk)] >= 1 for pk in touched)
     assert len({line.split()[0] for line in log.read_text().splitlines()}) >= 2  # both drainers worked
     assert last.exception is None
+
+
+def test_a_one_off_drain_ends_on_a_site_that_never_stops_saving(catalog, es_url, reindex_process, concurrent_db):
+    """cron's ``reindex drain`` takes what was queued before it started and exits, while the site keeps
+    saving the same rows again and again, faster than one drainer sends them: what the site queued
+    meanwhile waits for the next run."""
+
+    from catalog.models import Product
+
+    catalog(products=300)
+    api.rebuild("products", es_url=es_url)
+    keys = list(Product.objects.order_by("pk").values_list("pk", flat=True))
+    api.enqueue("products", keys)
+    with busy_site("products", keys, per_save=5, pause=0.002, seed=3):
+        drainer = reindex_process("drain", "products", "--batch-size", "10", "--json", wait=False)
+        stdout, stderr = drainer.communicate(timeout=120)
+
+    assert drainer.returncode == 0, stderr
+    [report] = json.loads(stdout)
+    assert report["claimed"] == len(keys)  # each entry once: a save while claimed sends it back for the next run
+    assert queued("products") > 0 and claimed("products") == 0
 
 
 def test_a_busy_server_rejecting_a_drains_items_with_429_once_does_not_keep_them_waiting(catalog, es, es_url, db):

@@ -36,6 +36,7 @@ expires.
 
 from __future__ import annotations
 
+import datetime
 import logging
 import time
 from collections.abc import Iterator
@@ -118,6 +119,8 @@ def drain(
     results = [DrainResult(alias=d.alias, definition=d.path) for d in definitions]
     started = time.monotonic()
     deadline = None if max_seconds is None else started + max_seconds
+    # A pass takes what was queued before it started: on a busy site the one-off drain ends.
+    until = None if loop else changequeue.clock()
     migrated = False
     try:
         while True:
@@ -127,7 +130,7 @@ def drain(
                 error = result.error
                 with recorded_pass(client, definition.alias, result, config):  # recorded last
                     try:
-                        busy = drain_alias(definition, client, config, result, deadline) or busy
+                        busy = drain_alias(definition, client, config, result, deadline, until) or busy
                     finally:  # also when a signal ends it right after the batch that ended the outage
                         if loop and result.error != error:  # a worker's log shows an outage once, and its end
                             logger.warning("%s", result.error or f"{definition.alias}: draining again")
@@ -161,27 +164,41 @@ def _past(deadline: float | None) -> bool:
 
 
 def drain_alias(
-    definition: IndexDefinition, client: Any, config: Config, result: DrainResult, deadline: float | None = None
+    definition: IndexDefinition,
+    client: Any,
+    config: Config,
+    result: DrainResult,
+    deadline: float | None = None,
+    until: datetime.datetime | None = None,
 ) -> bool:
-    """Drain the due entries of one alias, batch after batch; return whether it claimed any.
+    """Drain the due entries of one alias (queued before ``until``), batch after batch; return whether it claimed any.
 
     A batch that fails as a whole (server down: RunFailed; alias not built:
     ConfigurationError) is put back and ends the pass with its error in ``result``.
+    An empty claim while entries are left (skipped because another drainer's claim
+    held them that moment) is tried again, for at most ``QUEUE_LEASE`` seconds.
     """
     batch_size = config.batch_size_for(definition)
     claimed_any = False
+    skipped_since: float | None = None
     while not _past(deadline):
         interrupts.check()
         try:
             with changequeue.database_errors(definition.alias):
-                claimed = changequeue.claim(definition.alias, batch_size, config.queue_lease)
+                claimed = changequeue.claim(definition.alias, batch_size, config.queue_lease, changed_before=until)
+                left = not claimed.entries and changequeue.claimable(definition.alias, until)
         except DatabaseUnavailable as exc:
             _note(result, exc)
             break
         if isinstance(result.exception, DatabaseUnavailable):  # it answers again
             result.error = result.exception = None
         if not claimed.entries:
-            break
+            skipped_since = skipped_since or time.monotonic()
+            if not left or time.monotonic() - skipped_since > config.queue_lease:
+                break
+            interrupts.sleep(0.05)
+            continue
+        skipped_since = None
         claimed_any = True
         result.batches += 1
         result.claimed += len(claimed.entries)

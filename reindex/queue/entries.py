@@ -106,7 +106,8 @@ def check_migrated(using: str | None = None) -> None:
         raise ConfigurationError(f"the queue's table {table} {problem}: run python manage.py migrate reindex first")
 
 
-def _now() -> datetime.datetime:
+def clock() -> datetime.datetime:
+    """The queue's clock: this host's (``django.utils.timezone.now()``)."""
     from django.utils import timezone
 
     return timezone.now()
@@ -124,7 +125,7 @@ def enqueue_keys(entries: Iterable[tuple[str, Any]], using: str | None = None) -
     if not pairs:
         return 0
     connection = connections[using or queue_database()]
-    now = connection.ops.adapt_datetimefield_value(_now())
+    now = connection.ops.adapt_datetimefield_value(clock())
     table = connection.ops.quote_name("reindex_queue")
     for start in range(0, len(pairs), INSERT_CHUNK):
         chunk = pairs[start : start + INSERT_CHUNK]
@@ -191,23 +192,56 @@ class Claimed:
     entries: list[Any]
 
 
-def claim(alias: str, limit: int, lease: float, using: str | None = None) -> Claimed:
+def claim(
+    alias: str,
+    limit: int,
+    lease: float,
+    using: str | None = None,
+    *,
+    changed_before: datetime.datetime | None = None,
+) -> Claimed:
     """Take up to ``limit`` claimable entries of ``alias``: pending and due, or claimed with an expired lease.
 
     An expired lease counts as a failed attempt (its drainer died, perhaps because of
     this very row), so a row that kills every drainer also ends up dead. One statement
     where the database can return the rows it updates (PostgreSQL, SQLite 3.35+), three
-    on MariaDB; the entries come back in ``id`` order.
+    on MariaDB; the entries come back in ``id`` order. ``changed_before``: only entries
+    queued before that time (a one-off drain's start: what a busy site queues meanwhile
+    is left for the next one, so the drain ends).
     """
     from django.db import connections
 
     using = using or queue_database()
     token = uuid.uuid4().hex
     if _returns_updated_rows(connections[using]):
-        taken = deadlock_retried(lambda: _claim_returning(alias, limit, lease, token, using))
+        taken = deadlock_retried(lambda: _claim_returning(alias, limit, lease, token, using, changed_before))
     else:
-        taken = deadlock_retried(lambda: _claim_in_steps(alias, limit, lease, token, using))
+        taken = deadlock_retried(lambda: _claim_in_steps(alias, limit, lease, token, using, changed_before))
     return Claimed(token, sorted(taken, key=lambda entry: entry.id))
+
+
+def claimable(alias: str, changed_before: datetime.datetime | None = None, using: str | None = None) -> bool:
+    """Whether ``alias`` has entries a claim could take (queued before ``changed_before``), read without a lock.
+
+    A claim that came back empty on MariaDB may only have skipped the rows another
+    drainer's claim was locking that very moment (InnoDB locks every row its sorted
+    read passed): these entries are still there for the next try.
+    """
+    from reindex.models import QueueEntry
+
+    entries = QueueEntry.objects.using(using or queue_database()).filter(_claimable_now(clock()), alias=alias)
+    if changed_before is not None:
+        entries = entries.filter(changed_at__lte=changed_before)
+    return entries.exists()
+
+
+def _claimable_now(now: datetime.datetime) -> Any:
+    """Pending and due, or claimed with an expired lease."""
+    from django.db.models import Q
+
+    from reindex.models import CLAIMED, PENDING
+
+    return Q(state=PENDING, available_at__lte=now) | Q(state=CLAIMED, lease_expires__lt=now)
 
 
 def _returns_updated_rows(connection: Any) -> bool:
@@ -224,7 +258,9 @@ _CLAIM_SET = (
 _LEASE_EXPIRED = "the lease expired (drainer gone?)"
 
 
-def _claim_returning(alias: str, limit: int, lease: float, token: str, using: str) -> list[Entry]:
+def _claim_returning(
+    alias: str, limit: int, lease: float, token: str, using: str, changed_before: datetime.datetime | None
+) -> list[Entry]:
     """The claim as one ``UPDATE ... WHERE id IN (SELECT ... [FOR UPDATE SKIP LOCKED] LIMIT n) RETURNING``."""
     from django.db import connections
 
@@ -232,38 +268,45 @@ def _claim_returning(alias: str, limit: int, lease: float, token: str, using: st
 
     connection = connections[using]
     ops = connection.ops
-    now = _now()
+    now = clock()
     at = ops.adapt_datetimefield_value(now)
     expires = ops.adapt_datetimefield_value(now + datetime.timedelta(seconds=lease))
     table = ops.quote_name("reindex_queue")
     claimable = "((state = %s AND available_at <= %s) OR (state = %s AND lease_expires < %s))"
     lock = " FOR UPDATE SKIP LOCKED" if connection.features.has_select_for_update_skip_locked else ""
+    before, bound = "", []
+    if changed_before is not None:
+        before, bound = " AND changed_at <= %s", [ops.adapt_datetimefield_value(changed_before)]
     # The candidates in a materialised CTE: as an ``IN (SELECT ... LIMIT)`` PostgreSQL may
     # run the subquery again for each row it updates, taking far more than ``limit``.
     sql = (
-        f"WITH picked AS MATERIALIZED (SELECT id FROM {table} WHERE alias = %s AND {claimable}"
+        f"WITH picked AS MATERIALIZED (SELECT id FROM {table} WHERE alias = %s AND {claimable}{before}"
         f" ORDER BY available_at, id LIMIT %s{lock}) UPDATE {table} SET {_CLAIM_SET}"
         f" WHERE id IN (SELECT id FROM picked) AND {claimable} RETURNING {', '.join(ENTRY_COLUMNS)}"
     )
     condition = [PENDING, at, CLAIMED, at]
-    params = [alias, *condition, limit, CLAIMED, CLAIMED, _LEASE_EXPIRED, token, expires, CLAIMED, *condition]
+    params = [alias, *condition, *bound, limit, CLAIMED, CLAIMED, _LEASE_EXPIRED, token, expires, CLAIMED, *condition]
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
         return [Entry(*row) for row in cursor.fetchall()]
 
 
-def _claim_in_steps(alias: str, limit: int, lease: float, token: str, using: str) -> list[Entry]:
+def _claim_in_steps(
+    alias: str, limit: int, lease: float, token: str, using: str, changed_before: datetime.datetime | None
+) -> list[Entry]:
     """The claim as a locking read of the candidates, an update of those, and a read of what was taken."""
     from django.db import connections, transaction
     from django.db.models import Case, F, IntegerField, Q, TextField, Value, When
 
-    from reindex.models import CLAIMED, PENDING, QueueEntry
+    from reindex.models import CLAIMED, QueueEntry
 
-    now = _now()
-    claimable = Q(state=PENDING, available_at__lte=now) | Q(state=CLAIMED, lease_expires__lt=now)
+    now = clock()
+    claimable = _claimable_now(now)
     entries = QueueEntry.objects.using(using)
     with transaction.atomic(using=using):
         candidates = entries.filter(claimable, alias=alias).order_by("available_at", "id")
+        if changed_before is not None:
+            candidates = candidates.filter(changed_at__lte=changed_before)
         if connections[using].features.has_select_for_update_skip_locked:
             candidates = candidates.select_for_update(skip_locked=True)
         ids = list(candidates.values_list("id", flat=True)[:limit])
@@ -384,7 +427,7 @@ def _settle(ids: Sequence[int], token: str, using: str) -> int:
             )
             deleted += cursor.rowcount
     rows = QueueEntry.objects.using(using).filter(id__in=ids, claimed_by=token)
-    return deleted + int(rows.update(**_released(PENDING, _now(), attempts=0)))
+    return deleted + int(rows.update(**_released(PENDING, clock(), attempts=0)))
 
 
 def deadlock_retried(step: Callable[[], T], tries: int = 5) -> T:
@@ -497,7 +540,7 @@ def fail(failures: Sequence[tuple[Any, str]], token: str, config: Config, using:
     from reindex.models import DEAD, PENDING, QueueEntry
 
     using = using or queue_database()
-    now, dead = _now(), 0
+    now, dead = clock(), 0
     for entry, reason in failures:
         attempts = entry.attempts + 1
         if attempts >= config.queue_max_attempts:
@@ -533,7 +576,7 @@ def release(
     from reindex.models import PENDING, QueueEntry
 
     using = using or queue_database()
-    values = _released(PENDING, _now() + datetime.timedelta(seconds=delay), last_error=reason[:2000])
+    values = _released(PENDING, clock() + datetime.timedelta(seconds=delay), last_error=reason[:2000])
     rows = QueueEntry.objects.using(using)
 
     def put_back(selected: Any) -> None:
@@ -585,7 +628,7 @@ def queue_status(alias: str, using: str | None = None) -> QueueStatus:
         if row["state"] != DEAD and (oldest is None or row["oldest"] < oldest):
             oldest = row["oldest"]
     if oldest is not None:
-        status.lag = max(0.0, (_now() - oldest).total_seconds())
+        status.lag = max(0.0, (clock() - oldest).total_seconds())
     return status
 
 
@@ -594,7 +637,7 @@ def retry_dead(alias: str, object_ids: Iterable[Any] | None = None, using: str |
     from reindex.models import DEAD, PENDING, QueueEntry
 
     dead = _of_rows(QueueEntry.objects.using(using or queue_database()).filter(alias=alias, state=DEAD), object_ids)
-    return int(dead.update(**_released(PENDING, _now(), attempts=0)))
+    return int(dead.update(**_released(PENDING, clock(), attempts=0)))
 
 
 def purge(alias: str, dead_only: bool, object_ids: Iterable[Any] | None = None, using: str | None = None) -> int:
@@ -622,7 +665,7 @@ def queued_by_hour(alias: str, hours: int, using: str | None = None) -> list[int
 
     from reindex.models import DEAD, QueueEntry
 
-    now = _now()
+    now = clock()
     local = timezone.localtime(now) if timezone.is_aware(now) else now  # the hours TruncHour cuts at
     start = local.replace(minute=0, second=0, microsecond=0) - datetime.timedelta(hours=hours - 1)
     counts = [0] * hours
