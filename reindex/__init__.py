@@ -31,7 +31,11 @@ from reindex.api import (
     rebuild,
     rebuild_each,
     rollback,
+    slot_drop,
+    slot_setup,
+    slot_status,
     status,
+    stream,
     sweep,
     sweep_each,
     triggers_install,
@@ -64,6 +68,7 @@ from reindex.errors import (
     SearchUnavailable,
     ServerError,
     ServerUnreachable,
+    StreamBusy,
     Superseded,
     TooFewDocuments,
     TooManyErrors,
@@ -71,6 +76,8 @@ from reindex.errors import (
 )
 from reindex.healthcheck import AliasHealth, HealthReport, health
 from reindex.search import CursorPage, SearchHit, SearchResults, search
+from reindex.stream.following import StreamResult
+from reindex.stream.slots import SlotStatus
 
 __all__ = [
     "AliasHealth",
@@ -98,6 +105,9 @@ __all__ = [
     "SearchUnavailable",
     "ServerError",
     "ServerUnreachable",
+    "SlotStatus",
+    "StreamBusy",
+    "StreamResult",
     "Superseded",
     "TooFewDocuments",
     "TooManyErrors",
@@ -122,7 +132,11 @@ __all__ = [
     "rebuild_each",
     "rollback",
     "search",
+    "slot_drop",
+    "slot_setup",
+    "slot_status",
     "status",
+    "stream",
     "sweep",
     "sweep_each",
     "triggers_install",

@@ -68,6 +68,12 @@ from reindex.server.drift import IndexDrift
 from reindex.server.drift import drift as drift_of
 from reindex.server.locking import UnlockResult
 from reindex.server.locking import unlock as unlock_alias
+from reindex.stream.following import StreamResult, follow
+from reindex.stream.slots import SlotStatus
+from reindex.stream.slots import check_database as check_stream_database
+from reindex.stream.slots import drop as drop_slots
+from reindex.stream.slots import setup as setup_slots
+from reindex.stream.slots import slot_status as status_of_slots
 
 logger = logging.getLogger("reindex.drain")
 
@@ -496,6 +502,77 @@ def triggers_install(*targets: Target, config: Config | None = None) -> list[Tri
 def triggers_status(*targets: Target, config: Config | None = None) -> list[TriggerStatus]:
     """Per definition, the tables whose triggers are installed, missing, out of date or left over."""
     return status_of_triggers(queued_definitions(targets, config), queue_database())
+
+
+def stream(
+    *targets: Target,
+    once: bool = False,
+    max_seconds: float | None = None,
+    handle_signals: bool = False,
+    raise_on_error: bool = True,
+    config: Config | None = None,
+    **overrides: Any,
+) -> list[StreamResult]:
+    """Follow the PostgreSQL log of ``targets`` (every definition with ``watch`` when none): docs/stream.md.
+
+    Each alias's slot (``slot_setup``) is read round after round; the documents its
+    changes touch are sent in bulk and only then is the slot moved on. ``once``: until
+    the slot reaches where the log ended at the start; ``max_seconds``; with
+    ``handle_signals`` SIGTERM/SIGINT end it after the round under way. Without
+    ``once`` an outage (database, search server) is logged and waited out; with it the
+    alias's run fails (RunFailed, nothing confirmed past what was sent). Raises
+    ConfigurationError (not PostgreSQL, ``wal_level`` not logical, no slot: see
+    ``slot_setup``) and ``Locked`` (exit 3) when another consumer follows a slot.
+    """
+    session = _Session(targets, config, overrides, check=False)
+    chosen = queued_definitions(targets, session.config)
+    check_stream_database(queue_database())
+    _check_slots(chosen)
+    try:
+        session.check()
+    except ServerUnreachable as exc:
+        if once:
+            raise RunFailed(f"{exc}; the slots stay where they are") from exc
+        logger.warning("%s; streaming once it answers", exc)
+    with ExitStack() as stack:
+        if handle_signals:
+            stack.enter_context(signals_raise_interrupted())
+        with session.connection.server_errors():
+            results = follow(chosen, session.client, session.config, once=once, max_seconds=max_seconds)
+    if raise_on_error:
+        _raise_worst(results)
+    return results
+
+
+def _check_slots(chosen: Sequence[IndexDefinition]) -> None:
+    """ConfigurationError naming the aliases without a slot (``reindex slot setup`` creates them)."""
+    missing = [status.alias for status in status_of_slots(chosen, queue_database(), Config()) if not status.exists]
+    if missing:
+        raise ConfigurationError(f"no replication slot for {', '.join(missing)}: run `reindex slot setup`")
+
+
+def slot_setup(*targets: Target, config: Config | None = None) -> list[SlotStatus]:
+    """Create (or bring up to date) the replication slot and publication of each alias; their status.
+
+    Every definition with ``watch`` when none is named. Raises ConfigurationError when
+    the database is not PostgreSQL, ``wal_level`` is not ``logical`` (the message says
+    what to set; it needs a restart) or its role may not replicate.
+    """
+    chosen = queued_definitions(targets, config)
+    setup_slots(chosen, queue_database())
+    return status_of_slots(chosen, queue_database(), config or load_config())
+
+
+def slot_status(*targets: Target, config: Config | None = None) -> list[SlotStatus]:
+    """Each alias's slot: lag in bytes and seconds, WAL retained, and the thresholds it is past (``problems``)."""
+    chosen = queued_definitions(targets, config)
+    return status_of_slots(chosen, queue_database(), config or load_config())
+
+
+def slot_drop(*targets: Target, config: Config | None = None) -> list[str]:
+    """Drop the slots and publications of these aliases (and the REPLICA IDENTITY FULL setup set); the aliases
+    that had one. Refuses (ConfigurationError) while a consumer reads a slot."""
+    return drop_slots(queued_definitions(targets, config), queue_database())
 
 
 def queued_definitions(targets: Sequence[Target], config: Config | None) -> list[IndexDefinition]:

@@ -100,6 +100,15 @@ class Config:
     #: Seconds ``drain --loop`` sleeps when the queue is empty; also how soon an entry drained
     #: while a rebuild loads is drained again (into the new index once it is live).
     queue_poll_interval: float = 1.0
+    # -- the event stream (``reindex stream``, PostgreSQL logical decoding) ------------
+    #: Seconds ``reindex stream`` waits when the log holds nothing new for an alias.
+    stream_poll_interval: float = 0.2
+    #: Changes read from the log at most per round (whole transactions: a larger one is read whole).
+    stream_batch: int = 5000
+    #: Seconds the oldest change not yet streamed may be old before ``slot status`` and health complain.
+    stream_max_lag: float = 300.0
+    #: Megabytes of WAL a slot may make PostgreSQL keep before ``slot status`` and health complain.
+    stream_max_retained: float = 1024.0
     # -- searching (``reindex.search``) ------------------------------------------------
     #: Seconds a search request may take before ``SearchUnavailable``; no retries: a person is waiting.
     search_timeout: float = 2.0
@@ -247,6 +256,10 @@ _CHECKS: dict[str, tuple[Any, str]] = {
     "queue_backoff": (_number, "a number of seconds >= 0"),
     "queue_backoff_max": (_number, "a number of seconds >= 0"),
     "queue_poll_interval": (lambda v: _number(v) and v > 0, "a number of seconds above 0"),
+    "stream_poll_interval": (lambda v: _number(v) and v > 0, "a number of seconds above 0"),
+    "stream_batch": (_positive_int, "a whole number >= 1"),
+    "stream_max_lag": (lambda v: _number(v) and v > 0, "a number of seconds above 0"),
+    "stream_max_retained": (lambda v: _number(v) and v > 0, "a number of megabytes above 0"),
     "search_timeout": (lambda v: _number(v) and v > 0, "a number of seconds above 0"),
     "search_total_bound": (_positive_int, "a whole number >= 1"),
     "search_heal": (lambda v: isinstance(v, bool), "True or False"),

@@ -203,6 +203,10 @@ class Locked(ReindexError):
         super().__init__(message)
         self.alias, self.holder = alias, holder
 
+
+class StreamBusy(Locked):
+    """Another ``reindex stream`` follows this alias's replication slot; this one read nothing."""
+
     @classmethod
     def held_by(cls, alias: str, holder: Any, waited: float = 0) -> Locked:
         since = datetime.datetime.fromtimestamp(holder.started, datetime.timezone.utc).isoformat(timespec="seconds")

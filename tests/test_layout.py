@@ -27,6 +27,7 @@ LAYERS: list[tuple[str, ...]] = [
     ("reindex.executors",),
     ("reindex.operations",),
     ("reindex.queue",),
+    ("reindex.stream",),
     ("reindex.search",),
     (
         "reindex",

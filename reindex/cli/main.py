@@ -13,7 +13,7 @@ from collections.abc import Sequence
 import click
 
 from reindex import errors
-from reindex.cli import indexes, queue, runs
+from reindex.cli import indexes, queue, runs, stream
 from reindex.cli.group import ReindexGroup, State
 
 
@@ -68,6 +68,8 @@ cli.add_command(runs.verify)
 cli.add_command(queue.drain)
 cli.add_command(queue.queue_group)
 cli.add_command(queue.triggers_group)
+cli.add_command(stream.stream)
+cli.add_command(stream.slot_group)
 
 
 def run(args: Sequence[str] | None = None, prog_name: str = "reindex") -> int:

@@ -29,6 +29,8 @@ from reindex.queue.triggers import TriggerStatus
 from reindex.results import to_json
 from reindex.server.drift import IndexDrift
 from reindex.server.locking import LockState, UnlockResult
+from reindex.stream.following import StreamResult
+from reindex.stream.slots import SlotStatus
 
 #: Failed rows listed under a failed or partly failed rebuild (all of them with -v).
 FAILURES_SHOWN = 10
@@ -184,6 +186,40 @@ def format_drain(result: DrainResult) -> str:
 def drain_left(result: DrainResult) -> str:
     """What a failed drain left."""
     return "the entries not sent stay queued"
+
+
+def format_stream(result: StreamResult) -> str:
+    """One line for an alias's stream."""
+    line = (
+        f"{result.alias}: {counted(result.transactions, 'transaction', 'transactions')}, "
+        f"{counted(result.documents, 'document', 'documents')}: {result.indexed} indexed, "
+        f"{result.deleted} deleted, {result.failed} failed ({result.dead} dead) in {result.seconds:.1f}s"
+    )
+    extras = [
+        f"{count} {what}"
+        for count, what in (
+            (result.replaying, "kept until the rebuild under way swaps"),
+            (result.deferred, "queued (the server could not take them)"),
+            (len(result.truncated), "truncated table(s) " + ", ".join(result.truncated)),
+        )
+        if count
+    ]
+    return f"{line}; {', '.join(extras)}" if extras else line
+
+
+def stream_left(result: StreamResult) -> str:
+    """What a failed stream left."""
+    return "the slot stays at the last change sent"
+
+
+def format_slot_status(status: SlotStatus) -> str:
+    """One line for an alias's slot."""
+    if not status.exists:
+        return f"{status.alias}: no slot"
+    reading = "being read" if status.active else "not being read"
+    lag = "lag unknown (being read)" if status.lag_seconds is None else f"oldest change {status.lag_seconds:.1f}s ago"
+    retained = (status.retained_bytes or 0) / 1024 / 1024
+    return f"{status.alias}: slot {status.slot}, {reading}; {lag}; {retained:.1f} MB of WAL kept"
 
 
 def format_queue_status(status: QueueStatus) -> str:

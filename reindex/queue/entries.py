@@ -537,22 +537,31 @@ def fail(failures: Sequence[tuple[Any, str]], token: str, config: Config, using:
 
     Returns how many became dead.
     """
-    from reindex.models import DEAD, PENDING, QueueEntry
+    from reindex.models import DEAD, QueueEntry
 
     using = using or queue_database()
-    now, dead = clock(), 0
+    dead = 0
     for entry, reason in failures:
-        attempts = entry.attempts + 1
-        if attempts >= config.queue_max_attempts:
-            state, dead = DEAD, dead + 1
-            due = now
-        else:
-            state = PENDING
-            due = now + datetime.timedelta(seconds=backoff(attempts, config.queue_backoff, config.queue_backoff_max))
+        state, due, attempts = _next_try(entry.attempts, config)
+        dead += state == DEAD
         QueueEntry.objects.using(using).filter(id=entry.id, claimed_by=token).update(
             **_released(state, due, attempts=attempts, last_error=reason[:2000])
         )
     return dead
+
+
+def _next_try(attempts: int, config: Config) -> tuple[str, datetime.datetime, int]:
+    """After one more failed attempt: the entry's state, when it is due, and its attempts."""
+    from reindex.models import DEAD, PENDING
+
+    attempts += 1
+    if attempts >= config.queue_max_attempts:
+        return DEAD, clock(), attempts
+    return (
+        PENDING,
+        clock() + datetime.timedelta(seconds=backoff(attempts, config.queue_backoff, config.queue_backoff_max)),
+        attempts,
+    )
 
 
 def release(
@@ -595,6 +604,47 @@ def release(
         if entry.id not in locked:  # being queued again by the site: one row at a time
             with transaction.atomic(using=using):
                 put_back(rows.filter(id__in=_lock_held([entry], token, using, wait=True)))
+
+
+def hand_over(alias: str, keys: Sequence[str], delay: float, reason: str = "", held_for: str | None = None) -> None:
+    """Queue ``keys`` of ``alias`` for a drain ``delay`` seconds from now, without counting an attempt.
+
+    What the event stream could not finish itself: documents the server could not take
+    this moment, or sent while a rebuild loads (``held_for``: the building indexes they
+    reached, as ``release`` keeps it; sent to the new index once it is live). An entry
+    a drainer holds right now is only marked ``requeued`` (its acknowledgement puts it back).
+    """
+    from reindex.models import PENDING, QueueEntry
+
+    using = queue_database()
+    enqueue_keys([(alias, key) for key in keys], using)
+    due = clock() + datetime.timedelta(seconds=delay)
+    rows = QueueEntry.objects.using(using).filter(alias=alias, state=PENDING)
+    for start in range(0, len(keys), INSERT_CHUNK):
+        chunk = rows.filter(object_id__in=list(keys[start : start + INSERT_CHUNK]))
+        chunk.update(available_at=due, last_error=reason[:2000], held_for=held_for and held_for[:255])
+
+
+def isolate(alias: str, failures: Sequence[tuple[str, str]], config: Config) -> int:
+    """Queue the ``(key, reason)`` documents that failed outside the queue, an attempt counted; how many are dead.
+
+    They wait ``QUEUE_BACKOFF * 2**(attempts-1)`` seconds and are dead after
+    ``QUEUE_MAX_ATTEMPTS``, as the queue's own failures are (``fail``).
+    """
+    from reindex.models import DEAD, PENDING, QueueEntry
+
+    using = queue_database()
+    enqueue_keys([(alias, key) for key, _ in failures], using)
+    rows = QueueEntry.objects.using(using).filter(alias=alias, state=PENDING)
+    dead = 0
+    for key, reason in failures:
+        found = rows.filter(object_id=key).values_list("attempts", flat=True).first()
+        if found is None:  # a drainer holds it: it is sent again anyway
+            continue
+        state, due, attempts = _next_try(found, config)
+        dead += state == DEAD
+        rows.filter(object_id=key).update(state=state, attempts=attempts, available_at=due, last_error=reason[:2000])
+    return dead
 
 
 @dataclass

@@ -66,6 +66,19 @@ class KeySource:
         """The SELECT for ``OLD`` or ``NEW``."""
         return self.select.replace(f"'{_MARK}'", f'{row}."{self.column}"')
 
+    @classmethod
+    def of_column(cls, table: str, column: str, label: str) -> KeySource:
+        """A source whose keys are the values of a column of the changed row itself."""
+        return cls(table, f"SELECT '{_MARK}'", column, label)
+
+    def for_values(self) -> tuple[str, bool]:
+        """The SELECT with a placeholder for the changed rows' values: ``= ANY(%s)`` of a list where the
+        SQL compares the value once (True), else ``%s`` for one value at a time (False)."""
+        compared = f"= '{_MARK}'"
+        if self.select.count(compared) == 1 and self.select.count(_MARK) == 1:
+            return self.select.replace(compared, "= ANY(%s)"), True
+        return self.select.replace(f"'{_MARK}'", "%s"), False
+
 
 @dataclass(frozen=True)
 class TableTrigger:

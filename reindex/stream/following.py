@@ -1,0 +1,331 @@
+"""``reindex stream``: follow each alias's replication slot and send the documents its changes touch.
+
+A round reads up to ``STREAM_BATCH`` changes (whole transactions) from the slot
+without consuming them (``pg_logical_slot_peek_binary_changes``), turns the changed
+rows into the primary keys of the documents they touch (``reindex.stream.routes``: a
+row changed ten times in the round is one document), and sends those documents in
+batches of ``BATCH_SIZE`` the way ``drain`` does (``reindex.queue.draining.Batch``:
+the rows read through the definition, built by the rebuild's builder, one bulk body
+per batch, into the index a rebuild is loading too). Only then is the slot moved on
+past the round's last transaction (``pg_replication_slot_advance``): a consumer killed
+at any moment loses nothing and sends at most one round again, and while the search
+server is down the slot stays where it is.
+
+What the stream cannot finish itself goes to the change queue, and the stream drains
+the queue between rounds (the same retries, dead entries and replays as ``drain``):
+
+- a document the server rejects: queued with an attempt counted (dead after
+  ``QUEUE_MAX_ATTEMPTS``), the others go on, the slot moves on;
+- a document sent while a rebuild loads: queued to be sent again once the new index
+  is live (``held_for``), as ``drain`` does;
+- a TRUNCATE of the definition's own table: its documents are removed by a ``sweep``;
+  of a table it watches: every row of the alias is queued.
+
+One consumer per slot: a PostgreSQL advisory lock held by the consumer's session
+(released when its connection ends, ``kill -9`` included); a second one is refused
+(``StreamBusy``, exit 3).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+from reindex import interrupts
+from reindex.config import Config
+from reindex.definitions.definition import IndexDefinition
+from reindex.definitions.documents import Failure
+from reindex.errors import Interrupted, ReindexError, StreamBusy
+from reindex.operations.outcomes import RunOutcome
+from reindex.pipeline.loading import MAX_REPORTED_FAILURES
+from reindex.queue import entries as changequeue
+from reindex.queue.draining import Batch, DrainResult, Targets, drain_alias, queue_migrated
+from reindex.results import JsonResult, json_as
+from reindex.stream.decoding import Decoder, Transaction, lsn_text, lsn_value
+from reindex.stream.routes import Routes
+from reindex.stream.slots import check_database, slot_name
+
+logger = logging.getLogger("reindex.stream")
+
+#: The advisory lock's first key: "REIX". The second is the slot name's hash.
+_LOCK_CLASS = 0x52454958
+
+
+@dataclass(kw_only=True)
+class StreamResult(RunOutcome, JsonResult):
+    """What following one alias's slot did: the report ``stream --json`` prints."""
+
+    json_placed: ClassVar = {"seconds": ("error",)}
+
+    alias: str
+    definition: str
+    slot: str
+    rounds: int = 0
+    transactions: int = 0
+    #: Rows changed (and tables truncated) in those transactions that the alias's documents come from.
+    changes: int = 0
+    #: Documents the changes touched (each once a round).
+    documents: int = 0
+    batches: int = 0
+    indexed: int = 0
+    deleted: int = 0
+    #: Documents the server rejected or whose rows failed to build: queued, an attempt counted.
+    failed: int = 0
+    dead: int = 0
+    #: Documents sent while a rebuild loads: queued to be sent again once its index is live.
+    replaying: int = 0
+    #: Documents the server could not take this moment: queued without an attempt.
+    deferred: int = 0
+    truncated: list[str] = field(default_factory=list)
+    #: Where the slot was moved to last (the end of the last transaction sent).
+    confirmed_lsn: str | None = None
+    #: The change queue drained between rounds (retries, replays after a swap).
+    queue: DrainResult | None = None
+    failures: list[Failure] = field(default_factory=list)
+    seconds: float = field(default=0.0, metadata=json_as(rounded=3))
+
+
+class StreamBatch(Batch):
+    """A drain batch whose entries come from the log, not from the queue: nothing to claim or acknowledge."""
+
+    def __init__(self, definition: IndexDefinition, client: Any, config: Config, keys: list[str]) -> None:
+        entries = [changequeue.Entry(0, definition.alias, key, 0) for key in keys]
+        super().__init__(
+            definition, client, config, changequeue.Claimed("", entries), DrainResult(alias="", definition="")
+        )
+        self.transient: dict[str, str] = {}
+        self.rejected: dict[str, str] = {}
+        self.building: Targets | None = None
+        self.done: list[str] = []
+
+    def held(self, targets: Targets) -> set[str]:
+        return set()  # every change in the log is new to every index
+
+    def settle(self, done: list[str], targets: Targets, held: set[str]) -> None:
+        self.done = done
+        if targets.building:
+            self.building = targets
+
+    def put_back(self, keys: list[str], reason: str, failed: dict[str, str]) -> None:
+        self.transient.update(dict.fromkeys(keys, reason))
+        self.rejected.update(failed)
+
+
+class Follower:
+    """One alias's slot, read round after round by this process."""
+
+    def __init__(self, definition: IndexDefinition, client: Any, config: Config, using: str) -> None:
+        self.definition, self.client, self.config, self.using = definition, client, config, using
+        self.slot = slot_name(definition.alias)
+        self.routes = Routes.of(definition, using)
+        self.result = StreamResult(alias=definition.alias, definition=definition.path, slot=self.slot)
+        self.locked_by: Any = None
+        #: With ``once``: the log's end when the run started; the alias is done once the slot passed it.
+        self.until: int | None = None
+        #: With ``once``: the queue's entries drained are those queued before the run started.
+        self.queue_until: Any = None
+        self.caught_up = False
+
+    def lock(self) -> None:
+        """Take the slot's advisory lock for this session (StreamBusy when another consumer has it)."""
+        from django.db import connections
+
+        connection = connections[self.using]
+        connection.ensure_connection()
+        if self.locked_by is connection.connection:
+            return
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_try_advisory_lock(%s, hashtext(%s))", [_LOCK_CLASS, self.slot])
+            (taken,) = cursor.fetchone()
+            if not taken:
+                cursor.execute(
+                    "SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND classid = %s"
+                    " AND objid = hashtext(%s)::oid AND granted",
+                    [_LOCK_CLASS, self.slot],
+                )
+                holder = cursor.fetchone()
+                where = f" (PostgreSQL process {holder[0]})" if holder else ""
+                raise StreamBusy(
+                    f"{self.definition.alias}: another `reindex stream` follows the slot {self.slot}{where}",
+                    alias=self.definition.alias,
+                )
+        self.locked_by = connection.connection
+
+    def round(self) -> bool:
+        """Read, send and confirm one round of the slot; whether it held anything for the alias."""
+        with changequeue.database_errors(self.definition.alias):
+            self.lock()
+            read_to = self.log_end()
+            transactions, whole = self.peek()
+        end = transactions[-1].end_lsn if transactions else None
+        if whole and (end is None or lsn_value(end) < read_to):
+            # The slot held nothing more up to ``read_to``: confirming it lets PostgreSQL drop
+            # the WAL of the tables the alias does not read (a transaction under way then
+            # is still read whole once it commits).
+            end = lsn_text(read_to)
+        if transactions:
+            self.send_round(transactions)
+        if end is not None and (
+            self.result.confirmed_lsn is None or lsn_value(end) > lsn_value(self.result.confirmed_lsn)
+        ):
+            with changequeue.database_errors(self.definition.alias):
+                self.confirm(end)
+        if self.until is not None and (not transactions or lsn_value(end or "0/0") >= self.until):
+            self.caught_up = True
+        return bool(transactions)
+
+    def send_round(self, transactions: list[Transaction]) -> None:
+        result = self.result
+        result.rounds += 1
+        result.transactions += len(transactions)
+        changes = [change for transaction in transactions for change in transaction.changes]
+        with changequeue.database_errors(self.definition.alias):
+            keys, truncated = self.routes.keys(changes)
+            result.changes += sum(1 for change in changes if change.table in self.routes.by_table)
+            for table in truncated:
+                self.truncated(table)
+            self.send(sorted(keys))
+
+    def peek(self) -> tuple[list[Transaction], bool]:
+        """The transactions the slot holds, up to ``STREAM_BATCH`` changes; and whether that was all of them."""
+        from django.db import connections
+
+        with connections[self.using].cursor() as cursor:
+            cursor.execute(
+                "SELECT data FROM pg_logical_slot_peek_binary_changes(%s, NULL, %s,"
+                " 'proto_version', '1', 'publication_names', %s)",
+                [self.slot, self.config.stream_batch, self.slot],
+            )
+            rows = cursor.fetchall()
+        return Decoder().decode(row[0] for row in rows), len(rows) < self.config.stream_batch
+
+    def log_end(self) -> int:
+        """Where the log ends now."""
+        from django.db import connections
+
+        with changequeue.database_errors(self.definition.alias), connections[self.using].cursor() as cursor:
+            cursor.execute("SELECT pg_current_wal_lsn()::text")
+            return lsn_value(cursor.fetchone()[0])
+
+    def send(self, keys: list[str]) -> None:
+        """Send the documents of ``keys`` in batches; what the server could not take goes to the queue."""
+        result, alias = self.result, self.definition.alias
+        size = self.config.batch_size_for(self.definition)
+        result.documents += len(keys)
+        for start in range(0, len(keys), size):
+            interrupts.check()
+            batch = StreamBatch(self.definition, self.client, self.config, keys[start : start + size])
+            batch.finish()  # RunFailed (server down): nothing confirmed, the round is read again
+            result.batches += 1
+            result.indexed += batch.result.indexed
+            result.deleted += batch.result.deleted
+            if batch.building is not None:
+                changequeue.hand_over(
+                    alias, batch.done, self.config.queue_poll_interval, held_for=batch.building.marker
+                )
+                result.replaying += len(batch.done)
+            if batch.transient:
+                reason = next(iter(batch.transient.values()))
+                changequeue.hand_over(alias, list(batch.transient), self.config.queue_backoff, reason)
+                result.deferred += len(batch.transient)
+            if batch.rejected:
+                result.failed += len(batch.rejected)
+                result.dead += changequeue.isolate(alias, sorted(batch.rejected.items()), self.config)
+                for key, why in batch.rejected.items():
+                    if len(result.failures) < MAX_REPORTED_FAILURES:
+                        result.failures.append(Failure(key, why, "stream"))
+
+    def truncated(self, table: str) -> None:
+        """A TRUNCATE: the own table's documents are swept; a watched table's queues every row of the alias."""
+        from reindex.operations.sweeping import sweep
+
+        self.result.truncated.append(table)
+        if table == self.routes.own_table:
+            logger.warning("%s: %s was truncated: removing the documents of rows gone", self.definition.alias, table)
+            sweep(self.definition, self.client, self.config)
+            return
+        logger.warning("%s: %s was truncated: queueing every document again", self.definition.alias, table)
+        keys = self.definition.get_queryset().values_list("pk", flat=True).order_by().iterator()
+        changequeue.enqueue_keys((self.definition.alias, key) for key in keys)
+
+    def confirm(self, lsn: str) -> None:
+        from django.db import connections
+
+        with connections[self.using].cursor() as cursor:
+            cursor.execute("SELECT pg_replication_slot_advance(%s, %s::pg_lsn)", [self.slot, lsn])
+        self.result.confirmed_lsn = lsn
+
+    def drain_queue(self) -> None:
+        """Drain what the stream (or anyone) queued for the alias and is due: retries, replays after a swap."""
+        if self.result.queue is None:
+            self.result.queue = DrainResult(alias=self.definition.alias, definition=self.definition.path)
+        if queue_migrated():
+            drain_alias(self.definition, self.client, self.config, self.result.queue, until=self.queue_until)
+
+
+def follow(
+    definitions: list[IndexDefinition],
+    client: Any,
+    config: Config,
+    *,
+    once: bool = False,
+    max_seconds: float | None = None,
+) -> list[StreamResult]:
+    """Follow the slots of ``definitions``: until nothing new is in them (``once``), ``max_seconds`` or a signal.
+
+    An outage of the database or of the search server ends a ``once`` run with the
+    alias's error (nothing is confirmed past what was sent); otherwise it is logged
+    once and waited out. StreamBusy when another consumer follows one of the slots.
+    """
+    from django.db import router
+
+    using = router.db_for_write(definitions[0].get_queryset().model) if definitions else "default"
+    using = using or "default"
+    check_database(using)
+    queue_migrated()  # ConfigurationError before `migrate reindex`: failures and replays wait in the queue
+    followers = [Follower(definition, client, config, using) for definition in definitions]
+    started = time.monotonic()
+    try:
+        for follower in followers if once else ():
+            follower.until, follower.queue_until = follower.log_end(), changequeue.clock()
+        while True:
+            busy = False
+            for follower in followers:
+                if not (once and (follower.caught_up or follower.result.exception is not None)):
+                    busy = _one_round(follower, once) or busy
+            if once and all(f.caught_up or f.result.exception is not None for f in followers):
+                break
+            if max_seconds is not None and time.monotonic() - started >= max_seconds:
+                break
+            if not busy:
+                interrupts.sleep(config.stream_poll_interval)
+    except Interrupted:
+        pass  # the round under way was finished and confirmed
+    finally:
+        for follower in followers:
+            follower.result.seconds = time.monotonic() - started
+    return [follower.result for follower in followers]
+
+
+def _one_round(follower: Follower, once: bool) -> bool:
+    """A round of one alias and a drain of its queue; an outage noted (and, with ``once``, the alias's end)."""
+    result = follower.result
+    before = result.error
+    try:
+        busy = follower.round()
+        follower.drain_queue()
+    except (StreamBusy, Interrupted):
+        raise
+    except ReindexError as exc:
+        result.error, result.exception = str(exc), exc
+        if not once and result.error != before:
+            logger.warning("%s; following again once it answers", result.error)
+        if not once:
+            interrupts.sleep(follower.config.retry_backoff)
+        return False
+    if result.error is not None and not once:
+        logger.warning("%s: streaming again", follower.definition.alias)
+    result.error = result.exception = None
+    return busy

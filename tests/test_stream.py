@@ -1,0 +1,120 @@
+"""The event stream: every committed change reaches the index from PostgreSQL's log, nothing added to a write.
+
+These tests need a PostgreSQL cluster with ``wal_level = logical``: ``make test-stream``
+starts one of its own (``scripts/logical_cluster.py``). Capture by signals is off
+(``QUEUE_CAPTURE = False``): what reaches the index came through the log.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+
+import reindex as api
+from tests.helpers import stored
+
+pytestmark = pytest.mark.stream
+
+
+def execute(sql: str, params: tuple[Any, ...] = ()) -> None:
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+
+
+@pytest.fixture
+def streamed(catalog: Any, es_url: str, transactional_db: Any, settings: Any) -> Any:
+    """The demo catalog (50 products) indexed, the products' slot set up, signals off; the slot dropped at the end."""
+    from django.db import connection
+
+    if connection.vendor != "postgresql":
+        pytest.skip("the stream reads PostgreSQL's log: make test-stream")
+    settings.REINDEX = {**settings.REINDEX, "QUEUE_CAPTURE": False}
+    catalog(products=50)
+    api.rebuild("products", es_url=es_url)
+    api.slot_setup("products")
+    yield es_url
+    api.slot_drop()
+
+
+def test_what_no_signal_sees_reaches_the_index_through_the_log(streamed, es):
+    """Raw SQL, ``queryset.update()``, ``bulk_create()`` and a delete: one ``stream --once`` sends them all."""
+    from catalog.models import Category, Product
+
+    first, second, third = Product.objects.filter(is_active=True).order_by("pk")[:3]
+    execute("UPDATE catalog_product SET name = %s WHERE id = %s", ("Renamed in SQL", first.pk))
+    Product.objects.filter(pk=second.pk).update(name="Renamed by update()")
+    [created] = Product.objects.bulk_create(
+        [Product(name="Made in bulk", category=Category.objects.first(), price=5, is_active=True)]
+    )
+    third.delete()
+
+    [result] = api.stream("products", once=True, es_url=streamed)
+
+    assert stored(es, "products", first.pk)["name"] == "Renamed in SQL"
+    assert stored(es, "products", second.pk)["name"] == "Renamed by update()"
+    assert stored(es, "products", created.pk)["name"] == "Made in bulk"
+    assert stored(es, "products", third.pk) is None
+    assert (result.indexed, result.deleted, result.failed) == (3, 1, 0)
+    [status] = api.slot_status("products")
+    assert (status.lag_seconds, status.problems) == (0.0, [])
+
+
+def test_a_seller_renamed_reaches_every_product_that_carries_it(streamed, es):
+    from catalog.models import Seller
+
+    seller = Seller.objects.order_by("pk").first()
+    carrying = sorted(seller.products.filter(is_active=True).values_list("pk", flat=True))
+    execute("UPDATE catalog_seller SET name = %s WHERE id = %s", ("Renamed seller", seller.pk))
+
+    [result] = api.stream("products", once=True, es_url=streamed)
+
+    assert result.indexed == len(carrying) > 0
+    for pk in carrying:
+        assert "Renamed seller" in json.dumps(stored(es, "products", pk))
+
+
+def test_links_deleted_in_bulk_update_the_products_they_left(streamed, es):
+    """A many-to-many link's DELETE carries its product (the link table has REPLICA IDENTITY FULL)."""
+    from catalog.models import Product
+
+    product = Product.objects.filter(is_active=True, sellers__isnull=False).order_by("pk").first()
+    execute("DELETE FROM catalog_product_sellers WHERE product_id = %s", (product.pk,))
+
+    api.stream("products", once=True, es_url=streamed)
+
+    assert stored(es, "products", product.pk)["sellers"] == []
+
+
+def test_a_change_is_confirmed_only_once_sent(streamed, es, es_url):
+    """With the search server unreachable the slot stays where it was; the next run sends the change."""
+    from catalog.models import Product
+
+    product = Product.objects.filter(is_active=True).order_by("pk").first()
+    Product.objects.filter(pk=product.pk).update(name="Waits for the server")
+    [before] = api.slot_status("products")
+
+    with pytest.raises(api.RunFailed):
+        api.stream("products", once=True, es_url="http://127.0.0.1:9", max_retries=0)
+
+    [after] = api.slot_status("products")
+    assert after.confirmed_lsn == before.confirmed_lsn and after.lag_bytes > 0
+    api.stream("products", once=True, es_url=es_url)
+    assert stored(es, "products", product.pk)["name"] == "Waits for the server"
+
+
+def test_slot_commands_from_the_command_line(streamed, reindex):
+    run = reindex("slot", "status", "products", "--json")
+    assert run.exit_code == 0, run.stderr
+    [report] = json.loads(run.stdout)
+    assert (report["alias"], report["slot"], report["exists"]) == ("products", "reindex_products", True)
+    assert "catalog_product_sellers" in report["identity_full"]
+
+    assert reindex("stream", "products", "--once").exit_code == 0
+    assert reindex("slot", "drop", "products").exit_code == 0
+    run = reindex("slot", "status", "products")
+    assert run.exit_code == 1
+    assert "no slot reindex_products: run `reindex slot setup products`" in run.stdout + run.stderr
