@@ -21,6 +21,7 @@ from click.testing import CliRunner
 from reindex.cli import cli
 from reindex.config import Config
 from reindex.server.connection import Connection
+from scripts.logical_cluster import LogicalCluster
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -40,6 +41,23 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         if item.module is not None and item.module.__name__.rpartition(".")[2] in DATABASE_SPECIFIC:
             item.add_marker(pytest.mark.database)
+
+
+NEEDS_LOGICAL = "needs the logical-decoding cluster: make test-stream"
+
+
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    """Skip the tests marked ``stream`` off their cluster; fail them there under ``REINDEX_REQUIRE_LOGICAL=1`` (CI)."""
+    if item.get_closest_marker("stream") and os.environ.get("REINDEX_TEST_DB") != "logical":
+        if os.environ.get("REINDEX_REQUIRE_LOGICAL"):
+            pytest.fail(f"{NEEDS_LOGICAL} (REINDEX_REQUIRE_LOGICAL is set)", pytrace=False)
+        pytest.skip(NEEDS_LOGICAL)
+
+
+@pytest.fixture
+def logical_cluster() -> LogicalCluster:
+    """The private cluster with ``wal_level = logical`` the run is on: ``.port``, ``.data``, ``.restart()``."""
+    return LogicalCluster.from_env()
 
 
 TEST_ALIASES = ("products", "categories", "poison", "tiny", "property", "batches", "shopproducts", "paced", "skus")

@@ -2,7 +2,9 @@
 
 ``REINDEX_TEST_DB=postgres`` selects PostgreSQL (127.0.0.1:5432, database ``test``),
 ``REINDEX_TEST_DB=mariadb`` MariaDB (127.0.0.1:3306, root; ``make test-mariadb`` runs the
-queue's tests there, where ``SKIP LOCKED`` matters).
+queue's tests there, where ``SKIP LOCKED`` matters), ``REINDEX_TEST_DB=logical`` the private
+PostgreSQL cluster with ``wal_level = logical`` that ``scripts/logical_cluster.py`` started on
+127.0.0.1:``$REINDEX_LOGICAL_PORT`` (``make test-stream`` runs the tests marked ``stream`` there).
 Subprocesses started by the tests get ``REINDEX_TEST_DB_NAME`` so they read the
 test database that pytest-django created.
 """
@@ -16,6 +18,7 @@ import tempfile
 import django
 from demo.databases import mariadb, postgres
 from demo.settings import INSTALLED_APPS, MIDDLEWARE, TEMPLATES  # noqa: F401 (the demo's apps and pages)
+from django.core.exceptions import ImproperlyConfigured
 
 SECRET_KEY = "tests"
 # The demo's pages: the search page the example's own tests (example/catalog/tests) open, the admin
@@ -33,6 +36,18 @@ if os.environ.get("REINDEX_TEST_DB", "sqlite") == "postgres":
             _name_override or os.environ.get("PGDATABASE", "test"),
             # One test database per checkout: suites of two checkouts may run at once.
             TEST={"NAME": os.environ.get("REINDEX_TEST_PG_TEST_NAME", f"reindex_tests_{_checkout}")},
+        )
+    }
+elif os.environ.get("REINDEX_TEST_DB") == "logical":
+    if not os.environ.get("REINDEX_LOGICAL_PORT"):
+        raise ImproperlyConfigured(
+            "REINDEX_TEST_DB=logical needs the cluster's REINDEX_LOGICAL_PORT: "
+            "run the tests under `python scripts/logical_cluster.py run -- ...` (make test-stream)"
+        )
+    # The cluster is the run's own: pytest-django creates its test database (test_test) there.
+    DATABASES = {
+        "default": postgres(
+            _name_override or "test", HOST="127.0.0.1", PORT=os.environ["REINDEX_LOGICAL_PORT"], USER="postgres"
         )
     }
 elif os.environ.get("REINDEX_TEST_DB") == "mariadb":
