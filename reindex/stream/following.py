@@ -312,20 +312,21 @@ def follow(
 def _one_round(follower: Follower, once: bool) -> bool:
     """A round of one alias and a drain of its queue; an outage noted (and, with ``once``, the alias's end)."""
     result = follower.result
-    before = result.error
     try:
         busy = follower.round()
+        # The round was read, sent and confirmed: the outage is over, even if a signal ends the drain that follows.
+        if result.error is not None and not once:
+            logger.warning("%s: streaming again", follower.definition.alias)
+        result.error = result.exception = None
         follower.drain_queue()
     except (StreamBusy, Interrupted):
         raise
     except ReindexError as exc:
+        # An outage once, not each of its messages (the connection cut, then refused until it is back).
+        if not once and type(exc) is not type(result.exception):
+            logger.warning("%s; following again once it answers", exc)
         result.error, result.exception = str(exc), exc
-        if not once and result.error != before:
-            logger.warning("%s; following again once it answers", result.error)
         if not once:
             interrupts.sleep(follower.config.retry_backoff)
         return False
-    if result.error is not None and not once:
-        logger.warning("%s: streaming again", follower.definition.alias)
-    result.error = result.exception = None
     return busy
