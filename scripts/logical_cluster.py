@@ -30,6 +30,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -135,9 +136,17 @@ class LogicalCluster:
             "REINDEX_LOGICAL_CTL": shlex.join(self.ctl),
         }
 
-    def restart(self) -> None:
-        """``pg_ctl restart -m fast``: every connection is cut; the cluster comes back on the same port and data."""
-        self._pg_ctl("restart", "-m", "fast", "-w", "-l", str(self.log))
+    def restart(self, down: float = 0) -> None:
+        """``pg_ctl restart -m fast``: every connection is cut; the cluster comes back on the same port and data.
+
+        ``down``: seconds it stays stopped in between (connections refused), as a longer outage.
+        """
+        if not down:
+            self._pg_ctl("restart", "-m", "fast", "-w", "-l", str(self.log))
+            return
+        self._pg_ctl("stop", "-m", "fast", "-w")
+        time.sleep(down)
+        self._pg_ctl("start", "-w", "-l", str(self.log))
 
     def stop(self) -> None:
         """Stop the server (if it runs) and remove the cluster's directory."""
