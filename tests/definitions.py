@@ -37,6 +37,12 @@ class PoisonIndex(IndexDefinition):
         return {"name": product.name, "price": product.price}
 
 
+class StreamedPoisonIndex(PoisonIndex):
+    """The same, its own rows followed (``watch = {}``): what ``reindex stream`` needs."""
+
+    watch: dict[Any, Any] = {}
+
+
 class TrackedPoisonIndex(PoisonIndex):
     """The same, with its changes tracked by ``updated_at``: what ``update`` needs."""
 
@@ -96,6 +102,12 @@ class BatchesIndex(IndexDefinition):
 
     def prepare(self, row: dict[str, Any]) -> dict[str, Any]:
         return {"name": row["name"]}
+
+
+class StreamedBatchesIndex(BatchesIndex):
+    """The same, its own rows followed (``watch = {}``): a stream whose batches are slow."""
+
+    watch: dict[Any, Any] = {}
 
 
 class SmallBatchesIndex(BatchesIndex):

@@ -88,6 +88,14 @@ REINDEX = {
     # The queue's kill -9 test shortens the lease so that the killed drainer's batch comes back soon.
     "QUEUE_LEASE": float(os.environ.get("REINDEX_TEST_QUEUE_LEASE", "300")),
 }
+# The stream's fault tests: a writer whose saves queue nothing (what reaches the index came through
+# the log), and a poison row dead after two attempts, retried at once.
+if os.environ.get("REINDEX_TEST_QUEUE_CAPTURE") == "0":
+    REINDEX["QUEUE_CAPTURE"] = False
+if os.environ.get("REINDEX_TEST_QUEUE_MAX_ATTEMPTS"):
+    REINDEX["QUEUE_MAX_ATTEMPTS"] = int(os.environ["REINDEX_TEST_QUEUE_MAX_ATTEMPTS"])
+if os.environ.get("REINDEX_TEST_QUEUE_BACKOFF"):
+    REINDEX["QUEUE_BACKOFF"] = float(os.environ["REINDEX_TEST_QUEUE_BACKOFF"])
 
 # The Celery tests start real workers; each test uses a queue of its own.
 CELERY_BROKER_URL = os.environ.get("CELERY_BROKER_URL", "redis://127.0.0.1:6379/0")
