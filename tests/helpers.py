@@ -81,6 +81,12 @@ def alive(pid: int) -> bool:
         return False
 
 
+def versions(es: Any, alias: str, size: int = 2000) -> dict[str, int]:
+    """Each document's version: how many times it was written."""
+    hits = es.search(index=alias, size=size, version=True, query={"match_all": {}})["hits"]["hits"]
+    return {hit["_id"]: int(hit["_version"]) for hit in hits}
+
+
 def sources(es: Any, alias: str) -> dict[str, dict[str, Any]]:
     """Documents by id; sellers sorted, as the M2M comes back in no particular order on PostgreSQL."""
     hits = es.search(index=alias, size=1000, sort=[{"_id": "asc"}])["hits"]["hits"]

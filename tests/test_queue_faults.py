@@ -22,17 +22,11 @@ from reindex.queue.draining import drain
 from reindex.server.connection import Connection
 from tests.definitions import BatchesIndex
 from tests.faultproxy import FaultProxy
-from tests.helpers import building_index, finished, start_writer, stop_worker, stored, wait_for
+from tests.helpers import building_index, finished, start_writer, stop_worker, stored, versions, wait_for
 from tests.httpproxy import RejectingProxy, SizeLimitProxy
 
 BATCHES = {"REINDEX_TEST_INDEXES": "tests.definitions.BatchesIndex"}
 QUEUED_PACED = {"REINDEX_TEST_INDEXES": "tests.definitions.QueuedPacedIndex"}
-
-
-def versions(es: Any, alias: str, size: int = 2000) -> dict[str, int]:
-    """Each document's version: how many times it was written."""
-    hits = es.search(index=alias, size=size, version=True, query={"match_all": {}})["hits"]["hits"]
-    return {hit["_id"]: int(hit["_version"]) for hit in hits}
 
 
 def claimed(alias: str) -> int:

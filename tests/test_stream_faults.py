@@ -20,7 +20,7 @@ import pytest
 
 import reindex as api
 from tests.faultproxy import FaultProxy
-from tests.helpers import building_index, finished, start_writer, stop_worker, stored, wait_for
+from tests.helpers import building_index, finished, start_writer, stop_worker, stored, versions, wait_for
 
 pytestmark = pytest.mark.stream
 
@@ -73,12 +73,6 @@ def confirmed_past(alias: str, lsn: str) -> bool:
     with connection.cursor() as cursor:
         cursor.execute("SELECT %s::pg_lsn >= %s::pg_lsn", [confirmed(alias), lsn])
         return bool(cursor.fetchone()[0])
-
-
-def versions(es: Any, alias: str) -> dict[str, int]:
-    """Each document's version: how many times it was written."""
-    hits = es.search(index=alias, size=2000, version=True, query={"match_all": {}})["hits"]["hits"]
-    return {hit["_id"]: int(hit["_version"]) for hit in hits}
 
 
 def name_of(es: Any, alias: str, pk: int) -> str | None:
