@@ -206,3 +206,34 @@ def test_a_slot_left_behind_makes_the_health_check_fail(streamed, settings):
     assert products.slot is not None and products.slot.lag_seconds > 1
     assert report.http_status == 503
     assert any(p.startswith("products: stream: the oldest change not yet streamed") for p in report.problems)
+
+
+def test_a_slot_dropped_under_a_running_stream_is_one_line_with_postgresqls_reason(streamed, reindex_process, es):
+    """Someone dropped the slot (or PostgreSQL invalidated it) while ``reindex stream`` runs."""
+    import signal
+    import time
+
+    from catalog.models import Product
+    from django.db import OperationalError, ProgrammingError
+
+    from tests.helpers import wait_for
+
+    stream = reindex_process("stream", "products", wait=False)
+    product = Product.objects.filter(is_active=True).order_by("pk").first()
+    Product.objects.filter(pk=product.pk).update(name="Streamed before the drop")
+    wait_for(lambda: stored(es, "products", product.pk)["name"] == "Streamed before the drop", "the stream", stream)
+    deadline = time.monotonic() + 30
+    while True:  # the slot is busy while a round reads it
+        try:
+            execute("SELECT pg_drop_replication_slot('reindex_products')")
+            break
+        except (OperationalError, ProgrammingError):
+            assert time.monotonic() < deadline, "the slot was never free to drop"
+            time.sleep(0.05)
+    time.sleep(1)
+    stream.send_signal(signal.SIGTERM)
+    _, stderr = stream.communicate(timeout=30)
+
+    assert stream.returncode == 1
+    said = [line for line in stderr.splitlines() if "products: the slot reindex_products: " in line]
+    assert said and "does not exist" in said[0], stderr

@@ -31,6 +31,8 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
@@ -38,7 +40,7 @@ from reindex import interrupts
 from reindex.config import Config
 from reindex.definitions.definition import IndexDefinition
 from reindex.definitions.documents import Failure
-from reindex.errors import Interrupted, ReindexError, StreamBusy
+from reindex.errors import Interrupted, ReindexError, RunFailed, StreamBusy
 from reindex.operations.outcomes import RunOutcome
 from reindex.pipeline.loading import MAX_REPORTED_FAILURES
 from reindex.queue import entries as changequeue
@@ -156,7 +158,7 @@ class Follower:
 
     def round(self) -> bool:
         """Read, send and confirm one round of the slot; whether it held anything for the alias."""
-        with changequeue.database_errors(self.definition.alias):
+        with changequeue.database_errors(self.definition.alias), self.slot_errors():
             self.lock()
             read_to = self.log_end()
             transactions, whole = self.peek()
@@ -171,11 +173,24 @@ class Follower:
         if end is not None and (
             self.result.confirmed_lsn is None or lsn_value(end) > lsn_value(self.result.confirmed_lsn)
         ):
-            with changequeue.database_errors(self.definition.alias):
+            with changequeue.database_errors(self.definition.alias), self.slot_errors():
                 self.confirm(end)
         if self.until is not None and (not transactions or lsn_value(end or "0/0") >= self.until):
             self.caught_up = True
         return bool(transactions)
+
+    @contextmanager
+    def slot_errors(self) -> Iterator[None]:
+        """The slot refused (dropped, invalidated by ``max_slot_wal_keep_size``): RunFailed with PostgreSQL's reason."""
+        from django.db import DatabaseError, InterfaceError, OperationalError
+
+        try:
+            yield
+        except (OperationalError, InterfaceError):
+            raise  # an outage: database_errors names it
+        except DatabaseError as exc:
+            reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+            raise RunFailed(f"{self.definition.alias}: the slot {self.slot}: {reason}") from exc
 
     def send_round(self, transactions: list[Transaction]) -> None:
         result = self.result
