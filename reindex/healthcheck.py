@@ -23,11 +23,11 @@ from reindex.config import Config
 from reindex.errors import ReindexError
 from reindex.operations.alias_status import AliasStatus
 from reindex.operations.verification import VerifyResult
-from reindex.queue.entries import QueueStatus, queue_database
+from reindex.queue.entries import QueueStatus
 from reindex.queue.throughput import DrainPass
 from reindex.results import JsonResult, json_as
 from reindex.server.drift import IndexDrift
-from reindex.stream.slots import SlotStatus, slot_status
+from reindex.stream.slots import SlotStatus
 
 #: The HTTP status of a healthy and of an unhealthy report.
 HEALTHY, UNHEALTHY = 200, 503
@@ -153,16 +153,12 @@ def _read_queues(report: HealthReport, aliases: list[str], config: Config) -> No
 
 
 def _read_slots(report: HealthReport, by_alias: dict[str, AliasHealth], config: Config) -> None:
-    """The slots of the aliases that have one, on PostgreSQL (elsewhere there are none)."""
-    from django.db import DatabaseError, connections
+    """The slots of the aliases that have one (``reindex stream``)."""
+    from django.db import DatabaseError
 
-    using = queue_database()
     try:
-        if connections[using].vendor != "postgresql":
-            return
-        for slot in slot_status(api.definitions(*by_alias, config=config), using, config):
-            if slot.exists:
-                by_alias[slot.alias].slot = slot
+        for alias, slot in api.slots_of(*by_alias, config=config).items():
+            by_alias[alias].slot = slot
     except DatabaseError as exc:
         report.errors.append(f"database: {_first_line(exc)}")
     except ReindexError as exc:

@@ -114,6 +114,14 @@ def test_slot_commands_from_the_command_line(streamed, reindex):
     assert "catalog_product_sellers" in report["identity_full"]
 
     assert reindex("stream", "products", "--once").exit_code == 0
+    status = reindex("status", "products")
+    assert "  stream: slot reindex_products, not being read; oldest change 0.0s ago; " in status.stdout
+    [report] = json.loads(reindex("status", "products", "--json").stdout)
+    assert (report["alias"], report["slot"]["slot"], report["slot"]["lag_seconds"]) == (
+        "products",
+        "reindex_products",
+        0,
+    )
     assert reindex("slot", "drop", "products").exit_code == 0
     run = reindex("slot", "status", "products")
     assert run.exit_code == 1
