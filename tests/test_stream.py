@@ -245,3 +245,28 @@ def test_a_slot_dropped_under_a_running_stream_is_one_line_with_postgresqls_reas
     assert stream.returncode == 1
     said = [line for line in stderr.splitlines() if "products: the slot reindex_products: " in line]
     assert said and "does not exist" in said[0], stderr
+
+
+def identity(table: str) -> str:
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT relreplident FROM pg_class WHERE oid = %s::regclass", [table])
+        return str(cursor.fetchone()[0])
+
+
+def test_slot_drop_puts_back_only_what_setup_changed(streamed):
+    """Setup gave the link table REPLICA IDENTITY FULL; a table that had it before keeps it after drop."""
+    api.slot_drop("products")
+    execute("ALTER TABLE catalog_product REPLICA IDENTITY FULL")  # the site's own choice
+    try:
+        [status] = api.slot_setup("products")
+        assert status.identity_full == ["catalog_product_sellers"]
+        assert identity("catalog_product_sellers") == identity("catalog_product") == "f"
+
+        assert api.slot_drop("products") == ["products"]
+
+        assert (identity("catalog_product_sellers"), identity("catalog_product")) == ("d", "f")
+        assert api.slot_drop("products") == []  # nothing left to drop
+    finally:
+        execute("ALTER TABLE catalog_product REPLICA IDENTITY DEFAULT")
