@@ -569,6 +569,17 @@ def slot_status(*targets: Target, config: Config | None = None) -> list[SlotStat
     return status_of_slots(chosen, queue_database(), config or load_config())
 
 
+def slots_of(*targets: Target, config: Config | None = None) -> dict[str, SlotStatus]:
+    """The slots of the aliases that have one, by alias; empty on a database other than PostgreSQL."""
+    from django.db import connections
+
+    using = queue_database()
+    if connections[using].vendor != "postgresql":
+        return {}
+    statuses = status_of_slots(definitions(*targets, config=config), using, config or load_config())
+    return {status.alias: status for status in statuses if status.exists}
+
+
 def slot_drop(*targets: Target, config: Config | None = None) -> list[str]:
     """Drop the slots and publications of these aliases (and the REPLICA IDENTITY FULL setup set); the aliases
     that had one. Refuses (ConfigurationError) while a consumer reads a slot."""

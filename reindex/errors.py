@@ -203,10 +203,6 @@ class Locked(ReindexError):
         super().__init__(message)
         self.alias, self.holder = alias, holder
 
-
-class StreamBusy(Locked):
-    """Another ``reindex stream`` follows this alias's replication slot; this one read nothing."""
-
     @classmethod
     def held_by(cls, alias: str, holder: Any, waited: float = 0) -> Locked:
         since = datetime.datetime.fromtimestamp(holder.started, datetime.timezone.utc).isoformat(timespec="seconds")
@@ -214,3 +210,7 @@ class StreamBusy(Locked):
         return cls(
             f"{alias}: {skipped}: locked by {holder.host}:{holder.pid} since {since}", alias=alias, holder=holder
         )
+
+
+class StreamBusy(Locked):
+    """Another ``reindex stream`` follows this alias's replication slot; this one read nothing."""

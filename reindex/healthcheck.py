@@ -27,6 +27,7 @@ from reindex.queue.entries import QueueStatus
 from reindex.queue.throughput import DrainPass
 from reindex.results import JsonResult, json_as
 from reindex.server.drift import IndexDrift
+from reindex.stream.slots import SlotStatus
 
 #: The HTTP status of a healthy and of an unhealthy report.
 HEALTHY, UNHEALTHY = 200, 503
@@ -54,6 +55,8 @@ class AliasHealth(JsonResult):
     last_drain: DrainPass | None = None
     drift: list[IndexDrift] = field(default_factory=list, metadata=json_as("diff"))
     verify: VerifyResult | None = None
+    #: The alias's replication slot, where ``reindex stream`` follows PostgreSQL's log (None: no slot).
+    slot: SlotStatus | None = None
 
     @property
     def healthy(self) -> bool:
@@ -114,6 +117,7 @@ def health(*targets: Any, config: Config | None = None, **overrides: Any) -> Hea
     report.aliases = [AliasHealth(alias) for alias in aliases]
     by_alias = {a.alias: a for a in report.aliases}
     _read_queues(report, aliases, config)
+    _read_slots(report, by_alias, config)
     _read_server(report, by_alias, config)
     for each in report.aliases:
         each.problems = problems(each, config)
@@ -131,6 +135,8 @@ def thresholds(config: Config) -> dict[str, Any]:
         "verify_sample": config.health_verify_sample,
         "max_queue_lag": config.health_max_queue_lag,
         "max_dead": config.health_max_dead,
+        "stream_max_lag": config.stream_max_lag,
+        "stream_max_retained": config.stream_max_retained,
     }
 
 
@@ -143,6 +149,19 @@ def _read_queues(report: HealthReport, aliases: list[str], config: Config) -> No
     except DatabaseError as exc:
         report.errors.append(f"database: {_first_line(exc)}")
     except ReindexError as exc:  # the queue's table not migrated, the database unreachable
+        report.errors.append(_first_line(exc))
+
+
+def _read_slots(report: HealthReport, by_alias: dict[str, AliasHealth], config: Config) -> None:
+    """The slots of the aliases that have one (``reindex stream``)."""
+    from django.db import DatabaseError
+
+    try:
+        for alias, slot in api.slots_of(*by_alias, config=config).items():
+            by_alias[alias].slot = slot
+    except DatabaseError as exc:
+        report.errors.append(f"database: {_first_line(exc)}")
+    except ReindexError as exc:
         report.errors.append(_first_line(exc))
 
 
@@ -194,6 +213,8 @@ def problems(each: AliasHealth, config: Config) -> list[str]:
             )
         if queue.dead > config.health_max_dead:
             found.append(f"queue: {queue.dead} dead entries (over {config.health_max_dead})")
+    if each.slot is not None:
+        found += [f"stream: {problem}" for problem in each.slot.problems]
     return found
 
 

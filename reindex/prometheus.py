@@ -41,6 +41,16 @@ GAUGES: list[tuple[str, str, Callable[[AliasHealth], Any]]] = [
         "entries per second of the last drain pass",
         lambda a: a.last_drain.rate if a.last_drain else None,
     ),
+    (
+        "reindex_stream_lag_seconds",
+        "seconds since the oldest change the stream has not sent was committed",
+        lambda a: a.slot.lag_seconds if a.slot else None,
+    ),
+    (
+        "reindex_stream_retained_bytes",
+        "bytes of WAL the alias's replication slot makes PostgreSQL keep",
+        lambda a: a.slot.retained_bytes if a.slot else None,
+    ),
 ]
 
 

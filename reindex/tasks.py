@@ -1,10 +1,12 @@
 """The Celery tasks of the ``reindex`` app, where ``app.autodiscover_tasks()`` finds them.
 
 Only Celery imports this module. ``load_range_task`` is the Celery executor's (see
-``reindex.executors.celery``); ``drain_queue`` drains the change queue from Celery beat;
+``reindex.executors.celery``); ``drain_queue`` drains the change queue from Celery beat,
+``follow_stream`` follows the PostgreSQL log for a minute at a time (docs/stream.md);
 ``rebuild_aliases`` is the rebuild the admin's "Queue a rebuild" sends::
 
     CELERY_BEAT_SCHEDULE = {"drain-search-queue": {"task": "reindex.drain", "schedule": 60}}
+    CELERY_BEAT_SCHEDULE = {"search-stream": {"task": "reindex.stream", "schedule": 60}}
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from celery import shared_task
 
 from reindex.executors.celery import load_range_task
 
-__all__ = ["REBUILD_TASK", "drain_queue", "load_range_task", "rebuild_aliases"]
+__all__ = ["REBUILD_TASK", "drain_queue", "follow_stream", "load_range_task", "rebuild_aliases"]
 
 #: The name the admin sends a rebuild by (``app.send_task``).
 REBUILD_TASK = "reindex.rebuild"
@@ -31,6 +33,23 @@ def drain_queue(*aliases: str, max_seconds: float = 55.0, **overrides: Any) -> l
     import reindex
 
     results = reindex.drain(*aliases, max_seconds=max_seconds, raise_on_error=False, **overrides)
+    return [result.as_dict() for result in results]
+
+
+@shared_task(name="reindex.stream")
+def follow_stream(*aliases: str, max_seconds: float = 55.0, **overrides: Any) -> list[dict[str, Any]]:
+    """Follow the replication slots of ``aliases`` (all with ``watch`` when none) for ``max_seconds``; the reports.
+
+    Scheduled every minute by beat, one task follows the log while the next waits: a
+    task that starts while another still follows a slot returns at once with that
+    alias's report saying so (``skipped: "locked"``), and the slot loses nothing.
+    """
+    import reindex
+
+    try:
+        results = reindex.stream(*aliases, max_seconds=max_seconds, raise_on_error=False, **overrides)
+    except reindex.StreamBusy as exc:
+        return [{"alias": exc.alias, "skipped": "locked", "error": str(exc)}]
     return [result.as_dict() for result in results]
 
 

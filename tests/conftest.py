@@ -32,7 +32,7 @@ ROOT = Path(__file__).resolve().parent.parent
 DATABASE_SPECIFIC = {
     "test_rows", "test_conversions", "test_queries", "test_update", "test_catch_up",
     "test_concurrent_writes", "test_queue", "test_queue_faults", "test_queue_batches", "test_triggers",
-    "test_rebuild",
+    "test_rebuild", "test_stream_setup",
 }  # fmt: skip
 
 

@@ -45,7 +45,13 @@ def test_a_healthy_alias_answers_200_with_every_figure(indexed_catalog, poll):
     assert [d["differences"] for d in products["diff"]] == [[]]
     assert products["queue"] == {"alias": "products", "pending": 0, "claimed": 0, "dead": 0, "lag": None, "depth": 0}
     assert products["status"]["lock"] is None and products["watermark_age"] >= 0
-    assert body["thresholds"] == {"verify_sample": 100, "max_queue_lag": 300.0, "max_dead": 0}
+    assert body["thresholds"] == {
+        "verify_sample": 100,
+        "max_queue_lag": 300.0,
+        "max_dead": 0,
+        "stream_max_lag": 300.0,
+        "stream_max_retained": 1024.0,
+    }
 
 
 def test_an_alias_never_built_is_503(catalog, es_url, poll):

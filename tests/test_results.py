@@ -87,10 +87,10 @@ def printed(indexed_catalog: str, reindex: Any, es: Any, settings: Any) -> dict[
     return out
 
 
-def test_every_json_key_is_documented_in_order(printed, postgres_triggers):
+def test_every_json_key_is_documented_in_order(printed, postgres_triggers, stream_results):
     """Each command's --json prints the keys of its table in docs/commands.md, in the same order."""
     documented = documented_keys()
-    printed = {**printed, **postgres_triggers}
+    printed = {**printed, **postgres_triggers, **stream_results}
 
     assert set(printed) == set(documented)
     for title, keys in documented.items():
@@ -109,6 +109,17 @@ def postgres_triggers(db: Any, reindex: Any) -> dict[str, Any]:
     else:
         status = TriggerStatus(alias="products").as_dict()
     return {"triggers": status}
+
+
+@pytest.fixture
+def stream_results() -> dict[str, Any]:
+    """What ``stream --json`` and ``slot status --json`` print for an alias (they run on a logical-decoding
+    cluster only: tests/test_stream.py runs the commands there)."""
+    from reindex.stream.following import StreamResult
+    from reindex.stream.slots import SlotStatus
+
+    stream = StreamResult(alias="products", definition="catalog.indexes.ProductIndex", slot="reindex_products")
+    return {"stream": stream.as_dict(), "slot status": SlotStatus("products", "reindex_products").as_dict()}
 
 
 def test_no_result_writes_its_own_as_dict():

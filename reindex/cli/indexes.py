@@ -42,7 +42,8 @@ def list_command(state: State, as_json: bool) -> int:
 def status(state: State, names: Sequence[str], as_json: bool) -> int:
     """Show what each alias serves: the live index, its count, the indexes kept, the lock.
 
-    The first line names the server (distribution, version, address).
+    The first line names the server (distribution, version, address). An alias that
+    `reindex stream` follows shows its slot: the oldest change not yet sent, the WAL kept.
 
     \b
     Example:
@@ -52,14 +53,18 @@ def status(state: State, names: Sequence[str], as_json: bool) -> int:
     from reindex.cli import reporting
 
     statuses = api.status(*names, config=state.config)
+    slots = api.slots_of(*names, config=state.config)  # the aliases `reindex stream` follows
     if as_json:
-        state.data(reporting.as_json(statuses))
+        data = [{**reporting.to_json(st), "slot": reporting.to_json(slots.get(st.alias))} for st in statuses]
+        state.data(reporting.as_json(data))
         return errors.EXIT_OK
     if statuses:
         state.out(reporting.format_server(statuses[0]))
     for st in statuses:
         for line in reporting.format_status(st):
             state.out(line)
+        if st.alias in slots:
+            state.out("  stream: " + reporting.format_slot_status(slots[st.alias]).split(": ", 1)[1])
     return errors.EXIT_OK
 
 

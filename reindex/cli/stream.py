@@ -110,7 +110,7 @@ def slot_status(state: State, names: Sequence[str], as_json: bool) -> int:
     print_lines(state, results, reporting.format_slot_status, as_json)
     for status in results:
         for problem in status.problems:
-            state.console.warning(problem)
+            state.console.warning(f"{status.alias}: {problem}")
     return errors.EXIT_OK if all(status.healthy for status in results) else errors.EXIT_FAILED
 
 

@@ -18,8 +18,9 @@ the queue between rounds (the same retries, dead entries and replays as ``drain`
   ``QUEUE_MAX_ATTEMPTS``), the others go on, the slot moves on;
 - a document sent while a rebuild loads: queued to be sent again once the new index
   is live (``held_for``), as ``drain`` does;
-- a TRUNCATE of the definition's own table: its documents are removed by a ``sweep``;
-  of a table it watches: every row of the alias is queued.
+- a TRUNCATE of the definition's own table: its documents are removed by a ``sweep``
+  (which takes the alias's lock: during a rebuild the round waits and is read again);
+  of a table it watches: every document of the alias is sent again in that round.
 
 One consumer per slot: a PostgreSQL advisory lock held by the consumer's session
 (released when its connection ends, ``kill -9`` included); a second one is refused
@@ -30,6 +31,8 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
@@ -37,7 +40,7 @@ from reindex import interrupts
 from reindex.config import Config
 from reindex.definitions.definition import IndexDefinition
 from reindex.definitions.documents import Failure
-from reindex.errors import Interrupted, ReindexError, StreamBusy
+from reindex.errors import Interrupted, ReindexError, RunFailed, StreamBusy
 from reindex.operations.outcomes import RunOutcome
 from reindex.pipeline.loading import MAX_REPORTED_FAILURES
 from reindex.queue import entries as changequeue
@@ -155,7 +158,7 @@ class Follower:
 
     def round(self) -> bool:
         """Read, send and confirm one round of the slot; whether it held anything for the alias."""
-        with changequeue.database_errors(self.definition.alias):
+        with changequeue.database_errors(self.definition.alias), self.slot_errors():
             self.lock()
             read_to = self.log_end()
             transactions, whole = self.peek()
@@ -170,11 +173,24 @@ class Follower:
         if end is not None and (
             self.result.confirmed_lsn is None or lsn_value(end) > lsn_value(self.result.confirmed_lsn)
         ):
-            with changequeue.database_errors(self.definition.alias):
+            with changequeue.database_errors(self.definition.alias), self.slot_errors():
                 self.confirm(end)
         if self.until is not None and (not transactions or lsn_value(end or "0/0") >= self.until):
             self.caught_up = True
         return bool(transactions)
+
+    @contextmanager
+    def slot_errors(self) -> Iterator[None]:
+        """The slot refused (dropped, invalidated by ``max_slot_wal_keep_size``): RunFailed with PostgreSQL's reason."""
+        from django.db import DatabaseError, InterfaceError, OperationalError
+
+        try:
+            yield
+        except (OperationalError, InterfaceError):
+            raise  # an outage: database_errors names it
+        except DatabaseError as exc:
+            reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+            raise RunFailed(f"{self.definition.alias}: the slot {self.slot}: {reason}") from exc
 
     def send_round(self, transactions: list[Transaction]) -> None:
         result = self.result
@@ -185,7 +201,7 @@ class Follower:
             keys, truncated = self.routes.keys(changes)
             result.changes += sum(1 for change in changes if change.table in self.routes.by_table)
             for table in truncated:
-                self.truncated(table)
+                keys.update(self.truncated(table))
             self.send(sorted(keys))
 
     def peek(self) -> tuple[list[Transaction], bool]:
@@ -237,18 +253,17 @@ class Follower:
                     if len(result.failures) < MAX_REPORTED_FAILURES:
                         result.failures.append(Failure(key, why, "stream"))
 
-    def truncated(self, table: str) -> None:
-        """A TRUNCATE: the own table's documents are swept; a watched table's queues every row of the alias."""
+    def truncated(self, table: str) -> list[str]:
+        """A TRUNCATE: the own table's documents are swept; a watched table's sends every document again."""
         from reindex.operations.sweeping import sweep
 
         self.result.truncated.append(table)
         if table == self.routes.own_table:
             logger.warning("%s: %s was truncated: removing the documents of rows gone", self.definition.alias, table)
             sweep(self.definition, self.client, self.config)
-            return
-        logger.warning("%s: %s was truncated: queueing every document again", self.definition.alias, table)
-        keys = self.definition.get_queryset().values_list("pk", flat=True).order_by().iterator()
-        changequeue.enqueue_keys((self.definition.alias, key) for key in keys)
+            return []
+        logger.warning("%s: %s was truncated: sending every document again", self.definition.alias, table)
+        return [str(pk) for pk in self.definition.get_queryset().values_list("pk", flat=True).order_by()]
 
     def confirm(self, lsn: str) -> None:
         from django.db import connections

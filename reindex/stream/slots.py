@@ -61,7 +61,7 @@ class SlotStatus(JsonResult):
     confirmed_lsn: str | None = None
     #: Tables setup gave REPLICA IDENTITY FULL.
     identity_full: list[str] = field(default_factory=list)
-    #: What is wrong, one line each (missing, lagging, retaining too much WAL).
+    #: What is wrong, one line each (missing, lagging, retaining too much WAL), without the alias.
     problems: list[str] = field(default_factory=list)
 
     @property
@@ -245,17 +245,17 @@ def oldest_waiting(cursor: Any, slot: str) -> float | None:
 def problems(status: SlotStatus, config: Config) -> list[str]:
     """One line per threshold a slot is past: what to do about it is in docs/stream.md."""
     if not status.exists:
-        return [f"{status.alias}: no slot {status.slot}: run `reindex slot setup {status.alias}`"]
+        return [f"no slot {status.slot}: run `reindex slot setup {status.alias}`"]
     found = []
     retained_mb = (status.retained_bytes or 0) / 1024 / 1024
     if retained_mb > config.stream_max_retained:
         found.append(
-            f"{status.alias}: the slot {status.slot} makes PostgreSQL keep {retained_mb:.0f} MB of WAL"
+            f"the slot {status.slot} makes PostgreSQL keep {retained_mb:.0f} MB of WAL"
             f" (more than STREAM_MAX_RETAINED = {config.stream_max_retained:g}): is `reindex stream` running?"
         )
     if status.lag_seconds is not None and status.lag_seconds > config.stream_max_lag:
         found.append(
-            f"{status.alias}: the oldest change not yet streamed was committed {status.lag_seconds:.0f}s ago"
+            f"the oldest change not yet streamed was committed {status.lag_seconds:.0f}s ago"
             f" (more than STREAM_MAX_LAG = {config.stream_max_lag:g})"
         )
     return found
