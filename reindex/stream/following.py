@@ -40,7 +40,7 @@ from reindex import interrupts
 from reindex.config import Config
 from reindex.definitions.definition import IndexDefinition
 from reindex.definitions.documents import Failure
-from reindex.errors import Interrupted, ReindexError, RunFailed, StreamBusy
+from reindex.errors import DatabaseUnavailable, Interrupted, ReindexError, RunFailed, StreamBusy
 from reindex.operations.outcomes import RunOutcome
 from reindex.pipeline.loading import MAX_REPORTED_FAILURES
 from reindex.queue import entries as changequeue
@@ -337,8 +337,10 @@ def _one_round(follower: Follower, once: bool) -> bool:
     except (StreamBusy, Interrupted):
         raise
     except ReindexError as exc:
-        # An outage once, not each of its messages (the connection cut, then refused until it is back).
-        if not once and type(exc) is not type(result.exception):
+        # An outage once: the database's says "terminating connection", then "connection refused" until it is back.
+        database_still = isinstance(exc, DatabaseUnavailable) and isinstance(result.exception, DatabaseUnavailable)
+        ongoing = database_still or str(exc) == result.error
+        if not once and not ongoing:
             logger.warning("%s; following again once it answers", exc)
         result.error, result.exception = str(exc), exc
         if not once:
