@@ -55,6 +55,16 @@ logger = logging.getLogger("reindex.stream")
 #: The advisory lock's first key: "REIX". The second is the slot name's hash.
 _LOCK_CLASS = 0x52454958
 
+#: PostgreSQL's "object in use": another session reads the slot (``slot status`` peeks at it).
+_IN_USE = "55006"
+#: How often, and how many seconds apart, a round tries a slot another session reads, before it is an outage.
+_IN_USE_TRIES, _IN_USE_WAIT = 20, 0.05
+
+
+def _in_use(exc: Exception) -> bool:
+    cause = exc.__cause__
+    return (getattr(cause, "sqlstate", None) or getattr(cause, "pgcode", None)) == _IN_USE
+
 
 @dataclass(kw_only=True)
 class StreamResult(RunOutcome, JsonResult):
@@ -206,16 +216,32 @@ class Follower:
 
     def peek(self) -> tuple[list[Transaction], bool]:
         """The transactions the slot holds, up to ``STREAM_BATCH`` changes; and whether that was all of them."""
-        from django.db import connections
-
-        with connections[self.using].cursor() as cursor:
-            cursor.execute(
-                "SELECT data FROM pg_logical_slot_peek_binary_changes(%s, NULL, %s,"
-                " 'proto_version', '1', 'publication_names', %s)",
-                [self.slot, self.config.stream_batch, self.slot],
-            )
-            rows = cursor.fetchall()
+        rows = self.on_slot(
+            "SELECT data FROM pg_logical_slot_peek_binary_changes(%s, NULL, %s,"
+            " 'proto_version', '1', 'publication_names', %s)",
+            [self.slot, self.config.stream_batch, self.slot],
+        )
         return Decoder().decode(row[0] for row in rows), len(rows) < self.config.stream_batch
+
+    def on_slot(self, sql: str, params: list[Any]) -> list[Any]:
+        """Run ``sql`` on the slot; while another session reads it this moment, again a little later.
+
+        ``slot status`` (and so the health endpoint and Prometheus) peeks at the slot too,
+        and PostgreSQL lets one session use a slot at a time: that is no outage.
+        """
+        from django.db import OperationalError, connections
+
+        tries = 0
+        while True:
+            try:
+                with connections[self.using].cursor() as cursor:
+                    cursor.execute(sql, params)
+                    return list(cursor.fetchall())
+            except OperationalError as exc:
+                tries += 1
+                if not _in_use(exc) or tries >= _IN_USE_TRIES:
+                    raise
+            interrupts.sleep(_IN_USE_WAIT)
 
     def log_end(self) -> int:
         """Where the log ends now."""
@@ -266,10 +292,7 @@ class Follower:
         return [str(pk) for pk in self.definition.get_queryset().values_list("pk", flat=True).order_by()]
 
     def confirm(self, lsn: str) -> None:
-        from django.db import connections
-
-        with connections[self.using].cursor() as cursor:
-            cursor.execute("SELECT pg_replication_slot_advance(%s, %s::pg_lsn)", [self.slot, lsn])
+        self.on_slot("SELECT pg_replication_slot_advance(%s, %s::pg_lsn)", [self.slot, lsn])
         self.result.confirmed_lsn = lsn
 
     def drain_queue(self) -> None:
