@@ -288,3 +288,27 @@ def test_a_rebuild_while_the_site_writes_and_the_stream_runs_loses_no_change(str
     [report] = json.loads(run.stdout)
     assert (report["missing"], report["orphans"], report["stale"]) == (0, 0, 0), report
     assert run.exit_code == 0
+
+
+def test_a_monitor_reading_the_slot_status_does_not_disturb_the_stream(streamed, es):
+    """``slot status`` (the health endpoint, Prometheus) peeks at the slot too, and PostgreSQL lets one session
+    use a slot at a time: the stream must not take such a moment for an outage."""
+    from catalog.models import Product
+
+    _, follow = streamed("products")
+    stream = follow("--json")
+    expected = {}
+    lags = []
+    for n, product in enumerate(Product.objects.filter(is_active=True).order_by("pk")[:20]):
+        expected[product.pk] = f"Renamed while watched {n}"
+        rename(product.pk, expected[product.pk])
+        deadline = time.monotonic() + 0.5
+        while time.monotonic() < deadline:  # a monitor that never rests
+            [status] = api.slot_status("products")
+            lags.append(status.lag_seconds)
+    wait_for(lambda: all(name_of(es, "products", pk) == name for pk, name in expected.items()), "the changes", stream)
+    [report], stderr = stop_worker(stream)
+
+    assert None in lags  # the monitor met the stream on the slot: the test proved something
+    assert report["error"] is None and report["indexed"] == 20
+    assert "following again" not in stderr, stderr
