@@ -140,3 +140,11 @@ def stop_worker(worker: subprocess.Popen[str]) -> tuple[list[dict[str, Any]], st
     stdout, stderr = worker.communicate(timeout=60)
     assert worker.returncode == 0, stderr
     return json.loads(stdout), stderr
+
+
+def execute(sql: str, params: tuple[Any, ...] = ()) -> None:
+    """Run SQL on the test database as another program would: raw, past the ORM and its signals."""
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)

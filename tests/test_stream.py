@@ -13,16 +13,9 @@ from typing import Any
 import pytest
 
 import reindex as api
-from tests.helpers import stored
+from tests.helpers import execute, stored
 
 pytestmark = pytest.mark.stream
-
-
-def execute(sql: str, params: tuple[Any, ...] = ()) -> None:
-    from django.db import connection
-
-    with connection.cursor() as cursor:
-        cursor.execute(sql, params)
 
 
 @pytest.fixture

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 import reindex as api
-from tests.helpers import stored
+from tests.helpers import execute, stored
 
 SHOP = "tests.definitions.ShopIndex"
 
@@ -31,13 +31,6 @@ def queued(alias: str = "products") -> list[int]:
     from reindex.models import QueueEntry
 
     return sorted(int(pk) for pk in QueueEntry.objects.filter(alias=alias).values_list("object_id", flat=True))
-
-
-def execute(sql: str, params: tuple[Any, ...] = ()) -> None:
-    from django.db import connection
-
-    with connection.cursor() as cursor:
-        cursor.execute(sql, params)
 
 
 @pytest.fixture

@@ -73,8 +73,8 @@ class Routes:
                         keys.add(value)
                     else:
                         looked_up.setdefault(source, set()).add(self._typed(source, value))
-        for source, values in looked_up.items():
-            keys.update(self._query(source, sorted(values, key=str)))
+        for source, found in looked_up.items():
+            keys.update(self._query(source, sorted(found, key=str)))
         return keys, truncated
 
     def _typed(self, source: KeySource, value: str) -> Any:
