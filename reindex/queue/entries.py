@@ -41,9 +41,10 @@ import uuid
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import Any, NamedTuple, TypeVar
 
 from reindex.config import Config
+from reindex.database.lookups import keys_sql
 from reindex.errors import ConfigurationError, DatabaseUnavailable
 from reindex.results import JsonResult, json_as
 from reindex.server.retries import backoff
@@ -169,9 +170,11 @@ def database_errors(alias: str) -> Iterator[None]:
         raise DatabaseUnavailable(f"{alias}: the database: {first_line}") from exc
 
 
-@dataclass(frozen=True, slots=True)
-class Entry:
-    """A claimed entry: what a drainer needs of it (a row of ``reindex_queue``, not a model instance)."""
+class Entry(NamedTuple):
+    """A claimed entry: what a drainer needs of it (a row of ``reindex_queue``, not a model instance).
+
+    A named tuple: a claim makes a thousand at a time, straight from the rows (``_make``).
+    """
 
     id: int
     alias: str
@@ -288,7 +291,7 @@ def _claim_returning(
     params = [alias, *condition, *bound, limit, CLAIMED, CLAIMED, _LEASE_EXPIRED, token, expires, CLAIMED, *condition]
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
-        return [Entry(*row) for row in cursor.fetchall()]
+        return list(map(Entry._make, cursor.fetchall()))
 
 
 def _claim_in_steps(
@@ -323,7 +326,7 @@ def _claim_in_steps(
             lease_expires=now + datetime.timedelta(seconds=lease),
             state=CLAIMED,
         )
-    return [Entry(*row) for row in entries.filter(claimed_by=token).values_list(*ENTRY_COLUMNS)]
+    return list(map(Entry._make, entries.filter(claimed_by=token).values_list(*ENTRY_COLUMNS)))
 
 
 def acknowledge(entries: Sequence[Any], token: str, using: str | None = None) -> list[Any]:
@@ -383,12 +386,12 @@ def _delete_unchanged(entries: Sequence[Any], token: str, using: str) -> list[An
     deleted: set[int] = set()
     with connection.cursor() as cursor:
         for alias, keys in _keys_by_alias(entries).items():
-            marks = ", ".join(["%s"] * len(keys))
+            among, params = keys_sql(connection, "object_id", keys)
             cursor.execute(
-                f"WITH held AS MATERIALIZED (SELECT id FROM {table} WHERE alias = %s AND object_id IN ({marks})"
+                f"WITH held AS MATERIALIZED (SELECT id FROM {table} WHERE alias = %s AND {among}"
                 f" AND claimed_by = %s AND requeued = %s{lock}) DELETE FROM {table}"
                 " WHERE id IN (SELECT id FROM held) RETURNING id",
-                [alias, *keys, token, False],
+                [alias, *params, token, False],
             )
             deleted.update(int(row[0]) for row in cursor.fetchall())
     return [entry for entry in entries if entry.id not in deleted]
@@ -511,10 +514,10 @@ def _lock_held(entries: Sequence[Any], token: str, using: str, *, wait: bool = F
     held: set[int] = set()
     with connection.cursor() as cursor:
         for alias, keys in _keys_by_alias(entries).items():
-            marks = ", ".join(["%s"] * len(keys))
+            among, params = keys_sql(connection, "object_id", keys)
             cursor.execute(
-                f"SELECT id FROM {table}{hint} WHERE alias = %s AND object_id IN ({marks}) AND claimed_by = %s{lock}",
-                [alias, *keys, token],
+                f"SELECT id FROM {table}{hint} WHERE alias = %s AND {among} AND claimed_by = %s{lock}",
+                [alias, *params, token],
             )
             held.update(int(row[0]) for row in cursor.fetchall())
     return held
