@@ -23,7 +23,7 @@ from reindex.server.connection import Connection
 from tests.definitions import BatchesIndex
 from tests.faultproxy import FaultProxy
 from tests.helpers import building_index, finished, start_writer, stop_worker, stored, wait_for
-from tests.httpproxy import RejectingProxy, SizeLimitProxy
+from tests.httpproxy import HttpProxy, RejectingProxy, SizeLimitProxy
 
 BATCHES = {"REINDEX_TEST_INDEXES": "tests.definitions.BatchesIndex"}
 QUEUED_PACED = {"REINDEX_TEST_INDEXES": "tests.definitions.QueuedPacedIndex"}
@@ -177,6 +177,40 @@ def test_the_server_down_for_a_while_keeps_the_changes_queued_until_it_returns(c
         assert stored(es, "products", product.pk)["name"] == product.name
     run = reindex("verify", "products", "--full", "--json")
     assert run.exit_code == 0, run.stdout
+
+
+def test_the_server_failing_while_a_batch_is_sent_and_the_next_one_built_keeps_both_queued(catalog, es, es_url, db):
+    """A batch is sent while the next is claimed and built: when its send fails, neither is acknowledged."""
+    from catalog.models import Product
+
+    catalog(products=30)
+    api.rebuild("products", es_url=es_url)
+    for product in Product.objects.order_by("pk"):
+        product.name = f"Renamed {product.pk}"
+        product.save()
+    bulks = []
+
+    def first_bulk_only(method: str, path: str) -> bool:
+        """Everything reaches the server but the bulk requests after the first one (answered 503)."""
+        if not path.endswith("/_bulk"):
+            return True
+        bulks.append(path)
+        return len(bulks) == 1
+
+    with HttpProxy(es_url) as proxy:
+        proxy.answer_with(503, unless=first_bulk_only, reason="the node is restarting")
+        config = Config(hosts=(proxy.url,), max_retries=0, batch_size=10, queue_backoff=0.05)
+        [down] = drain([api.definitions("products")[0]], Connection(config).client(), config)
+
+    assert "the batch stays queued" in (down.error or "")
+    assert (down.batches, down.indexed) == (3, 10)  # the first batch confirmed; the second failed, the third unsent
+    assert (api.queue_status("products")[0].pending, api.queue_status("products")[0].claimed) == (20, 0)
+
+    time.sleep(0.1)  # put back due in QUEUE_BACKOFF seconds
+    [back] = api.drain("products", es_url=es_url)
+    assert (back.indexed, back.exception) == (20, None)
+    for product in Product.objects.all():
+        assert stored(es, "products", product.pk)["name"] == f"Renamed {product.pk}"
 
 
 @pytest.fixture
