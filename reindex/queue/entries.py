@@ -294,7 +294,7 @@ def _claim_returning(
         f" AND lease_expires < %s{before} {ordered}),"
         " picked AS MATERIALIZED (SELECT id FROM (SELECT id, available_at FROM due UNION ALL"
         " SELECT id, available_at FROM expired) AS candidates ORDER BY available_at, id LIMIT %s)"
-        f" UPDATE {table} SET {_CLAIM_SET} WHERE id IN (SELECT id FROM picked) AND {claimable}"
+        f" UPDATE {table} SET {_CLAIM_SET} WHERE {_ids_of(connection, 'picked')} AND {claimable}"
         f" RETURNING {', '.join(ENTRY_COLUMNS)}"
     )
     condition = [PENDING, at, CLAIMED, at]
@@ -303,6 +303,14 @@ def _claim_returning(
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
         return list(map(Entry._make, cursor.fetchall()))
+
+
+def _ids_of(connection: Any, cte: str) -> str:
+    """The condition "``id`` is one of the ids of ``cte``": an array on PostgreSQL, which then looks each
+    up by primary key (with ``IN (SELECT ...)`` it scanned the whole table, guessing the CTE small)."""
+    if connection.vendor == "postgresql":
+        return f"id = ANY(ARRAY(SELECT id FROM {cte}))"
+    return f"id IN (SELECT id FROM {cte})"
 
 
 def _claim_in_steps(
@@ -401,7 +409,7 @@ def _delete_unchanged(entries: Sequence[Any], token: str, using: str) -> list[An
             cursor.execute(
                 f"WITH held AS MATERIALIZED (SELECT id FROM {table} WHERE alias = %s AND {among}"
                 f" AND claimed_by = %s AND requeued = %s{lock}) DELETE FROM {table}"
-                " WHERE id IN (SELECT id FROM held) RETURNING id",
+                f" WHERE {_ids_of(connection, 'held')} RETURNING id",
                 [alias, *params, token, False],
             )
             deleted.update(int(row[0]) for row in cursor.fetchall())
