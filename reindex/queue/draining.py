@@ -23,10 +23,17 @@ its entries are kept, due again ``QUEUE_POLL_INTERVAL`` seconds later, instead o
 removed: the rebuild may still write a batch it read before the change. Drained again
 once the new index is live, they reach it after every write of the rebuild. (The
 indexes to write to are read after the claim, hence after the change was committed:
-an index created later reads the row as changed.) Such an entry is marked as sent
+an index created later reads the row as changed. So they are looked up for every
+batch, never kept from one to the next: a rebuild that took its lock and read the row
+between a kept lookup and the claim would miss the change, and its swap would lose it.
+The lookup is two requests: the lock, the alias.) Such an entry is marked as sent
 there (``held_for``) and not sent again while that index builds, unless its row
 changes; and what a batch writes into a building index is recorded before it is sent
 (``ranges.record_queue_writes``), so that the rebuild's count check allows for it.
+
+Each batch is sent on a thread of its own while the next one is claimed, read and
+built (``Pipeline``), as a rebuild sends while it reads: the database is used from the
+drainer's thread only, and a batch is acknowledged once its send came back.
 
 A batch the database lets down halfway (SQLite's "database is locked" while a site's
 transaction writes, a lost connection) is given back at once, its entries pending again
