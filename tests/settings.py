@@ -72,6 +72,12 @@ REINDEX = {
     "UPDATE_OVERLAP": float(os.environ.get("REINDEX_TEST_UPDATE_OVERLAP", "60")),
     # The queue's kill -9 test shortens the lease so that the killed drainer's batch comes back soon.
     "QUEUE_LEASE": float(os.environ.get("REINDEX_TEST_QUEUE_LEASE", "300")),
+    # The drain's signal test holds a send in a long back-off between two tries of a rejected item.
+    **{
+        name: float(os.environ["REINDEX_TEST_RETRY_BACKOFF"])
+        for name in ("RETRY_BACKOFF", "RETRY_BACKOFF_MAX")
+        if os.environ.get("REINDEX_TEST_RETRY_BACKOFF")
+    },
 }
 
 # The Celery tests start real workers; each test uses a queue of its own.

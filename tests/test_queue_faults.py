@@ -213,6 +213,39 @@ def test_the_server_failing_while_a_batch_is_sent_and_the_next_one_built_keeps_b
         assert stored(es, "products", product.pk)["name"] == f"Renamed {product.pk}"
 
 
+def test_sigterm_while_a_drain_worker_waits_to_send_a_rejected_item_again_ends_it_with_the_entry_queued(
+    catalog, es, es_url, reindex_process
+):
+    """The server rejects a document with 429 and the worker waits to send it again: SIGTERM ends the
+    worker there (exit 0), the entry put back as it was, not acknowledged."""
+    from catalog.models import Product
+
+    from reindex.models import QueueEntry
+
+    catalog(products=10)
+    assert reindex_process("rebuild", "products").returncode == 0
+    QueueEntry.objects.all().delete()
+    product = Product.objects.filter(is_active=True).order_by("pk").first()
+    product.name = "Saved while the cluster is busy"
+    product.save()
+    with RejectingProxy(es_url, ids={str(product.pk)}, times=1000) as proxy:
+        drainer = reindex_process(
+            "--es-url", proxy.url, "drain", "products", "--loop", "--max-seconds", "300", "--json",
+            wait=False, env={"REINDEX_TEST_RETRY_BACKOFF": "600"},
+        )  # fmt: skip
+        try:
+            wait_for(lambda: proxy.rejected, "the drainer's first try", drainer)
+            time.sleep(0.5)  # in its back-off now
+            [report], _ = stop_worker(drainer)
+        finally:
+            if drainer.poll() is None:
+                drainer.kill()
+
+    assert (report["indexed"], report["released"], report["error"]) == (0, 1, None)
+    [entry] = QueueEntry.objects.filter(alias="products")
+    assert (entry.state, entry.attempts) == ("pending", 0)
+
+
 @pytest.fixture
 def paced_drainer(catalog, reindex_process, concurrent_db, settings) -> Any:
     """``paced`` (no change tracking) built from 300 products, the queue empty, and ``drain --loop`` running."""
