@@ -29,6 +29,21 @@ BATCHES = {"REINDEX_TEST_INDEXES": "tests.definitions.BatchesIndex"}
 QUEUED_PACED = {"REINDEX_TEST_INDEXES": "tests.definitions.QueuedPacedIndex"}
 
 
+def one_product_saved(catalog: Any, reindex_process: Any, name: str) -> Any:
+    """Ten products built into ``products``, the queue emptied, then the first one saved as ``name``: queued."""
+    from catalog.models import Product
+
+    from reindex.models import QueueEntry
+
+    catalog(products=10)
+    assert reindex_process("rebuild", "products").returncode == 0
+    QueueEntry.objects.all().delete()
+    product = Product.objects.filter(is_active=True).order_by("pk").first()
+    product.name = name
+    product.save()
+    return product
+
+
 def versions(es: Any, alias: str, size: int = 2000) -> dict[str, int]:
     """Each document's version: how many times it was written."""
     hits = es.search(index=alias, size=size, version=True, query={"match_all": {}})["hits"]["hits"]
@@ -218,16 +233,9 @@ def test_sigterm_while_a_drain_worker_waits_to_send_a_rejected_item_again_ends_i
 ):
     """The server rejects a document with 429 and the worker waits to send it again: SIGTERM ends the
     worker there (exit 0), the entry put back as it was, not acknowledged."""
-    from catalog.models import Product
-
     from reindex.models import QueueEntry
 
-    catalog(products=10)
-    assert reindex_process("rebuild", "products").returncode == 0
-    QueueEntry.objects.all().delete()
-    product = Product.objects.filter(is_active=True).order_by("pk").first()
-    product.name = "Saved while the cluster is busy"
-    product.save()
+    product = one_product_saved(catalog, reindex_process, "Saved while the cluster is busy")
     with RejectingProxy(es_url, ids={str(product.pk)}, times=1000) as proxy:
         drainer = reindex_process(
             "--es-url", proxy.url, "drain", "products", "--loop", "--max-seconds", "300", "--json",
@@ -446,16 +454,7 @@ def test_a_server_with_a_smaller_request_limit_gets_halved_requests_and_a_lone_h
 
 
 def test_a_drainer_worker_started_while_the_server_is_down_drains_once_it_is_back(catalog, es, es_url, reindex_process):
-    from catalog.models import Product
-
-    from reindex.models import QueueEntry
-
-    catalog(products=10)
-    assert reindex_process("rebuild", "products").returncode == 0
-    QueueEntry.objects.all().delete()
-    product = Product.objects.filter(is_active=True).order_by("pk").first()
-    product.name = "Saved while the search server is down"
-    product.save()
+    product = one_product_saved(catalog, reindex_process, "Saved while the search server is down")
     with FaultProxy(es_url) as proxy:
         proxy.fail("refuse", 600)
         drainer = reindex_process(
