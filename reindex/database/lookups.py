@@ -37,6 +37,12 @@ def keys_sql(connection: Any, column: str, keys: Sequence[Any]) -> tuple[str, li
     return f"{column} IN ({', '.join(['%s'] * len(keys))})", list(keys)
 
 
+#: Fields whose values, when already ``int``, need no preparing (a drain's keys, read from the queue).
+_INTEGERS = frozenset(
+    ("AutoField", "BigAutoField", "SmallAutoField", "IntegerField", "BigIntegerField", "SmallIntegerField")
+)
+
+
 @functools.cache
 def _any_of() -> type:
     """The lookup ``lhs = ANY(%s)`` with the list as one parameter (Django imported only when first needed)."""
@@ -48,8 +54,9 @@ def _any_of() -> type:
 
         def as_sql(self, compiler: Any, connection: Any) -> tuple[str, list[Any]]:
             lhs, params = self.process_lhs(compiler, connection)
-            field = self.lhs.output_field
-            values = [field.get_db_prep_value(value, connection) for value in self.rhs]
+            field, values = self.lhs.output_field, self.rhs
+            if not (field.get_internal_type() in _INTEGERS and all(type(value) is int for value in values)):
+                values = [field.get_db_prep_value(value, connection) for value in values]  # ints go as they are
             return f"{lhs} = ANY(%s)", [*params, values]
 
     return AnyOf
