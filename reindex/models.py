@@ -37,7 +37,9 @@ class QueueEntry(models.Model):
         db_table = "reindex_queue"
         verbose_name_plural = "queue entries"
         constraints = [models.UniqueConstraint(fields=["alias", "object_id"], name="reindex_queue_alias_object")]
-        indexes = [models.Index(fields=["alias", "state", "available_at"], name="reindex_queue_claimable")]
+        # A claim reads the entries of one state in (available_at, id) order through it and stops at
+        # its batch: without ``id`` the database sorted every due entry for each claim.
+        indexes = [models.Index(fields=["alias", "state", "available_at", "id"], name="reindex_queue_claimable")]
 
     def __str__(self) -> str:
         return f"{self.alias}:{self.object_id} ({self.state})"

@@ -87,6 +87,12 @@ REINDEX = {
     "UPDATE_OVERLAP": float(os.environ.get("REINDEX_TEST_UPDATE_OVERLAP", "60")),
     # The queue's kill -9 test shortens the lease so that the killed drainer's batch comes back soon.
     "QUEUE_LEASE": float(os.environ.get("REINDEX_TEST_QUEUE_LEASE", "300")),
+    # The drain's signal test holds a send in a long back-off between two tries of a rejected item.
+    **{
+        name: float(os.environ["REINDEX_TEST_RETRY_BACKOFF"])
+        for name in ("RETRY_BACKOFF", "RETRY_BACKOFF_MAX")
+        if os.environ.get("REINDEX_TEST_RETRY_BACKOFF")
+    },
 }
 # The stream's fault tests: a writer whose saves queue nothing (what reaches the index came through
 # the log), and a poison row dead after two attempts, retried at once.

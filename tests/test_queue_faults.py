@@ -23,10 +23,25 @@ from reindex.server.connection import Connection
 from tests.definitions import BatchesIndex
 from tests.faultproxy import FaultProxy
 from tests.helpers import building_index, finished, start_writer, stop_worker, stored, versions, wait_for
-from tests.httpproxy import RejectingProxy, SizeLimitProxy
+from tests.httpproxy import HttpProxy, RejectingProxy, SizeLimitProxy
 
 BATCHES = {"REINDEX_TEST_INDEXES": "tests.definitions.BatchesIndex"}
 QUEUED_PACED = {"REINDEX_TEST_INDEXES": "tests.definitions.QueuedPacedIndex"}
+
+
+def one_product_saved(catalog: Any, reindex_process: Any, name: str) -> Any:
+    """Ten products built into ``products``, the queue emptied, then the first one saved as ``name``: queued."""
+    from catalog.models import Product
+
+    from reindex.models import QueueEntry
+
+    catalog(products=10)
+    assert reindex_process("rebuild", "products").returncode == 0
+    QueueEntry.objects.all().delete()
+    product = Product.objects.filter(is_active=True).order_by("pk").first()
+    product.name = name
+    product.save()
+    return product
 
 
 def claimed(alias: str) -> int:
@@ -171,6 +186,66 @@ def test_the_server_down_for_a_while_keeps_the_changes_queued_until_it_returns(c
         assert stored(es, "products", product.pk)["name"] == product.name
     run = reindex("verify", "products", "--full", "--json")
     assert run.exit_code == 0, run.stdout
+
+
+def test_the_server_failing_while_a_batch_is_sent_and_the_next_one_built_keeps_both_queued(catalog, es, es_url, db):
+    """A batch is sent while the next is claimed and built: when its send fails, neither is acknowledged."""
+    from catalog.models import Product
+
+    catalog(products=30)
+    api.rebuild("products", es_url=es_url)
+    for product in Product.objects.order_by("pk"):
+        product.name = f"Renamed {product.pk}"
+        product.save()
+    bulks = []
+
+    def first_bulk_only(method: str, path: str) -> bool:
+        """Everything reaches the server but the bulk requests after the first one (answered 503)."""
+        if not path.endswith("/_bulk"):
+            return True
+        bulks.append(path)
+        return len(bulks) == 1
+
+    with HttpProxy(es_url) as proxy:
+        proxy.answer_with(503, unless=first_bulk_only, reason="the node is restarting")
+        config = Config(hosts=(proxy.url,), max_retries=0, batch_size=10, queue_backoff=0.05)
+        [down] = drain([api.definitions("products")[0]], Connection(config).client(), config)
+
+    assert "the batch stays queued" in (down.error or "")
+    assert (down.batches, down.indexed) == (3, 10)  # the first batch confirmed; the second failed, the third unsent
+    assert (api.queue_status("products")[0].pending, api.queue_status("products")[0].claimed) == (20, 0)
+
+    time.sleep(0.1)  # put back due in QUEUE_BACKOFF seconds
+    [back] = api.drain("products", es_url=es_url)
+    assert (back.indexed, back.exception) == (20, None)
+    for product in Product.objects.all():
+        assert stored(es, "products", product.pk)["name"] == f"Renamed {product.pk}"
+
+
+def test_sigterm_while_a_drain_worker_waits_to_send_a_rejected_item_again_ends_it_with_the_entry_queued(
+    catalog, es, es_url, reindex_process
+):
+    """The server rejects a document with 429 and the worker waits to send it again: SIGTERM ends the
+    worker there (exit 0), the entry put back as it was, not acknowledged."""
+    from reindex.models import QueueEntry
+
+    product = one_product_saved(catalog, reindex_process, "Saved while the cluster is busy")
+    with RejectingProxy(es_url, ids={str(product.pk)}, times=1000) as proxy:
+        drainer = reindex_process(
+            "--es-url", proxy.url, "drain", "products", "--loop", "--max-seconds", "300", "--json",
+            wait=False, env={"REINDEX_TEST_RETRY_BACKOFF": "600"},
+        )  # fmt: skip
+        try:
+            wait_for(lambda: proxy.rejected, "the drainer's first try", drainer)
+            time.sleep(0.5)  # in its back-off now
+            [report], _ = stop_worker(drainer)
+        finally:
+            if drainer.poll() is None:
+                drainer.kill()
+
+    assert (report["indexed"], report["released"], report["error"]) == (0, 1, None)
+    [entry] = QueueEntry.objects.filter(alias="products")
+    assert (entry.state, entry.attempts) == ("pending", 0)
 
 
 @pytest.fixture
@@ -373,16 +448,7 @@ def test_a_server_with_a_smaller_request_limit_gets_halved_requests_and_a_lone_h
 
 
 def test_a_drainer_worker_started_while_the_server_is_down_drains_once_it_is_back(catalog, es, es_url, reindex_process):
-    from catalog.models import Product
-
-    from reindex.models import QueueEntry
-
-    catalog(products=10)
-    assert reindex_process("rebuild", "products").returncode == 0
-    QueueEntry.objects.all().delete()
-    product = Product.objects.filter(is_active=True).order_by("pk").first()
-    product.name = "Saved while the search server is down"
-    product.save()
+    product = one_product_saved(catalog, reindex_process, "Saved while the search server is down")
     with FaultProxy(es_url) as proxy:
         proxy.fail("refuse", 600)
         drainer = reindex_process(

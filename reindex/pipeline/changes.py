@@ -18,6 +18,7 @@ import datetime
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any
 
+from reindex.database.lookups import keys_filter
 from reindex.database.rows import read_rows, row_pk
 from reindex.definitions.definition import IndexDefinition
 from reindex.definitions.documents import Action, Failure, build_batches, delete_actions
@@ -131,7 +132,7 @@ def change_batches(
     from django.db import reset_queries
 
     for chunk in pk_chunks:
-        picked = queryset.filter(pk__in=chunk).order_by("pk")
+        picked = keys_filter(queryset, "pk", chunk).order_by("pk")
         rows = read_rows(picked) if cursor else list(picked)
         reset_queries()  # with DEBUG=True Django would keep every query
         present = {row_pk(row) for row in rows}

@@ -23,10 +23,17 @@ its entries are kept, due again ``QUEUE_POLL_INTERVAL`` seconds later, instead o
 removed: the rebuild may still write a batch it read before the change. Drained again
 once the new index is live, they reach it after every write of the rebuild. (The
 indexes to write to are read after the claim, hence after the change was committed:
-an index created later reads the row as changed.) Such an entry is marked as sent
+an index created later reads the row as changed. So they are looked up for every
+batch, never kept from one to the next: a rebuild that took its lock and read the row
+between a kept lookup and the claim would miss the change, and its swap would lose it.
+The lookup is two requests: the lock, the alias.) Such an entry is marked as sent
 there (``held_for``) and not sent again while that index builds, unless its row
 changes; and what a batch writes into a building index is recorded before it is sent
 (``ranges.record_queue_writes``), so that the rebuild's count check allows for it.
+
+Each batch is sent on a thread of its own while the next one is claimed, read and
+built (``Pipeline``), as a rebuild sends while it reads: the database is used from the
+drainer's thread only, and a batch is acknowledged once its send came back.
 
 A batch the database lets down halfway (SQLite's "database is locked" while a site's
 transaction writes, a lost connection) is given back at once, its entries pending again
@@ -39,10 +46,12 @@ from __future__ import annotations
 import datetime
 import logging
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from functools import partial
+from typing import Any, ClassVar, NoReturn, TypeVar
 
 from reindex import interrupts
 from reindex.config import Config
@@ -64,6 +73,8 @@ from reindex.server.retries import RETRY_ON_STATUS
 from reindex.server.sending import BulkOptions, bulk_items
 
 logger = logging.getLogger("reindex.drain")
+
+T = TypeVar("T")
 
 
 @dataclass(kw_only=True)
@@ -173,7 +184,8 @@ def drain_alias(
 ) -> bool:
     """Drain the due entries of one alias (queued before ``until``), batch after batch; return whether it claimed any.
 
-    A batch that fails as a whole (server down: RunFailed; alias not built:
+    Each batch is sent while the next one is claimed, read and built (``Pipeline``). A
+    batch that fails as a whole (server down: RunFailed; alias not built:
     ConfigurationError) is put back and ends the pass with its error in ``result``.
     An empty claim while entries are left (skipped because another drainer's claim
     held them that moment) is tried again, for at most ``QUEUE_LEASE`` seconds.
@@ -181,37 +193,105 @@ def drain_alias(
     batch_size = config.batch_size_for(definition)
     claimed_any = False
     skipped_since: float | None = None
-    while not _past(deadline):
-        interrupts.check()
-        try:
-            with changequeue.database_errors(definition.alias):
-                claimed = changequeue.claim(definition.alias, batch_size, config.queue_lease, changed_before=until)
-                left = not claimed.entries and changequeue.claimable(definition.alias, until)
-        except DatabaseUnavailable as exc:
-            _note(result, exc)
-            break
-        if isinstance(result.exception, DatabaseUnavailable):  # it answers again
-            result.error = result.exception = None
-        if not claimed.entries:
-            skipped_since = skipped_since or time.monotonic()
-            if not left or time.monotonic() - skipped_since > config.queue_lease:
+    with Pipeline() as pipeline:
+        while not _past(deadline):
+            interrupts.check()
+            try:
+                with changequeue.database_errors(definition.alias):
+                    claimed = changequeue.claim(definition.alias, batch_size, config.queue_lease, changed_before=until)
+                    left = not claimed.entries and changequeue.claimable(definition.alias, until)
+            except DatabaseUnavailable as exc:
+                _note(result, exc)
                 break
-            interrupts.sleep(0.05)
-            continue
-        skipped_since = None
-        claimed_any = True
-        result.batches += 1
-        result.claimed += len(claimed.entries)
-        try:
-            with changequeue.database_errors(definition.alias):
-                Batch(definition, client, config, claimed, result).run()
-        except Interrupted:
-            raise
-        except ReindexError as exc:  # not built, server down: this alias waits, the others go on
-            _note(result, exc)
-            break
-        result.error = result.exception = None
+            if isinstance(result.exception, DatabaseUnavailable):  # it answers again
+                result.error = result.exception = None
+            under_way = pipeline.under_way
+            if not claimed.entries and under_way is not None:
+                if not _step(result, definition.alias, pipeline.finish):
+                    break
+                if under_way.put_back_any:  # they may be due again at once (a failure without back-off)
+                    continue
+            if not claimed.entries:
+                skipped_since = skipped_since or time.monotonic()
+                if not left or time.monotonic() - skipped_since > config.queue_lease:
+                    break
+                interrupts.sleep(0.05)
+                continue
+            skipped_since = None
+            claimed_any = True
+            result.batches += 1
+            result.claimed += len(claimed.entries)
+            batch = Batch(definition, client, config, claimed, result)
+            if not _step(result, definition.alias, partial(pipeline.hand_over, batch)):
+                break  # not built, server down: this alias waits, the others go on
+            result.error = result.exception = None
+        _step(result, definition.alias, pipeline.finish)
     return claimed_any
+
+
+def _step(result: DrainResult, alias: str, step: Callable[[], None]) -> bool:
+    """Run ``step``; False, its error noted in ``result``, when it failed (Interrupted goes on up)."""
+    try:
+        with changequeue.database_errors(alias):
+            step()
+    except Interrupted:
+        raise
+    except ReindexError as exc:
+        _note(result, exc)
+        return False
+    return True
+
+
+class Pipeline:
+    """A pass's batches, each sent on a thread of its own while the next is claimed, read and built.
+
+    The rebuild's overlap (``reindex.server.sending``): the database's work and the
+    building of documents on this thread, the requests to the server on the other. The
+    database is only ever used from this thread: the sender thread sends a bulk body
+    and reads its items, nothing else. One batch at most is under way, so a row's
+    documents reach the server in the order its batches were claimed, and a batch is
+    acknowledged only once its send came back (``Batch.complete``). On the way out
+    (end of the pass, an error, a signal) the batch under way is finished first.
+    """
+
+    def __init__(self) -> None:
+        self.under_way: Batch | None = None
+        self.sent: Future[Sent] | None = None
+        self.sender = ThreadPoolExecutor(max_workers=1, thread_name_prefix="reindex-drain")
+
+    def hand_over(self, batch: Batch) -> None:
+        """Read and build ``batch``, start sending it, and settle the batch sent before it."""
+        batch.guarded(batch.prepare)
+        previous, sent = self.under_way, self.sent
+        self.under_way = self.sent = None
+        if previous is not None and sent is not None:
+            try:
+                outcome = previous.guarded(lambda: previous.wait(sent))
+            except BaseException:
+                batch.guarded(batch.abandon_unsent)
+                raise
+        self.under_way, self.sent = batch, self.sender.submit(batch.send)
+        if previous is not None:
+            previous.guarded(lambda: previous.complete(outcome))
+
+    def finish(self) -> None:
+        """Settle the batch under way, once its send came back."""
+        batch, sent = self.under_way, self.sent
+        self.under_way = self.sent = None
+        if batch is not None and sent is not None:
+            outcome = batch.guarded(lambda: batch.wait(sent))
+            batch.guarded(lambda: batch.complete(outcome))
+
+    def __enter__(self) -> Pipeline:
+        return self
+
+    def __exit__(self, exc_type: Any, *exc: Any) -> None:
+        try:
+            batch = self.under_way
+            if exc_type is not None and batch is not None:  # a signal: the batch under way is finished
+                _step(batch.result, batch.definition.alias, self.finish)
+        finally:
+            self.sender.shutdown(wait=True)
 
 
 @contextmanager
@@ -238,9 +318,18 @@ def _note(result: DrainResult, exc: ReindexError) -> None:
     result.error, result.exception = str(exc), exc
 
 
+#: What the sender thread brings back of a batch: its entries the server could not take now
+#: (429 and the like still, after the retries), and those whose document it rejected; each with why.
+Sent = tuple[dict[str, str], dict[str, str]]
+
+
 @dataclass
 class Batch:
-    """One claimed batch under way: its entries by primary key, the documents built, the outcomes."""
+    """One claimed batch under way: its entries by primary key, the documents built, the outcomes.
+
+    ``prepare()`` (this thread: the database), ``send()`` (the sender thread: the server
+    only), ``complete()`` (this thread: each entry settled on its document's result).
+    """
 
     definition: IndexDefinition
     client: Any
@@ -248,9 +337,20 @@ class Batch:
     claimed: changequeue.Claimed
     result: DrainResult
     keyed: dict[str, tuple[Any, Any]] = field(default_factory=dict)
+    failed: dict[str, str] = field(default_factory=dict)
+    targets: Targets | None = None
+    held: set[str] = field(default_factory=set)
+    lines: list[bytes] = field(default_factory=list)
+    owners: list[str] = field(default_factory=list)
+    built: int = 0
+    gone: int = 0
+    indexed: set[str] = field(default_factory=set)
+    deleted: set[str] = field(default_factory=set)
+    #: Entries of the batch were put back to be tried again (failed, or the server could not take them).
+    put_back_any: bool = False
 
-    def run(self) -> None:
-        """Send the batch and settle each entry; a batch the database lets down is given back at once.
+    def guarded(self, step: Callable[[], T]) -> T:
+        """Run ``step``; a batch the database lets down is given back at once.
 
         Raises OperationalError (the caller's ``database_errors`` names it) after giving the
         batch back: see ``reindex.queue.entries.give_back``.
@@ -258,46 +358,82 @@ class Batch:
         from django.db import InterfaceError, OperationalError
 
         try:
-            self.finish()
+            return step()
         except (OperationalError, InterfaceError) as exc:
-            entries = [entry for entry, _ in self.keyed.values()]
+            entries = self.claimed.entries
             reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
             patience = self.config.queue_lease if changequeue.is_locked(exc) else 0.0
             if changequeue.give_back(entries, self.claimed.token, patience, f"the database: {reason}"):
                 self.result.released += len(entries)
             raise
 
-    def finish(self) -> None:
-        """Read, build and send the batch's documents, then settle each entry on its document's result."""
+    def prepare(self) -> None:
+        """Find where the batch goes, read and build its documents: the bulk body's lines, ready to send."""
         from django.db import InterfaceError, OperationalError
 
-        self.keyed, failed = self.keys()
-        keyed = self.keyed
+        self.keyed, self.failed = self.keys()
         try:
-            targets = write_targets(self.client, self.definition.alias, self.config)
-            held = self.held(targets)
-            pks = [pk for key, (_, pk) in keyed.items() if pk is not None and key not in held]
+            self.targets = targets = write_targets(self.client, self.definition.alias, self.config)
+            self.held = self.held_keys(targets)
+            pks = [pk for key, (_, pk) in self.keyed.items() if pk is not None and key not in self.held]
             built, gone, unbuilt = self.documents(targets.all[0], pks)
-            failed.update({key: reason for key, reason in unbuilt.items() if key in keyed})
-            lines, owners = self.action_lines(targets, built, gone)
-            for index in targets.building if lines else ():  # recorded before they are sent: see ranges.QueueWrites
-                record_queue_writes(self.client, self.config.lock_index, index, len(built), len(gone))
-            items = bulk_items(self.client, lines, BulkOptions.from_config(self.config))
         except (OperationalError, InterfaceError):
             raise  # the database: the batch is given back as a whole
-        except ConfigurationError:
-            self.put_back([key for key in keyed if key not in failed], "", failed)
-            raise
         except Exception as exc:
-            reason = describe_failure(exc)
-            self.put_back([key for key in keyed if key not in failed], reason, failed)
-            raise RunFailed(f"{self.definition.alias}: {reason}; the batch stays queued") from exc
-        transient = self.outcomes(items, owners, failed)
-        done = [key for key in keyed if key not in failed and key not in transient]
-        self.result.indexed += len({key for key, _ in built}.intersection(done))
-        self.result.deleted += len({str(pk) for pk in gone}.intersection(done))
-        self.settle(done, targets, held)
+            self.abandon(exc)
+        self.failed.update({key: reason for key, reason in unbuilt.items() if key in self.keyed})
+        self.lines, self.owners = self.action_lines(targets, built, gone)
+        self.built, self.gone = len(built), len(gone)
+        self.indexed, self.deleted = {key for key, _ in built}, {str(pk) for pk in gone}
+
+    def send(self) -> Sent:
+        """On the sender thread: the batch's writes recorded for a building index, its body sent, its items read."""
+        assert self.targets is not None
+        for index in (
+            self.targets.building if self.lines else ()
+        ):  # recorded before they are sent: see ranges.QueueWrites
+            record_queue_writes(self.client, self.config.lock_index, index, self.built, self.gone)
+        items = bulk_items(self.client, self.lines, BulkOptions.from_config(self.config))
+        return self.outcomes(items, self.owners)
+
+    def wait(self, sent: Future[Sent]) -> Sent:
+        """What the send brought back; a send that failed puts the batch back and raises (see ``abandon``)."""
+        try:
+            return sent.result()
+        except Exception as exc:
+            self.abandon(exc)
+
+    def complete(self, outcome: Sent) -> None:
+        """Settle each entry on its document's result: acknowledged, kept for a rebuild, failed, or put back."""
+        assert self.targets is not None
+        transient, rejected = outcome
+        failed = self.failed
+        for key, reason in rejected.items():
+            failed.setdefault(key, reason)
+        done = [key for key in self.keyed if key not in failed and key not in transient]
+        self.result.indexed += len(self.indexed.intersection(done))
+        self.result.deleted += len(self.deleted.intersection(done))
+        self.settle(done, self.targets, self.held)
         self.put_back(list(transient), next(iter(transient.values()), ""), failed)
+        self.put_back_any = bool(transient or failed)
+
+    def abandon(self, exc: BaseException) -> NoReturn:
+        """Put the batch back after ``exc`` (the server down, the alias not built, a signal) and raise.
+
+        Entries that failed on their own (no row can have their key, their row cannot be
+        built) count an attempt; the others are put back without one.
+        """
+        keys = [key for key in self.keyed if key not in self.failed]
+        if isinstance(exc, (ConfigurationError, Interrupted)):
+            self.put_back(keys, "", self.failed)
+            raise exc
+        reason = describe_failure(exc)
+        self.put_back(keys, reason, self.failed)
+        raise RunFailed(f"{self.definition.alias}: {reason}; the batch stays queued") from exc
+
+    def abandon_unsent(self) -> None:
+        """Put back a batch built but not sent, because the batch before it failed as a whole."""
+        self.put_back([key for key in self.keyed if key not in self.failed], "", self.failed)
 
     def documents(self, index: str, pks: list[Any]) -> tuple[list[tuple[str, Action]], list[Any], dict[str, str]]:
         """The rows of ``pks`` read and built as a load's batch is, into ``index``: ``(entry key, action)`` of
@@ -330,7 +466,7 @@ class Batch:
         built = [key for key in keys if key not in unbuilt]
         return list(zip(built, actions, strict=True)), gone, unbuilt
 
-    def held(self, targets: Targets) -> set[str]:
+    def held_keys(self, targets: Targets) -> set[str]:
         """The entries sent to these very building indexes by an earlier drain and not changed since: not sent again."""
         if not targets.building:
             return set()
@@ -367,9 +503,11 @@ class Batch:
             owners += [str(pk) for pk in gone]
         return lines, owners
 
-    def outcomes(self, items: list[dict[str, Any]], owners: list[str], failed: dict[str, str]) -> dict[str, str]:
-        """Note the rejected documents in ``failed``; return the entries the server could not take now."""
+    @staticmethod
+    def outcomes(items: list[dict[str, Any]], owners: list[str]) -> Sent:
+        """The entries the server could not take now, and those whose document it rejected (each with why)."""
         transient: dict[str, str] = {}
+        rejected: dict[str, str] = {}
         for item, key in zip(items, owners, strict=True):
             op, answer = next(iter(item.items()))
             status = int(answer.get("status", 500))
@@ -379,8 +517,8 @@ class Batch:
             if status in RETRY_ON_STATUS:
                 transient[key] = reason
             else:
-                failed.setdefault(key, reason)
-        return transient
+                rejected.setdefault(key, reason)
+        return transient, rejected
 
     def settle(self, done: list[str], targets: Targets, held: set[str]) -> None:
         """Acknowledge the entries done, or keep them for replay while a rebuild loads (marked as sent there)."""

@@ -41,9 +41,10 @@ import uuid
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import Any, NamedTuple, TypeVar
 
 from reindex.config import Config
+from reindex.database.lookups import keys_sql
 from reindex.errors import ConfigurationError, DatabaseUnavailable
 from reindex.results import JsonResult, json_as
 from reindex.server.retries import backoff
@@ -169,9 +170,11 @@ def database_errors(alias: str) -> Iterator[None]:
         raise DatabaseUnavailable(f"{alias}: the database: {first_line}") from exc
 
 
-@dataclass(frozen=True, slots=True)
-class Entry:
-    """A claimed entry: what a drainer needs of it (a row of ``reindex_queue``, not a model instance)."""
+class Entry(NamedTuple):
+    """A claimed entry: what a drainer needs of it (a row of ``reindex_queue``, not a model instance).
+
+    A named tuple: a claim makes a thousand at a time, straight from the rows (``_make``).
+    """
 
     id: int
     alias: str
@@ -261,7 +264,7 @@ _LEASE_EXPIRED = "the lease expired (drainer gone?)"
 def _claim_returning(
     alias: str, limit: int, lease: float, token: str, using: str, changed_before: datetime.datetime | None
 ) -> list[Entry]:
-    """The claim as one ``UPDATE ... WHERE id IN (SELECT ... [FOR UPDATE SKIP LOCKED] LIMIT n) RETURNING``."""
+    """The claim as one ``UPDATE ... WHERE id IN (<candidates> [FOR UPDATE SKIP LOCKED] LIMIT n) RETURNING``."""
     from django.db import connections
 
     from reindex.models import CLAIMED, PENDING
@@ -277,18 +280,37 @@ def _claim_returning(
     before, bound = "", []
     if changed_before is not None:
         before, bound = " AND changed_at <= %s", [ops.adapt_datetimefield_value(changed_before)]
-    # The candidates in a materialised CTE: as an ``IN (SELECT ... LIMIT)`` PostgreSQL may
-    # run the subquery again for each row it updates, taking far more than ``limit``.
+    # The candidates in materialised CTEs: as an ``IN (SELECT ... LIMIT)`` PostgreSQL may
+    # run the subquery again for each row it updates, taking far more than ``limit``. The
+    # due pending entries and the expired leases are read apart, each in the order of the
+    # index (alias, state, available_at, id) and up to ``limit``: with the two states in
+    # one OR, the database read and sorted every claimable entry for each claim (13 of a
+    # claim's 16 ms with 20,000 entries queued, and growing with the queue).
+    ordered = f"ORDER BY available_at, id LIMIT %s{lock}"
     sql = (
-        f"WITH picked AS MATERIALIZED (SELECT id FROM {table} WHERE alias = %s AND {claimable}{before}"
-        f" ORDER BY available_at, id LIMIT %s{lock}) UPDATE {table} SET {_CLAIM_SET}"
-        f" WHERE id IN (SELECT id FROM picked) AND {claimable} RETURNING {', '.join(ENTRY_COLUMNS)}"
+        f"WITH due AS MATERIALIZED (SELECT id, available_at FROM {table} WHERE alias = %s AND state = %s"
+        f" AND available_at <= %s{before} {ordered}),"
+        f" expired AS MATERIALIZED (SELECT id, available_at FROM {table} WHERE alias = %s AND state = %s"
+        f" AND lease_expires < %s{before} {ordered}),"
+        " picked AS MATERIALIZED (SELECT id FROM (SELECT id, available_at FROM due UNION ALL"
+        " SELECT id, available_at FROM expired) AS candidates ORDER BY available_at, id LIMIT %s)"
+        f" UPDATE {table} SET {_CLAIM_SET} WHERE {_ids_of(connection, 'picked')} AND {claimable}"
+        f" RETURNING {', '.join(ENTRY_COLUMNS)}"
     )
     condition = [PENDING, at, CLAIMED, at]
-    params = [alias, *condition, *bound, limit, CLAIMED, CLAIMED, _LEASE_EXPIRED, token, expires, CLAIMED, *condition]
+    picks = [alias, PENDING, at, *bound, limit, alias, CLAIMED, at, *bound, limit, limit]
+    params = [*picks, CLAIMED, CLAIMED, _LEASE_EXPIRED, token, expires, CLAIMED, *condition]
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
-        return [Entry(*row) for row in cursor.fetchall()]
+        return list(map(Entry._make, cursor.fetchall()))
+
+
+def _ids_of(connection: Any, cte: str) -> str:
+    """The condition "``id`` is one of the ids of ``cte``": an array on PostgreSQL, which then looks each
+    up by primary key (with ``IN (SELECT ...)`` it scanned the whole table, guessing the CTE small)."""
+    if connection.vendor == "postgresql":
+        return f"id = ANY(ARRAY(SELECT id FROM {cte}))"
+    return f"id IN (SELECT id FROM {cte})"
 
 
 def _claim_in_steps(
@@ -323,7 +345,7 @@ def _claim_in_steps(
             lease_expires=now + datetime.timedelta(seconds=lease),
             state=CLAIMED,
         )
-    return [Entry(*row) for row in entries.filter(claimed_by=token).values_list(*ENTRY_COLUMNS)]
+    return list(map(Entry._make, entries.filter(claimed_by=token).values_list(*ENTRY_COLUMNS)))
 
 
 def acknowledge(entries: Sequence[Any], token: str, using: str | None = None) -> list[Any]:
@@ -383,12 +405,12 @@ def _delete_unchanged(entries: Sequence[Any], token: str, using: str) -> list[An
     deleted: set[int] = set()
     with connection.cursor() as cursor:
         for alias, keys in _keys_by_alias(entries).items():
-            marks = ", ".join(["%s"] * len(keys))
+            among, params = keys_sql(connection, "object_id", keys)
             cursor.execute(
-                f"WITH held AS MATERIALIZED (SELECT id FROM {table} WHERE alias = %s AND object_id IN ({marks})"
+                f"WITH held AS MATERIALIZED (SELECT id FROM {table} WHERE alias = %s AND {among}"
                 f" AND claimed_by = %s AND requeued = %s{lock}) DELETE FROM {table}"
-                " WHERE id IN (SELECT id FROM held) RETURNING id",
-                [alias, *keys, token, False],
+                f" WHERE {_ids_of(connection, 'held')} RETURNING id",
+                [alias, *params, token, False],
             )
             deleted.update(int(row[0]) for row in cursor.fetchall())
     return [entry for entry in entries if entry.id not in deleted]
@@ -511,10 +533,10 @@ def _lock_held(entries: Sequence[Any], token: str, using: str, *, wait: bool = F
     held: set[int] = set()
     with connection.cursor() as cursor:
         for alias, keys in _keys_by_alias(entries).items():
-            marks = ", ".join(["%s"] * len(keys))
+            among, params = keys_sql(connection, "object_id", keys)
             cursor.execute(
-                f"SELECT id FROM {table}{hint} WHERE alias = %s AND object_id IN ({marks}) AND claimed_by = %s{lock}",
-                [alias, *keys, token],
+                f"SELECT id FROM {table}{hint} WHERE alias = %s AND {among} AND claimed_by = %s{lock}",
+                [alias, *params, token],
             )
             held.update(int(row[0]) for row in cursor.fetchall())
     return held

@@ -80,10 +80,10 @@ def serving_index(client: Any, alias: str) -> str:
 
     Raises ConfigurationError when the alias is not built, or points at several indexes.
     """
-    if is_concrete_index(client, alias):
-        return alias
-    targets = alias_targets(client, alias)
+    targets = alias_targets(client, alias)  # one request where the alias is there: a drain asks every batch
     if not targets:
+        if client.indices.exists(index=alias):  # a concrete index of that name
+            return alias
         raise ConfigurationError(f"{alias}: not built; run reindex rebuild {alias} first")
     if len(targets) > 1:
         raise ConfigurationError(

@@ -113,7 +113,16 @@ class StreamBatch(Batch):
         self.building: Targets | None = None
         self.done: list[str] = []
 
-    def held(self, targets: Targets) -> set[str]:
+    def run(self) -> None:
+        """Read, build and send the batch, then note each document's outcome (RunFailed: the server down)."""
+        self.prepare()
+        try:
+            outcome = self.send()
+        except Exception as exc:
+            self.abandon(exc)
+        self.complete(outcome)
+
+    def held_keys(self, targets: Targets) -> set[str]:
         return set()  # every change in the log is new to every index
 
     def settle(self, done: list[str], targets: Targets, held: set[str]) -> None:
@@ -259,7 +268,7 @@ class Follower:
         for start in range(0, len(keys), size):
             interrupts.check()
             batch = StreamBatch(self.definition, self.client, self.config, keys[start : start + size])
-            batch.finish()  # RunFailed (server down): nothing confirmed, the round is read again
+            batch.run()  # RunFailed (server down): nothing confirmed, the round is read again
             result.batches += 1
             result.indexed += batch.result.indexed
             result.deleted += batch.result.deleted
