@@ -22,7 +22,9 @@ it at the end. Every step runs in a process of its own; the load average of the 
   timed); the queue is emptied between blocks. ``wal_level = logical`` is the
   cluster's for all four.
 - ``throughput``: for each of ``--servers`` and ``--documents``, ``--rounds`` paired
-  rounds, who goes first alternating: ``stream``, a slot set up, every product updated
+  rounds, who goes first alternating, each step on an index rebuilt just before (not
+  timed; osmem-server slows down under a second wave of updates of the same documents,
+  whoever sends them): ``stream``, a slot set up, every product updated
   by one ``UPDATE`` (not timed), then one ``stream --once`` (``follow()``) timed; and
   ``drain``, the products' triggers installed, the same ``UPDATE`` (queued by the
   triggers; then the triggers removed and the queue's table vacuumed, not timed), then
@@ -89,10 +91,15 @@ def child(args: argparse.Namespace, url: str, step: str, *extra: Any) -> dict[st
 def throughput(args: argparse.Namespace, url: str, server: str, document: str) -> dict[str, Any]:
     """Paired rounds of ``stream --once`` and ``drain`` of the same changes; figures and ratios round by round."""
     args.document = document
-    clear_server(url)
-    run_child(args, url, "rebuild")  # the alias both write to (not measured)
+
+    def rebuild(step: str) -> None:
+        """A fresh index holding every document (not timed): osmem-server slows down under repeated updates."""
+        clear_server(url)
+        run_child(args, url, "rebuild")
+
     print(f"throughput, {server}, {document} document:", file=sys.stderr)
-    return {"server": server, "document": document, **paired(args, url, "stream", "drain", script=__file__)}
+    figures = paired(args, url, "stream", "drain", script=__file__, before=rebuild)
+    return {"server": server, "document": document, **figures}
 
 
 def lag(args: argparse.Namespace, url: str) -> list[dict[str, Any]]:
@@ -136,6 +143,7 @@ def main() -> None:
         if "writes" in steps:
             extra = (args.write_rounds, args.saves, args.update_rows)
             figures["writes"] = {**child(args, "http://127.0.0.1:9", "writes", *extra), "load": load()}
+            print(f"writes: {json.dumps(figures['writes'])}", file=sys.stderr)
         for server in args.servers.split(",") if "throughput" in steps else []:
             process, url = start_server(server)
             try:
