@@ -39,7 +39,8 @@ it at the end. Every step runs in a process of its own; the load average of the 
   a new name (a probe); a poller searches for each probe every 50 ms
   (``benchmarks/lag.py``): commit -> searchable, p50 and p99. Against osmem-server.
   Each consumer with its defaults (the stream polls every ``STREAM_POLL_INTERVAL``,
-  0.2 s, when the log is idle; drain every ``QUEUE_POLL_INTERVAL``, 1 s).
+  0.2 s, when the log is idle; drain every ``QUEUE_POLL_INTERVAL``, 1 s). ``--profile DIR``
+  runs each consumer under pyinstrument and writes its report there.
 
 ``--document heavy`` is ``benchmarks.definitions.ProductRowsIndex`` (the sellers as
 ``Related`` rows), ``light`` ``ProductLightIndex``; ``--server sink`` the do-nothing
@@ -110,7 +111,8 @@ def lag(args: argparse.Namespace, url: str) -> list[dict[str, Any]]:
     figures = []
     for n, per_second in enumerate(float(r) for r in args.rates.split(",")):
         for consumer in ["stream", "drain"] if n % 2 == 0 else ["drain", "stream"]:
-            figure = {"consumer": consumer, **child(args, url, "lag", consumer, args.seconds, per_second)}
+            profile = f"{args.profile}/{consumer}-{per_second:g}.txt" if args.profile else ""
+            figure = {"consumer": consumer, **child(args, url, "lag", consumer, args.seconds, per_second, profile)}
             print(f"lag: {figure}", file=sys.stderr)
             figures.append(figure)
     return figures
@@ -129,6 +131,7 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=0, help="BATCH_SIZE (default: the tool's)")
     parser.add_argument("--seconds", type=float, default=30, help="lag: how long the writes last")
     parser.add_argument("--rates", default="100,1000", help="lag: changes a second (comma-separated)")
+    parser.add_argument("--profile", default="", help="lag: a folder for pyinstrument's report of each consumer")
     parser.add_argument("--timeout", type=float, default=3600, help="seconds the seeding may take")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
@@ -316,8 +319,11 @@ def step_drain(definition: Any, config: Any, client: Any) -> dict[str, Any]:
     return timed_drain(definition, config, client)
 
 
-def step_lag(client: Any, consumer: str, seconds: float, per_second: float) -> dict[str, Any]:
-    """``per_second`` changes a second for ``seconds`` with the stream or ``drain --loop`` running; the lag."""
+def step_lag(client: Any, consumer: str, seconds: float, per_second: float, profile: str) -> dict[str, Any]:
+    """``per_second`` changes a second for ``seconds`` with the stream or ``drain --loop`` running; the lag.
+
+    ``profile``: where pyinstrument writes the consumer's profile (as text), if anywhere.
+    """
     import reindex
 
     if consumer == "stream":
@@ -325,8 +331,11 @@ def step_lag(client: Any, consumer: str, seconds: float, per_second: float) -> d
     else:
         reindex.triggers_install("products")
     command = {"stream": ["stream", "products"], "drain": ["drain", "products", "--loop"]}[consumer]
+    profiler = ["-m", "pyinstrument", "-r", "text", "-o", profile] if profile else []
     follower = subprocess.Popen(
-        [sys.executable, "-m", "reindex", "--settings", "benchmarks.settings", "-q", *command], env=os.environ, cwd=ROOT
+        [sys.executable, *profiler, "-m", "reindex", "--settings", "benchmarks.settings", "-q", *command],
+        env=os.environ,
+        cwd=ROOT,
     )
     try:
         figures = write_probes(client, seconds, per_second)
@@ -393,7 +402,7 @@ def steps_of(definition: Any, config: Any, client: Any, extra: list[str]) -> dic
         "writes": lambda: step_writes(int(extra[0]), int(extra[1]), int(extra[2])),
         "stream": lambda: step_stream(definition, config, client),
         "drain": lambda: step_drain(definition, config, client),
-        "lag": lambda: step_lag(client, extra[0], float(extra[1]), float(extra[2])),
+        "lag": lambda: step_lag(client, extra[0], float(extra[1]), float(extra[2]), extra[3]),
     }
 
 
