@@ -23,8 +23,8 @@ it at the end. Every step runs in a process of its own; the load average of the 
   cluster's for all four.
 - ``throughput``: for each of ``--servers`` and ``--documents``, ``--rounds`` paired
   rounds, who goes first alternating, each step on an index rebuilt just before (not
-  timed; osmem-server slows down under a second wave of updates of the same documents,
-  whoever sends them): ``stream``, a slot set up, every product updated
+  timed; writing into the same index one after the other, osmem-server made the second
+  step of a round 2x to 16x slower, whichever it was): ``stream``, a slot set up, every product updated
   by one ``UPDATE`` (not timed), then one ``stream --once`` (``follow()``) timed; and
   ``drain``, the products' triggers installed, the same ``UPDATE`` (queued by the
   triggers; then the triggers removed and the queue's table vacuumed, not timed), then
@@ -42,8 +42,8 @@ it at the end. Every step runs in a process of its own; the load average of the 
   0.2 s, when the log is idle; drain every ``QUEUE_POLL_INTERVAL``, 1 s). ``--profile DIR``
   runs each consumer under pyinstrument and writes its report there.
 
-``--document heavy`` is ``benchmarks.definitions.ProductRowsIndex`` (the sellers as
-``Related`` rows), ``light`` ``ProductLightIndex``; ``--server sink`` the do-nothing
+``--documents heavy`` is ``benchmarks.definitions.ProductRowsIndex`` (the sellers as
+``Related`` rows), ``light`` ``ProductLightIndex``; ``--servers sink`` the do-nothing
 endpoint of ``benchmarks/sink.py``, ``osmem`` the in-memory osmem-server. The private
 cluster runs with ``fsync = off`` (a commit costs less than on a real server, so a
 capture's share of a write looks larger). Figures are printed, never asserted.
@@ -94,7 +94,7 @@ def throughput(args: argparse.Namespace, url: str, server: str, document: str) -
     args.document = document
 
     def rebuild(step: str) -> None:
-        """A fresh index holding every document (not timed): osmem-server slows down under repeated updates."""
+        """A fresh index holding every document (not timed): osmem-server slowed a second wave of updates."""
         clear_server(url)
         run_child(args, url, "rebuild")
 
