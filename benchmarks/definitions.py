@@ -43,6 +43,8 @@ class ProductRowsIndex(IndexDefinition):
 
     updated_field = "updated_at"
     changed_since = ProductIndex.changed_since
+    #: The same changes as the demo's queue or stream (``benchmarks/stream_benchmark.py`` follows its slot).
+    watch = ProductIndex.watch
     related = {"sellers": SELLERS}
 
     def get_queryset(self) -> Any:

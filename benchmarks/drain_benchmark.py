@@ -38,6 +38,7 @@ import subprocess
 import sys
 import time
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -55,9 +56,9 @@ def step_env(args: argparse.Namespace, url: str) -> dict[str, str]:
     return {**dataset_env(args), "PYTHONPATH": path, "REINDEX_ES_URL": url}
 
 
-def run_child(args: argparse.Namespace, url: str, step: str, *extra: str) -> dict[str, Any]:
-    """Run one measured step in a process of its own; its JSON line."""
-    command = [sys.executable, str(Path(__file__).resolve()), "child", step, args.document, str(args.batch_size)]
+def run_child(args: argparse.Namespace, url: str, step: str, *extra: str, script: str = __file__) -> dict[str, Any]:
+    """Run one measured step in a process of its own (``script child STEP DOCUMENT BATCH_SIZE ...``); its JSON line."""
+    command = [sys.executable, str(Path(script).resolve()), "child", step, args.document, str(args.batch_size)]
     done = subprocess.run(
         [*command, *extra], env=step_env(args, url), capture_output=True, text=True, timeout=3600, cwd=ROOT
     )
@@ -88,35 +89,63 @@ def throughput(args: argparse.Namespace, url: str) -> dict[str, Any]:
     """Paired rounds of a rebuild and a drain of the same rows; their figures and the ratios round by round."""
     clear_server(url)
     run_child(args, url, "rebuild")  # the alias the first drain writes to (not measured)
-    runs: dict[str, list[dict[str, Any]]] = {"rebuild": [], "drain": []}
+
+    def before(step: str) -> None:
+        if step == "rebuild":  # the sink counts what the drains wrote: the rebuild would refuse to swap
+            clear_server(url)
+
+    return paired(args, url, "drain", "rebuild", before=before)
+
+
+def paired(
+    args: argparse.Namespace,
+    url: str,
+    first: str,
+    second: str,
+    *,
+    script: str = __file__,
+    before: Callable[[str], None] = lambda step: None,
+) -> dict[str, Any]:
+    """``args.rounds`` rounds of two steps of ``script``, back to back, ``second`` going first in the even ones.
+
+    Each step's figures (``summary``), and ``first``'s rate and CPU per document over
+    ``second``'s, round by round; ``before(step)`` runs ahead of each step (not timed).
+    """
+    runs: dict[str, list[dict[str, Any]]] = {first: [], second: []}
     rounds = []
     for n in range(args.rounds):
-        order = ["rebuild", "drain"] if n % 2 == 0 else ["drain", "rebuild"]
-        load = os.getloadavg()[0]
-        for step in order:
-            if step == "rebuild":  # the sink counts what the drains wrote: the rebuild would refuse to swap
-                clear_server(url)
-            runs[step].append(run_child(args, url, step))
-        drained, rebuilt = runs["drain"][-1], runs["rebuild"][-1]
-        ratio = rate(drained) / rate(rebuilt)
-        cpu_ratio = (drained["cpu"] / max(drained["docs"], 1)) / (rebuilt["cpu"] / max(rebuilt["docs"], 1))
-        rounds.append({"load_1min": load, "drain_over_rebuild": ratio, "cpu_drain_over_rebuild": cpu_ratio})
+        load = [round(v, 2) for v in os.getloadavg()]
+        for step in [second, first] if n % 2 == 0 else [first, second]:
+            before(step)
+            runs[step].append(run_child(args, url, step, script=script))
+        one, other = runs[first][-1], runs[second][-1]
+        ratio = rate(one) / rate(other)
+        cpu_ratio = (one["cpu"] / max(one["docs"], 1)) / (other["cpu"] / max(other["docs"], 1))
+        rounds.append({"load_1min": load[0], "load": load, "ratio": ratio, "cpu_ratio": cpu_ratio})
         print(
-            f"round {n + 1} (load {load:.2f}): rebuild {rate(rebuilt):,.0f} docs/s, drain {rate(drained):,.0f}"
-            f" docs/s ({drained['docs']:,} documents, {drained['failed']:,} failed): {ratio:.2f}x;"
-            f" CPU {cpu_ratio:.2f}x",
+            f"round {n + 1} (load {load[0]:.2f}): {second} {rate(other):,.0f} docs/s, {first} {rate(one):,.0f}"
+            f" docs/s ({one['docs']:,} documents, {one['failed']:,} failed): {ratio:.2f}x; CPU {cpu_ratio:.2f}x",
             file=sys.stderr,
         )
-    ratios = [r["drain_over_rebuild"] for r in rounds]
-    cpu = [r["cpu_drain_over_rebuild"] for r in rounds]
-    return {
-        "rebuild": summary(runs["rebuild"]),
-        "drain": summary(runs["drain"]),
-        "drain_over_rebuild": {"median": statistics.median(ratios), "min": min(ratios), "max": max(ratios)},
-        "cpu_drain_over_rebuild": {"median": statistics.median(cpu), "min": min(cpu), "max": max(cpu)},
-        "rounds": rounds,
-        "runs": runs,
-    }
+    report: dict[str, Any] = {first: summary(runs[first]), second: summary(runs[second])}
+    for key, name in (("ratio", f"{first}_over_{second}"), ("cpu_ratio", f"cpu_{first}_over_{second}")):
+        values = [r[key] for r in rounds]
+        report[name] = {"median": statistics.median(values), "min": min(values), "max": max(values)}
+    return {**report, "rounds": rounds, "runs": runs}
+
+
+def print_paired(report: dict[str, Any], first: str, second: str) -> None:
+    """The figures of ``paired()``, a line per step and per ratio."""
+    for name in (second, first):
+        s = report[name]
+        print(
+            f"  {name}: {s['docs_per_s']:,.0f} docs/s ({s['docs_per_s_min']:,.0f}-{s['docs_per_s_max']:,.0f}),"
+            f" {s['docs']:,} documents, CPU {s['cpu_s_per_10k']:.2f} s/10k,"
+            f" {s['queries']:.0f} SQL statements ({s['queries_per_1k']:.1f} per 1,000)"
+        )
+    for key in (f"{first}_over_{second}", f"cpu_{first}_over_{second}"):
+        r = report[key]
+        print(f"  {key}, round by round: {r['median']:.2f}x ({r['min']:.2f}-{r['max']:.2f})")
 
 
 def main() -> None:
@@ -164,17 +193,7 @@ def main() -> None:
         return
     print(", ".join(f"{k} {v}" for k, v in conditions.items()))
     if "throughput" in figures:
-        report = figures["throughput"]
-        for name in ("rebuild", "drain"):
-            s = report[name]
-            print(
-                f"  {name}: {s['docs_per_s']:,.0f} docs/s ({s['docs_per_s_min']:,.0f}-{s['docs_per_s_max']:,.0f}),"
-                f" {s['docs']:,} documents, CPU {s['cpu_s_per_10k']:.2f} s/10k,"
-                f" {s['queries']:.0f} SQL statements ({s['queries_per_1k']:.1f} per 1,000)"
-            )
-        for key in ("drain_over_rebuild", "cpu_drain_over_rebuild"):
-            r = report[key]
-            print(f"  {key}, round by round: {r['median']:.2f}x ({r['min']:.2f}-{r['max']:.2f})")
+        print_paired(figures["throughput"], "drain", "rebuild")
     if "lag" in figures:
         print(
             "  lag: "
@@ -247,11 +266,17 @@ def step_rebuild(definition: Any, config: Any, client: Any) -> dict[str, Any]:
 def step_drain(definition: Any, config: Any, client: Any) -> dict[str, Any]:
     import reindex
     from reindex.models import QueueEntry
-    from reindex.queue.draining import drain
 
     QueueEntry.objects.filter(alias=definition.alias).delete()
     reindex.enqueue(definition, definition.get_queryset().values_list("pk", flat=True), config=config)
     vacuum_queue()
+    return timed_drain(definition, config, client)
+
+
+def timed_drain(definition: Any, config: Any, client: Any) -> dict[str, Any]:
+    """One ``drain()`` of what is queued for the alias, measured; then its queue emptied."""
+    from reindex.models import QueueEntry
+    from reindex.queue.draining import drain
 
     def work() -> tuple[int, int]:
         [drained] = drain([definition], client, config)
@@ -372,25 +397,33 @@ def step_drainloop(definition: Any, config: Any, client: Any, seconds: float) ->
     return {"indexed": drained.indexed, "batches": drained.batches}
 
 
-def child_main(step: str, document: str, batch_size: int, extra: list[str]) -> None:
-    definition, config, client = setup(document, batch_size)
-    if step == "migrate":
-        from django.core.management import call_command
+def step_migrate() -> dict[str, Any]:
+    from django.core.management import call_command
 
-        call_command("migrate", "reindex", verbosity=0)  # the queue's table, in a dataset seeded before it existed
-        print(json.dumps({}))
-        return
-    steps: dict[str, Any] = {
+    call_command("migrate", "reindex", verbosity=0)  # the queue's table, in a dataset seeded before it existed
+    return {}
+
+
+def steps_of(definition: Any, config: Any, client: Any, extra: list[str]) -> dict[str, Callable[[], dict[str, Any]]]:
+    return {
+        "migrate": step_migrate,
         "rebuild": lambda: step_rebuild(definition, config, client),
         "drain": lambda: step_drain(definition, config, client),
         "lag": lambda: step_lag(definition, config, client, float(extra[0]), float(extra[1])),
         "drainloop": lambda: step_drainloop(definition, config, client, float(extra[0])),
     }
-    print(json.dumps(steps[step]()))
+
+
+def run(steps: Callable[..., dict[str, Callable[[], dict[str, Any]]]], main: Callable[[], None]) -> None:
+    """``script child STEP DOCUMENT BATCH_SIZE [EXTRA...]`` (``run_child``): the step's figures as a JSON line.
+
+    Otherwise ``main()``. ``steps(definition, config, client, extra)`` names the script's steps.
+    """
+    if sys.argv[1:2] != ["child"]:
+        return main()
+    definition, config, client = setup(sys.argv[3], int(sys.argv[4]))
+    print(json.dumps(steps(definition, config, client, sys.argv[5:])[sys.argv[2]]()))
 
 
 if __name__ == "__main__":
-    if sys.argv[1:2] == ["child"]:
-        child_main(sys.argv[2], sys.argv[3], int(sys.argv[4]), sys.argv[5:])
-    else:
-        main()
+    run(steps_of, main)

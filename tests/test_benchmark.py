@@ -138,3 +138,21 @@ def test_the_hand_written_script_builds_the_documents_reindex_builds(catalog, li
 
     assert [pair for batch in documents(50, light) for pair in batch] == by_reindex
     assert len(by_reindex) == 120
+
+
+@pytest.mark.stream
+def test_the_stream_benchmark_measures_each_capture_the_stream_against_drain_and_the_lag():
+    """On a logical-decoding cluster of its own: four ways of capturing, the same documents each way, every probe."""
+    command = [sys.executable, "benchmarks/stream_benchmark.py", "--rows", "300", "--write-rounds", "1"]
+    command += ["--saves", "4", "--update-rows", "50", "--rounds", "1", "--servers", "sink", "--documents", "light"]
+    done = subprocess.run(
+        [*command, "--seconds", "2", "--rates", "20", "--json"], capture_output=True, text=True, timeout=600, cwd=ROOT
+    )
+
+    assert done.returncode == 0, done.stderr
+    figures = json.loads(done.stdout)["figures"]
+    assert {"none", "signals", "triggers", "stream"} <= set(figures["writes"])
+    assert all(figures["writes"][way]["save_median_ms"] > 0 for way in ("none", "signals", "triggers", "stream"))
+    [throughput] = figures["throughput"]
+    assert throughput["stream"]["docs"] == throughput["drain"]["docs"] == 300  # every product updated, each way
+    assert [(lag["consumer"], lag["probes_found"]) for lag in figures["lag"]] == [("stream", 20), ("drain", 20)]

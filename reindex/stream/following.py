@@ -221,7 +221,9 @@ class Follower:
             result.changes += sum(1 for change in changes if change.table in self.routes.by_table)
             for table in truncated:
                 keys.update(self.truncated(table))
-            self.send(sorted(keys))
+            # Integer keys in numeric order ("9" before "10"): a batch of close keys reads its
+            # related rows by range, as a drain's batch does, not by a list of 1,000 keys.
+            self.send(sorted(keys, key=lambda key: (len(key), key)))
 
     def peek(self) -> tuple[list[Transaction], bool]:
         """The transactions the slot holds, up to ``STREAM_BATCH`` changes; and whether that was all of them."""
