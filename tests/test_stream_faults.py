@@ -177,6 +177,10 @@ def test_the_search_server_down_holds_the_slot_until_it_returns(streamed, es, es
         stream = follow("--json", "--es-url", proxy.url)
         rename(first.pk, "Sent while the server is up")
         wait_for(lambda: name_of(es, "products", first.pk) == "Sent while the server is up", "the first", stream)
+        up_to = (
+            current_lsn()
+        )  # idle now: its rounds confirm the log's end (a document shows before its round's confirm)
+        wait_for(lambda: confirmed_past("products", up_to), "the consumer to confirm the first round", stream)
 
         proxy.fail("refuse", 10)
         rename(second.pk, "Saved while the server is down")

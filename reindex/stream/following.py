@@ -31,10 +31,10 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from typing import Any, ClassVar, TypeVar
 
 from reindex import interrupts
 from reindex.config import Config
@@ -44,13 +44,14 @@ from reindex.errors import DatabaseUnavailable, Interrupted, ReindexError, RunFa
 from reindex.operations.outcomes import RunOutcome
 from reindex.pipeline.loading import MAX_REPORTED_FAILURES
 from reindex.queue import entries as changequeue
-from reindex.queue.draining import Batch, DrainResult, Targets, drain_alias, queue_migrated
+from reindex.queue.draining import Batch, DrainResult, Pipeline, Targets, drain_alias, queue_migrated
 from reindex.results import JsonResult, json_as
 from reindex.stream.decoding import Decoder, Transaction, lsn_text, lsn_value
 from reindex.stream.routes import Routes
 from reindex.stream.slots import check_database, slot_name
 
 logger = logging.getLogger("reindex.stream")
+T = TypeVar("T")
 
 #: The advisory lock's first key: "REIX". The second is the slot name's hash.
 _LOCK_CLASS = 0x52454958
@@ -113,14 +114,8 @@ class StreamBatch(Batch):
         self.building: Targets | None = None
         self.done: list[str] = []
 
-    def run(self) -> None:
-        """Read, build and send the batch, then note each document's outcome (RunFailed: the server down)."""
-        self.prepare()
-        try:
-            outcome = self.send()
-        except Exception as exc:
-            self.abandon(exc)
-        self.complete(outcome)
+    def guarded(self, step: Callable[[], T]) -> T:
+        return step()  # nothing claimed to give back: the round is read again
 
     def held_keys(self, targets: Targets) -> set[str]:
         return set()  # every change in the log is new to every index
@@ -263,32 +258,43 @@ class Follower:
             return lsn_value(cursor.fetchone()[0])
 
     def send(self, keys: list[str]) -> None:
-        """Send the documents of ``keys`` in batches; what the server could not take goes to the queue."""
-        result, alias = self.result, self.definition.alias
+        """Send the documents of ``keys`` in batches, each sent while the next is read and built (drain's
+        ``Pipeline``); what the server could not take goes to the queue.
+
+        RunFailed (the server down): nothing is confirmed, the round is read again.
+        """
+        result = self.result
         size = self.config.batch_size_for(self.definition)
         result.documents += len(keys)
-        for start in range(0, len(keys), size):
-            interrupts.check()
-            batch = StreamBatch(self.definition, self.client, self.config, keys[start : start + size])
-            batch.run()  # RunFailed (server down): nothing confirmed, the round is read again
-            result.batches += 1
-            result.indexed += batch.result.indexed
-            result.deleted += batch.result.deleted
-            if batch.building is not None:
-                changequeue.hand_over(
-                    alias, batch.done, self.config.queue_poll_interval, held_for=batch.building.marker
-                )
-                result.replaying += len(batch.done)
-            if batch.transient:
-                reason = next(iter(batch.transient.values()))
-                changequeue.hand_over(alias, list(batch.transient), self.config.queue_backoff, reason)
-                result.deferred += len(batch.transient)
-            if batch.rejected:
-                result.failed += len(batch.rejected)
-                result.dead += changequeue.isolate(alias, sorted(batch.rejected.items()), self.config)
-                for key, why in batch.rejected.items():
-                    if len(result.failures) < MAX_REPORTED_FAILURES:
-                        result.failures.append(Failure(key, why, "stream"))
+        batches = []
+        with Pipeline() as pipeline:
+            for start in range(0, len(keys), size):
+                interrupts.check()
+                batches.append(StreamBatch(self.definition, self.client, self.config, keys[start : start + size]))
+                pipeline.hand_over(batches[-1])
+            pipeline.finish()
+        for batch in batches:
+            self.settle(batch)
+
+    def settle(self, batch: StreamBatch) -> None:
+        """Count a batch sent, and queue what it could not finish: replays for a rebuild, retries, failures."""
+        result, alias = self.result, self.definition.alias
+        result.batches += 1
+        result.indexed += batch.result.indexed
+        result.deleted += batch.result.deleted
+        if batch.building is not None:
+            changequeue.hand_over(alias, batch.done, self.config.queue_poll_interval, held_for=batch.building.marker)
+            result.replaying += len(batch.done)
+        if batch.transient:
+            reason = next(iter(batch.transient.values()))
+            changequeue.hand_over(alias, list(batch.transient), self.config.queue_backoff, reason)
+            result.deferred += len(batch.transient)
+        if batch.rejected:
+            result.failed += len(batch.rejected)
+            result.dead += changequeue.isolate(alias, sorted(batch.rejected.items()), self.config)
+            for key, why in batch.rejected.items():
+                if len(result.failures) < MAX_REPORTED_FAILURES:
+                    result.failures.append(Failure(key, why, "stream"))
 
     def truncated(self, table: str) -> list[str]:
         """A TRUNCATE: the own table's documents are swept; a watched table's sends every document again."""
