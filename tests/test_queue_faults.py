@@ -568,6 +568,11 @@ def test_a_one_off_drain_ends_on_a_site_that_never_stops_saving(catalog, es_url,
     """cron's ``reindex drain`` takes what was queued before it started and exits, while the site keeps
     saving the same rows again and again, faster than one drainer sends them: what the site queued
     meanwhile waits for the next run."""
+    import django
+    from django.db import connection
+
+    if connection.vendor == "sqlite" and django.VERSION < (5, 1):
+        pytest.skip("a busy site and a drainer on SQLite need transaction_mode IMMEDIATE (Django 5.1)")
 
     from catalog.models import Product
 
