@@ -29,6 +29,11 @@ EXIT_LOCKED = 3
 STATUS_PRECEDENCE = (EXIT_CONFIG, EXIT_FAILED, EXIT_LOCKED, EXIT_OK)
 
 
+def first_line(exc: BaseException) -> str:
+    """The first line of an exception's message (its class name when it has none): what a one-line error says."""
+    return (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+
+
 def worst_status(statuses: Iterable[int]) -> int:
     """The exit status of a command that ran several times: the most severe by ``STATUS_PRECEDENCE``."""
     found = set(statuses)

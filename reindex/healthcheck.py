@@ -20,7 +20,7 @@ from typing import Any, ClassVar
 
 from reindex import api
 from reindex.config import Config
-from reindex.errors import ReindexError
+from reindex.errors import ReindexError, first_line
 from reindex.operations.alias_status import AliasStatus
 from reindex.operations.verification import VerifyResult
 from reindex.queue.entries import QueueStatus
@@ -147,9 +147,9 @@ def _read_queues(report: HealthReport, aliases: list[str], config: Config) -> No
         for queue in api.queue_status(*aliases, config=config):
             next(a for a in report.aliases if a.alias == queue.alias).queue = queue
     except DatabaseError as exc:
-        report.errors.append(f"database: {_first_line(exc)}")
+        report.errors.append(f"database: {first_line(exc)}")
     except ReindexError as exc:  # the queue's table not migrated, the database unreachable
-        report.errors.append(_first_line(exc))
+        report.errors.append(first_line(exc))
 
 
 def _read_slots(report: HealthReport, by_alias: dict[str, AliasHealth], config: Config) -> None:
@@ -160,9 +160,9 @@ def _read_slots(report: HealthReport, by_alias: dict[str, AliasHealth], config: 
         for alias, slot in api.slots_of(*by_alias, config=config).items():
             by_alias[alias].slot = slot
     except DatabaseError as exc:
-        report.errors.append(f"database: {_first_line(exc)}")
+        report.errors.append(f"database: {first_line(exc)}")
     except ReindexError as exc:
-        report.errors.append(_first_line(exc))
+        report.errors.append(first_line(exc))
 
 
 def _read_server(report: HealthReport, by_alias: dict[str, AliasHealth], config: Config) -> None:
@@ -183,9 +183,9 @@ def _read_server(report: HealthReport, by_alias: dict[str, AliasHealth], config:
             for result in api.verify(*built, sample=config.health_verify_sample, config=config):
                 by_alias[result.alias].verify = result
     except ReindexError as exc:
-        report.errors.append(_first_line(exc))
+        report.errors.append(first_line(exc))
     except DatabaseError as exc:
-        report.errors.append(f"database: {_first_line(exc)}")
+        report.errors.append(f"database: {first_line(exc)}")
 
 
 def problems(each: AliasHealth, config: Config) -> list[str]:
@@ -216,7 +216,3 @@ def problems(each: AliasHealth, config: Config) -> list[str]:
     if each.slot is not None:
         found += [f"stream: {problem}" for problem in each.slot.problems]
     return found
-
-
-def _first_line(exc: BaseException) -> str:
-    return (str(exc).strip().splitlines() or [type(exc).__name__])[0]

@@ -58,7 +58,7 @@ from reindex.config import Config
 from reindex.database.rows import row_pk
 from reindex.definitions.definition import IndexDefinition
 from reindex.definitions.documents import Action, Failure, action_lines, build_batches, delete_actions, item_failure
-from reindex.errors import ConfigurationError, DatabaseUnavailable, Interrupted, ReindexError, RunFailed
+from reindex.errors import ConfigurationError, DatabaseUnavailable, Interrupted, ReindexError, RunFailed, first_line
 from reindex.executors.ranges import record_queue_writes
 from reindex.operations.outcomes import RunOutcome
 from reindex.pipeline.changes import change_batches
@@ -361,7 +361,7 @@ class Batch:
             return step()
         except (OperationalError, InterfaceError) as exc:
             entries = self.claimed.entries
-            reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+            reason = first_line(exc)
             patience = self.config.queue_lease if changequeue.is_locked(exc) else 0.0
             if changequeue.give_back(entries, self.claimed.token, patience, f"the database: {reason}"):
                 self.result.released += len(entries)

@@ -45,7 +45,7 @@ from typing import Any, NamedTuple, TypeVar
 
 from reindex.config import Config
 from reindex.database.lookups import keys_sql
-from reindex.errors import ConfigurationError, DatabaseUnavailable
+from reindex.errors import ConfigurationError, DatabaseUnavailable, first_line
 from reindex.results import JsonResult, json_as
 from reindex.server.retries import backoff
 
@@ -166,8 +166,7 @@ def database_errors(alias: str) -> Iterator[None]:
         yield
     except (OperationalError, InterfaceError) as exc:
         close_old_connections()  # closes the connections that are no longer usable
-        first_line = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-        raise DatabaseUnavailable(f"{alias}: the database: {first_line}") from exc
+        raise DatabaseUnavailable(f"{alias}: the database: {first_line(exc)}") from exc
 
 
 class Entry(NamedTuple):

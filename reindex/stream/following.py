@@ -40,7 +40,7 @@ from reindex import interrupts
 from reindex.config import Config
 from reindex.definitions.definition import IndexDefinition
 from reindex.definitions.documents import Failure
-from reindex.errors import DatabaseUnavailable, Interrupted, ReindexError, RunFailed, StreamBusy
+from reindex.errors import DatabaseUnavailable, Interrupted, ReindexError, RunFailed, StreamBusy, first_line
 from reindex.operations.outcomes import RunOutcome
 from reindex.pipeline.loading import MAX_REPORTED_FAILURES
 from reindex.queue import entries as changequeue
@@ -203,7 +203,7 @@ class Follower:
         except (OperationalError, InterfaceError):
             raise  # an outage: database_errors names it
         except DatabaseError as exc:
-            reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+            reason = first_line(exc)
             raise RunFailed(f"{self.definition.alias}: the slot {self.slot}: {reason}") from exc
 
     def send_round(self, transactions: list[Transaction]) -> None:
