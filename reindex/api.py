@@ -70,7 +70,7 @@ from reindex.server.locking import UnlockResult
 from reindex.server.locking import unlock as unlock_alias
 from reindex.stream.following import StreamResult, follow
 from reindex.stream.slots import SlotStatus
-from reindex.stream.slots import check_database as check_stream_database
+from reindex.stream.slots import check_ready as check_slots_ready
 from reindex.stream.slots import drop as drop_slots
 from reindex.stream.slots import setup as setup_slots
 from reindex.stream.slots import slot_status as status_of_slots
@@ -526,8 +526,7 @@ def stream(
     """
     session = _Session(targets, config, overrides, check=False)
     chosen = queued_definitions(targets, session.config)
-    check_stream_database(queue_database())
-    _check_slots(chosen)
+    check_slots_ready(chosen, queue_database())
     try:
         session.check()
     except ServerUnreachable as exc:
@@ -542,13 +541,6 @@ def stream(
     if raise_on_error:
         _raise_worst(results)
     return results
-
-
-def _check_slots(chosen: Sequence[IndexDefinition]) -> None:
-    """ConfigurationError naming the aliases without a slot (``reindex slot setup`` creates them)."""
-    missing = [status.alias for status in status_of_slots(chosen, queue_database(), Config()) if not status.exists]
-    if missing:
-        raise ConfigurationError(f"no replication slot for {', '.join(missing)}: run `reindex slot setup`")
 
 
 def slot_setup(*targets: Target, config: Config | None = None) -> list[SlotStatus]:

@@ -119,6 +119,9 @@ def test_slot_commands_from_the_command_line(streamed, reindex):
     run = reindex("slot", "status", "products")
     assert run.exit_code == 1
     assert "no slot reindex_products: run `reindex slot setup products`" in run.stdout + run.stderr
+    run = reindex("stream", "products", "--once")
+    expected = "reindex: error: no replication slot for products: run `reindex slot setup`\n"
+    assert (run.exit_code, run.stderr) == (2, expected)
 
 
 def test_a_truncated_products_table_empties_the_index(streamed, es):

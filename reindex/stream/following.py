@@ -48,7 +48,7 @@ from reindex.queue.draining import Batch, DrainResult, Pipeline, Targets, drain_
 from reindex.results import JsonResult, json_as
 from reindex.stream.decoding import Decoder, Transaction, lsn_text, lsn_value
 from reindex.stream.routes import Routes
-from reindex.stream.slots import check_database, slot_name
+from reindex.stream.slots import slot_name
 
 logger = logging.getLogger("reindex.stream")
 T = TypeVar("T")
@@ -330,15 +330,12 @@ def follow(
 ) -> list[StreamResult]:
     """Follow the slots of ``definitions``: until nothing new is in them (``once``), ``max_seconds`` or a signal.
 
+    The slots are in the queue's database, set up (``reindex.stream.slots.check_ready``).
     An outage of the database or of the search server ends a ``once`` run with the
     alias's error (nothing is confirmed past what was sent); otherwise it is logged
     once and waited out. StreamBusy when another consumer follows one of the slots.
     """
-    from django.db import router
-
-    using = router.db_for_write(definitions[0].get_queryset().model) if definitions else "default"
-    using = using or "default"
-    check_database(using)
+    using = changequeue.queue_database()
     queue_migrated()  # ConfigurationError before `migrate reindex`: failures and replays wait in the queue
     followers = [Follower(definition, client, config, using) for definition in definitions]
     started = time.monotonic()

@@ -113,6 +113,20 @@ def check_database(using: str) -> None:
             )
 
 
+def check_ready(definitions: Sequence[Any], using: str) -> None:
+    """Raise ConfigurationError unless the database can have slots and each alias has its own (``setup``)."""
+    from django.db import connections
+
+    check_database(using)
+    names = {slot_name(definition.alias): definition.alias for definition in definitions}
+    with connections[using].cursor() as cursor:
+        cursor.execute("SELECT slot_name FROM pg_replication_slots WHERE slot_name = ANY(%s)", [list(names)])
+        found = {row[0] for row in cursor.fetchall()}
+    missing = [alias for name, alias in names.items() if name not in found]
+    if missing:
+        raise ConfigurationError(f"no replication slot for {', '.join(missing)}: run `reindex slot setup`")
+
+
 def setup(definitions: Iterable[Any], using: str) -> list[str]:
     """Create each alias's publication and slot (those that exist are brought up to date); the aliases set up.
 
