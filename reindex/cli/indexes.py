@@ -64,7 +64,7 @@ def status(state: State, names: Sequence[str], as_json: bool) -> int:
         for line in reporting.format_status(st):
             state.out(line)
         if st.alias in slots:
-            state.out("  stream: " + reporting.format_slot_status(slots[st.alias]).split(": ", 1)[1])
+            state.out("  stream: " + reporting.describe_slot(slots[st.alias]))
     return errors.EXIT_OK
 
 

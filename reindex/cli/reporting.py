@@ -214,12 +214,17 @@ def stream_left(result: StreamResult) -> str:
 
 def format_slot_status(status: SlotStatus) -> str:
     """One line for an alias's slot."""
+    return f"{status.alias}: {describe_slot(status)}"
+
+
+def describe_slot(status: SlotStatus) -> str:
+    """A slot's state, as ``slot status`` and ``status`` show it after the alias."""
     if not status.exists:
-        return f"{status.alias}: no slot"
+        return "no slot"
     reading = "being read" if status.active else "not being read"
     lag = "lag unknown (being read)" if status.lag_seconds is None else f"oldest change {status.lag_seconds:.1f}s ago"
     retained = (status.retained_bytes or 0) / 1024 / 1024
-    return f"{status.alias}: slot {status.slot}, {reading}; {lag}; {retained:.1f} MB of WAL kept"
+    return f"slot {status.slot}, {reading}; {lag}; {retained:.1f} MB of WAL kept"
 
 
 def format_queue_status(status: QueueStatus) -> str:
