@@ -58,6 +58,12 @@ def log_start(alias: str, run: str, what: str) -> None:
     run_logger.info("%s: %s started: %s", alias, run, what)
 
 
+def keep_failure(failures: list[Failure], failure: Failure) -> None:
+    """Keep ``failure`` if ``failures`` holds fewer than the ``MAX_REPORTED_FAILURES`` a result reports."""
+    if len(failures) < MAX_REPORTED_FAILURES:
+        failures.append(failure)
+
+
 #: Called with every failed row, e.g. to write it to ``--errors-file``.
 FailureCallback = Callable[[Failure], None]
 
@@ -76,8 +82,7 @@ class LoadCounts:
 
     def add_failure(self, failure: Failure) -> None:
         self.failed += 1
-        if len(self.failures) < MAX_REPORTED_FAILURES:
-            self.failures.append(failure)
+        keep_failure(self.failures, failure)
 
     def merge(self, part: LoadCounts) -> None:
         """Add the counts and failures of one part of the load (a worker's range)."""

@@ -62,7 +62,7 @@ from reindex.errors import ConfigurationError, DatabaseUnavailable, Interrupted,
 from reindex.executors.ranges import record_queue_writes
 from reindex.operations.outcomes import RunOutcome
 from reindex.pipeline.changes import change_batches
-from reindex.pipeline.loading import MAX_REPORTED_FAILURES
+from reindex.pipeline.loading import keep_failure
 from reindex.queue import entries as changequeue
 from reindex.queue.throughput import record_drain_pass
 from reindex.results import JsonResult, json_as
@@ -108,8 +108,7 @@ class DrainResult(RunOutcome, JsonResult):
         return self.retried + self.dead
 
     def add_failure(self, failure: Failure) -> None:
-        if len(self.failures) < MAX_REPORTED_FAILURES:
-            self.failures.append(failure)
+        keep_failure(self.failures, failure)
 
 
 def drain(

@@ -42,7 +42,7 @@ from reindex.definitions.definition import IndexDefinition
 from reindex.definitions.documents import Failure
 from reindex.errors import DatabaseUnavailable, Interrupted, ReindexError, RunFailed, StreamBusy, first_line
 from reindex.operations.outcomes import RunOutcome
-from reindex.pipeline.loading import MAX_REPORTED_FAILURES
+from reindex.pipeline.loading import keep_failure
 from reindex.queue import entries as changequeue
 from reindex.queue.draining import Batch, DrainResult, Pipeline, Targets, drain_alias, queue_migrated
 from reindex.results import JsonResult, json_as
@@ -293,8 +293,7 @@ class Follower:
             result.failed += len(batch.rejected)
             result.dead += changequeue.isolate(alias, sorted(batch.rejected.items()), self.config)
             for key, why in batch.rejected.items():
-                if len(result.failures) < MAX_REPORTED_FAILURES:
-                    result.failures.append(Failure(key, why, "stream"))
+                keep_failure(result.failures, Failure(key, why, "stream"))
 
     def truncated(self, table: str) -> list[str]:
         """A TRUNCATE: the own table's documents are swept; a watched table's sends every document again."""
