@@ -52,6 +52,13 @@ class TestSearchUnavailable:
         assert isinstance(error, reindex.SearchUnavailable)
         assert str(error).startswith("search is unavailable: ") and "ConnectionError" in str(error)
 
+    def test_a_server_that_cuts_the_connection_is_unavailable_at_once(self, indexed_catalog):
+        with FaultProxy(indexed_catalog) as proxy:
+            proxy.fail("refuse", seconds=30)
+            error = raised(lambda: reindex.search("products", es_url=proxy.url)[:5])
+        assert isinstance(error, reindex.SearchUnavailable) and str(error).startswith("search is unavailable: ")
+        assert proxy.faults_served == 1  # one connection: not retried
+
     def test_a_frozen_server_fails_after_the_search_timeout(self, indexed_catalog):
         with FaultProxy(indexed_catalog) as proxy:
             proxy.fail("freeze", seconds=30)
