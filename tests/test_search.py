@@ -151,6 +151,24 @@ class TestPagesStayFullWhenRowsAreGone:
         assert [row.pk for row in results[:3]] == order[1:4]
         assert results.dropped == 1 and not QueueEntry.objects.exists()
 
+    def test_a_page_mostly_stale_is_topped_up_in_growing_steps_and_served_as_it_is_after_four(
+        self, catalog, es_url, es
+    ):
+        from catalog.models import Product
+
+        catalog(products=260)
+        reindex.rebuild("products", es_url=es_url)
+        order = ordered_by_price(es, size=300)
+        Product.objects.filter(pk__in=order[:40]).delete()  # the first 40 hits are stale
+        with HttpProxy(es_url) as proxy:
+            results = reindex.search("products", sort=BY_PRICE, per_page=5, es_url=proxy.url)
+            assert [row.pk for row in results[:5]] == order[40:45]
+            assert [body["size"] for body in searches(proxy)] == [5, 50]  # the second scaled by what was dropped
+        Product.objects.filter(pk__in=order[40:250]).delete()  # now the first 250
+        results = reindex.search("products", sort=BY_PRICE, per_page=5, es_url=es_url)
+        assert results[:5] == []  # after 4 top-ups (205 hits read) the page is served as it is
+        assert results.searches == 5 and results.dropped == 205
+
     def test_the_last_page_holds_what_is_left(self, proxy, es):
         from catalog.models import Product
 

@@ -32,7 +32,7 @@ addopts = -p reindex.testing -p no:cacheprovider
 """
 
 
-def test_a_test_searches_what_it_built_and_leaves_nothing_behind(search_indexes, search_server, catalog, settings):
+def test_a_test_searches_what_it_built_and_delete_indexes_removes_it(search_indexes, search_server, catalog, settings):
     catalog(products=7)
     [result] = search_indexes("products")
     assert settings.REINDEX["HOSTS"] == [search_server] and os.environ["REINDEX_ES_URL"] == search_server
