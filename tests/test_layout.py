@@ -244,3 +244,24 @@ def test_every_import_the_docs_show_works() -> None:
     assert callable(reindex.views.health) and reindex.urls.app_name == "reindex"
     for module in ("reindex.__main__", "reindex.testserver", "reindex.testing"):  # python -m ..., the pytest plugin
         assert importlib.util.find_spec(module) is not None
+
+
+def test_the_package_map_in_the_docs_names_every_folder_and_module() -> None:
+    """docs/development.md#the-package names each folder, and each module by its file name, under its folder."""
+    text = (PACKAGE.parent / "docs" / "development.md").read_text()
+    section = text.split("\n## The package\n", 1)[1].split("\n## ", 1)[0]
+    unnamed = []
+    for name, path in modules().items():
+        relative = path.relative_to(PACKAGE)
+        folder = relative.parts[0] if len(relative.parts) > 1 else None
+        if folder in ("migrations", "management"):
+            wanted = f"`{folder}/`"  # Django's own shape: the folder says it
+        elif path.name == "__init__.py":
+            wanted = f"`{folder}/`" if folder else "`__init__.py`"
+        else:
+            wanted = f"`{path.name}`"
+        paragraphs = section.split("\n- ")[1:]  # the map's items, the introduction left out
+        paragraph = next((p for p in paragraphs if f"`{folder}/`" in p), "") if folder else section
+        if wanted not in paragraph:
+            unnamed.append(name)
+    assert unnamed == []
