@@ -54,6 +54,7 @@ def test_the_health_page_shows_each_alias_from_the_health_report(site):
     assert page.status_code == 200
     html = page.content.decode()
     assert "Unhealthy" in html
+    assert "queue lag 300 s, dead entries 0, verify sample 100, stream lag 300 s, WAL kept 1024 MB" in html
     products = section(html, "products")
     assert "50 documents against 50 rows" in products
     assert "the live index matches the definition in code" in products
