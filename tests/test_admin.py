@@ -83,6 +83,16 @@ def test_the_health_page_says_when_the_server_is_down(catalog, monkeypatch):
     assert "cannot reach the search server at http://127.0.0.1:9" in page.content.decode()
 
 
+def test_the_health_page_says_what_is_wrong_with_the_settings(site, settings):
+    settings.REINDEX = {**settings.REINDEX, "HEALTH_MAX_DEAD": -1}
+
+    page = staff("reindex.view_indexhealth", "reindex.queue_rebuild").get(HEALTH)
+
+    assert page.status_code == 200
+    html = page.content.decode()
+    assert "Unhealthy" in html and "configuration: " in html and "HEALTH_MAX_DEAD" in html
+
+
 @pytest.mark.parametrize(
     ("permissions", "status"),
     [((), 403), (("reindex.view_queueentry",), 403), (("reindex.view_indexhealth",), 200)],
