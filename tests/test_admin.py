@@ -6,6 +6,7 @@ Through Django's test client on the test database (SQLite, or PostgreSQL with
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import pytest
@@ -58,6 +59,8 @@ def test_the_health_page_shows_each_alias_from_the_health_report(site):
     products = section(html, "products")
     assert "50 documents against 50 rows" in products
     assert "the live index matches the definition in code" in products
+    # in UTC, as the page's other times, whatever the site's TIME_ZONE (the tests': America/Chicago)
+    assert re.search(r"<th>Watermark</th><td>\d{4}-\d\d-\d\dT[\d:.]+\+00:00 \(rebuild\)", products), products
     assert "2 waiting" not in products and "1 waiting</span> (1 pending, 0 claimed)" in products
     assert "1 dead</a>" in products and "queue: 1 dead entries (over 0)" in products
     assert "<svg" in products  # the entry waiting, by the hour it was queued
