@@ -115,3 +115,20 @@ def test_a_rebuild_rides_out_a_429_on_any_one_kind_of_request(catalog, es, es_ur
     assert es.count(index="products")["count"] == ROWS
     assert read_holder(es, "products") is None
     assert sorted(dict(es.indices.get(index="products-*"))) == [live]
+
+
+@pytest.mark.parametrize("command", [["update", "--since", "1h"], ["sweep"], ["drain"], ["status"]])
+def test_every_command_rides_out_a_429_to_its_first_request(catalog, es, es_url, reindex, command):
+    """The request that asks the server who it is, before anything else, is retried as the others are."""
+    from catalog.models import Product
+
+    catalog(products=ROWS)
+    assert reindex("rebuild", "products").exit_code == 0
+    Product.objects.order_by("pk").first().save()  # for update and drain to send
+
+    with BusyProxy(es_url, KINDS["server identified"]) as proxy:
+        run = reindex(command[0], "products", *command[1:], url=proxy.url)
+
+    assert proxy.busy == ("GET", "/")
+    assert run.exit_code == 0, run.stderr
+    assert "products: " in run.stdout
