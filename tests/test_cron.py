@@ -214,8 +214,9 @@ class ProductIndex(IndexDefinition):
         return {"name": row["name"]}
 """
 
-#: A crontab entry: five time fields (or @daily and friends), then a command that runs reindex.
-CRONTAB_ENTRY = re.compile(r"^(?:#\s*)?((?:[-*/,\d]+\s+){5}|@\w+\s+)(.*\breindex\b.*)$")
+#: A crontab entry: five time fields (or @daily and friends), then a command that runs reindex; indented too
+#: (a code block in a list item).
+CRONTAB_ENTRY = re.compile(r"^\s*(?:#\s*)?((?:[-*/,\d]+\s+){5}|@\w+\s+)(.*\breindex\b.*)$")
 
 
 def documented_crontab_lines() -> list[tuple[str, str]]:

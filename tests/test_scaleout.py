@@ -228,7 +228,7 @@ def test_a_coordinator_killed_at_half_is_resumed_without_reading_its_done_ranges
     assert read_holder(es, "batches") is None
 
 
-def test_an_interrupted_coordinator_deletes_the_build_and_its_tasks_stop_without_writing(catalog, site, es):
+def test_an_interrupted_coordinator_deletes_the_build_and_its_tasks_stop_and_leave_no_index(catalog, site, es):
     catalog(products=ROWS)
     site.env["REINDEX_TEST_BATCH_DELAY"] = "0.05"
     site.start_workers()

@@ -129,7 +129,7 @@ class Connection:
 
         where = ", ".join(self.hosts)
         try:
-            body = self.client().options(request_timeout=10, max_retries=0).info().body
+            body = self._who_are_you()
         except SerializationError:
             body = None
         except AuthenticationException:
@@ -148,6 +148,18 @@ class Connection:
             what = "is neither Elasticsearch nor OpenSearch (its GET / names no version)"
             raise ConnectionFailed(self.redact(f"the server at {where} {what}"))
         return body
+
+    def _who_are_you(self) -> Any:
+        """``GET /``'s body: failing at once when nothing answers, retried when a busy server answers 429/502-504."""
+        from elasticsearch import ApiError
+
+        try:
+            return self.client().options(request_timeout=10, max_retries=0).info().body
+        except ApiError as exc:
+            if exc.meta.status not in OUTAGE_STATUSES:
+                raise
+        # The server is there but busy (or restarting): retried as every other request of a run is.
+        return self.client().options(request_timeout=10).info().body
 
     @contextmanager
     def server_errors(self) -> Iterator[None]:
