@@ -221,26 +221,38 @@ def setup(document: str, batch_size: int) -> tuple[Any, Any, Any]:
 
 
 class Statements:
-    """Counts the SQL statements run on the default connection inside ``with``."""
+    """Counts the SQL statements run inside ``with`` on the default connection and on any connection opened
+    meanwhile (the drain's claims and acknowledgements run on a thread and connection of their own)."""
 
     def __init__(self) -> None:
         self.count = 0
+        self.connections: list[Any] = []
 
     def __call__(self, execute: Any, sql: str, params: Any, many: bool, context: Any) -> Any:
         self.count += 1
         return execute(sql, params, many, context)
 
+    def watch(self, sender: Any = None, connection: Any = None, **kwargs: Any) -> None:
+        if self not in connection.execute_wrappers:
+            connection.execute_wrappers.append(self)
+            self.connections.append(connection)
+
     def __enter__(self) -> Statements:
         from django.db import connection
+        from django.db.backends.signals import connection_created
 
         connection.ensure_connection()
-        connection.execute_wrappers.append(self)
+        self.watch(connection=connection)
+        connection_created.connect(self.watch)
         return self
 
     def __exit__(self, *exc: Any) -> None:
-        from django.db import connection
+        from django.db.backends.signals import connection_created
 
-        connection.execute_wrappers.remove(self)
+        connection_created.disconnect(self.watch)
+        for connection in self.connections:
+            if self in connection.execute_wrappers:
+                connection.execute_wrappers.remove(self)
 
 
 def measured(work: Any) -> dict[str, Any]:

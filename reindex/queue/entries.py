@@ -503,6 +503,12 @@ def give_back(entries: Sequence[Any], token: str, patience: float, reason: str =
         pause = min(2 * pause, 1.0)
 
 
+def give_back_after(error: BaseException, entries: Sequence[Any], token: str, lease: float) -> bool:
+    """``give_back`` a batch the database let down with ``error``: patient for ``lease`` seconds while it is locked."""
+    patience = lease if is_locked(error) else 0.0
+    return give_back(entries, token, patience, f"the database: {first_line(error)}")
+
+
 def _lock_held(entries: Sequence[Any], token: str, using: str, *, wait: bool = False) -> set[int]:
     """Inside a transaction: lock those of ``entries`` still held under ``token``; their ids.
 
