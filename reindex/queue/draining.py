@@ -308,9 +308,10 @@ class QueueThread:
     acknowledgement of the batch before (a ``DELETE``) are written by PostgreSQL while
     this thread reads and builds a batch, as the sender thread overlaps the send: they
     were half of a drain's time on the drainer's path. Only these two statements go
-    there, one at a time and in order (a single thread); everything else, the rows'
-    reads and the rarer writes of a batch (releases, failures, give-backs), stays on the
-    drainer's thread and connection. Inline, as before, on SQLite (its work is this
+    there, one at a time and in order (a single thread), and a batch given back because
+    the database let the drainer down (its own connection may be the broken one);
+    everything else, the rows' reads and the rarer writes of a batch (releases,
+    failures), stays on the drainer's thread and connection. Inline, as before, on SQLite (its work is this
     process's own CPU, and a second connection would wait for the first one's lock), on
     MariaDB, and inside a transaction (a second connection would not see its entries).
     """
@@ -493,7 +494,8 @@ class Batch:
         """Run ``step``; a batch the database lets down is given back at once.
 
         Raises OperationalError (the caller's ``database_errors`` names it) after giving the
-        batch back: see ``reindex.queue.entries.give_back``.
+        batch back (see ``reindex.queue.entries.give_back``) through the queue's connection,
+        which claimed it (``QueueThread``).
         """
         from django.db import InterfaceError, OperationalError
 
@@ -501,7 +503,9 @@ class Batch:
             return step()
         except (OperationalError, InterfaceError) as exc:
             entries = self.claimed.entries
-            if changequeue.give_back_after(exc, entries, self.claimed.token, self.config.queue_lease):
+            give_back = partial(changequeue.give_back_after, exc, entries, self.claimed.token, self.config.queue_lease)
+            # Through the connection that claimed them: this one may be the one the database broke.
+            if self.queue.run(give_back).result() if self.queue is not None else give_back():
                 self.result.released += len(entries)
             raise
 
