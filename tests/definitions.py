@@ -150,6 +150,24 @@ class SkuIdIndex(IndexDefinition):
         return {"name": product.name}
 
 
+class PrefixedIdIndex(ProductIndex):
+    """The demo's products under ids of their own (``product-42``), with the way back to the row."""
+
+    alias = "prefixed"
+
+    def get_id(self, product: Any) -> str:
+        return f"product-{product.pk}"
+
+    def pk_from_id(self, doc_id: str) -> int:
+        prefix, _, pk = doc_id.partition("-")
+        if prefix != "product":
+            raise ValueError(f"not a product's id: {doc_id}")
+        return int(pk)
+
+    def id_from_pk(self, pk: Any) -> str:
+        return f"product-{pk}"
+
+
 class PacedProductIndex(ProductIndex):
     """The demo's products, each batch read ``$REINDEX_TEST_BATCH_DELAY`` seconds late: a load that lasts."""
 

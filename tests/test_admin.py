@@ -6,6 +6,7 @@ Through Django's test client on the test database (SQLite, or PostgreSQL with
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import pytest
@@ -54,9 +55,12 @@ def test_the_health_page_shows_each_alias_from_the_health_report(site):
     assert page.status_code == 200
     html = page.content.decode()
     assert "Unhealthy" in html
+    assert "queue lag 300 s, dead entries 0, verify sample 100, stream lag 300 s, WAL kept 1024 MB" in html
     products = section(html, "products")
     assert "50 documents against 50 rows" in products
     assert "the live index matches the definition in code" in products
+    # in UTC, as the page's other times, whatever the site's TIME_ZONE (the tests': America/Chicago)
+    assert re.search(r"<th>Watermark</th><td>\d{4}-\d\d-\d\dT[\d:.]+\+00:00 \(rebuild\)", products), products
     assert "2 waiting" not in products and "1 waiting</span> (1 pending, 0 claimed)" in products
     assert "1 dead</a>" in products and "queue: 1 dead entries (over 0)" in products
     assert "<svg" in products  # the entry waiting, by the hour it was queued
@@ -80,6 +84,16 @@ def test_the_health_page_says_when_the_server_is_down(catalog, monkeypatch):
 
     assert page.status_code == 200
     assert "cannot reach the search server at http://127.0.0.1:9" in page.content.decode()
+
+
+def test_the_health_page_says_what_is_wrong_with_the_settings(site, settings):
+    settings.REINDEX = {**settings.REINDEX, "HEALTH_MAX_DEAD": -1}
+
+    page = staff("reindex.view_indexhealth", "reindex.queue_rebuild").get(HEALTH)
+
+    assert page.status_code == 200
+    html = page.content.decode()
+    assert "Unhealthy" in html and "configuration: " in html and "HEALTH_MAX_DEAD" in html
 
 
 @pytest.mark.parametrize(

@@ -98,6 +98,35 @@ def test_nothing_listens_where_the_server_should_be(indexed_catalog, poll):
     assert "cannot reach the search server" in response.json()["problems"][0]
 
 
+def test_wrong_settings_are_503_with_the_reason_never_500(indexed_catalog, poll, settings):
+    settings.REINDEX = {**settings.REINDEX, "HEALTH_MAX_DEAD": -1}
+
+    response = poll(indexed_catalog, "products")
+
+    assert response.status_code == 503
+    [problem] = response.json()["problems"]
+    assert problem.startswith("configuration: ") and "HEALTH_MAX_DEAD" in problem, problem
+
+
+def test_a_queue_table_that_cannot_be_read_is_503_with_the_reason_never_500(indexed_catalog, poll, transactional_db):
+    """``reindex`` in INSTALLED_APPS, ``migrate reindex`` not run: the queue's figures are a problem, the rest read."""
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute("ALTER TABLE reindex_queue RENAME TO reindex_queue_elsewhere")
+    try:
+        response = poll(indexed_catalog, "products")
+    finally:
+        with connection.cursor() as cursor:
+            cursor.execute("ALTER TABLE reindex_queue_elsewhere RENAME TO reindex_queue")
+
+    assert response.status_code == 503
+    body = response.json()
+    assert any("reindex_queue" in problem for problem in body["problems"]), body["problems"]
+    [products] = body["aliases"]
+    assert products["queue"] is None and products["status"]["count"] == 50  # the server still answers
+
+
 def test_rows_changed_behind_the_index_are_drift_found_by_the_sampled_verify(indexed_catalog, poll):
     from catalog.models import Product
 

@@ -55,17 +55,35 @@ def modules() -> dict[str, Path]:
     return {module_name(path): path for path in sorted(PACKAGE.rglob("*.py"))}
 
 
-def imported(path: Path, known: set[str]) -> set[str]:
-    """The package's modules that ``path`` imports, wherever in the file the import stands."""
+#: Calls that import a module named by a string: ``importlib.import_module("reindex.cli")`` is an import too.
+IMPORTING_CALLS = {"import_module", "import_string", "__import__"}
+
+
+def absolute(node: ast.ImportFrom, path: Path) -> str:
+    """The module ``from`` names, relative ones (``from ..cli import x``) resolved against ``path``'s package."""
+    if not node.level:
+        return node.module or ""
+    package = module_name(path).split(".") if path.name == "__init__.py" else module_name(path).split(".")[:-1]
+    base = package[: len(package) - (node.level - 1)]
+    return ".".join([*base, *([node.module] if node.module else [])])
+
+
+def imported(path: Path, known: set[str], source: str | None = None) -> set[str]:
+    """The package's modules that ``path`` (or ``source`` as if it stood there) imports, wherever the import stands."""
     found: set[str] = set()
-    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+    for node in ast.walk(ast.parse(path.read_text() if source is None else source, str(path))):
         if isinstance(node, ast.Import):
             names = [alias.name for alias in node.names]
-        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+        elif isinstance(node, ast.ImportFrom) and (module := absolute(node, path)):
             # ``from reindex.server import indexes`` imports the module reindex.server.indexes
             # (a package's parents are loaded on the way, and say nothing about its place).
-            submodules = {f"{node.module}.{alias.name}" for alias in node.names}
-            names = [*(submodules & known), *([node.module] if submodules - known else [])]
+            submodules = {f"{module}.{alias.name}" for alias in node.names}
+            names = [*(submodules & known), *([module] if submodules - known else [])]
+        elif isinstance(node, ast.Call) and _called(node) in IMPORTING_CALLS and node.args:
+            first = node.args[0]
+            if not (isinstance(first, ast.Constant) and isinstance(first.value, str)):
+                continue
+            names = [first.value.rpartition(".")[0] if _called(node) == "import_string" else first.value]
         else:
             continue
         for name in names:
@@ -75,6 +93,11 @@ def imported(path: Path, known: set[str]) -> set[str]:
                 name = name.rpartition(".")[0]
             found.add(name)
     return found
+
+
+def _called(node: ast.Call) -> str:
+    function = node.func
+    return function.attr if isinstance(function, ast.Attribute) else getattr(function, "id", "")
 
 
 def layer_of(name: str) -> int:
@@ -128,15 +151,44 @@ def test_no_import_circles() -> None:
     assert not circles, "import circles: " + "; ".join(" -> ".join(c) for c in circles)
 
 
+def test_the_import_reader_sees_deferred_relative_and_named_imports() -> None:
+    """What the tests above rely on: an import up a layer is found however it is written."""
+    probe = PACKAGE / "database" / "probe.py"
+    source = """
+def later():
+    from reindex.cli import reporting
+    from ..operations import rebuilding
+    from . import rows
+    import importlib
+    importlib.import_module("reindex.queue.draining")
+    from django.utils.module_loading import import_string
+    import_string("reindex.search.searching.search")
+"""
+    assert imported(probe, set(modules()), source) == {
+        "reindex.cli.reporting",
+        "reindex.operations.rebuilding",
+        "reindex.database.rows",
+        "reindex.queue.draining",
+        "reindex.search.searching",
+    }
+
+
 def test_click_only_under_the_cli() -> None:
+    """Only ``reindex.cli`` imports click (``manage.py reindex`` calls ``reindex.cli.run``, not click)."""
     for name, path in modules().items():
-        if name.startswith(("reindex.cli", "reindex.management")):
+        if name == "reindex.cli" or name.startswith("reindex.cli."):
             continue
         tree = ast.parse(path.read_text())
         for node in ast.walk(tree):
-            if isinstance(node, ast.Import | ast.ImportFrom):
-                names = [a.name for a in node.names] if isinstance(node, ast.Import) else [node.module or ""]
-                assert not any(n.split(".")[0] == "click" for n in names), f"{name} imports click"
+            if isinstance(node, ast.Import):
+                names = [a.name for a in node.names]
+            elif isinstance(node, ast.ImportFrom):
+                names = [absolute(node, path)]
+            elif isinstance(node, ast.Call) and _called(node) in IMPORTING_CALLS and node.args:
+                names = [getattr(node.args[0], "value", "")]
+            else:
+                continue
+            assert not any(str(n).split(".")[0] == "click" for n in names), f"{name} imports click"
 
 
 #: The modules a user may import besides ``reindex`` itself; everything else under reindex/ is internal.
@@ -165,3 +217,51 @@ def test_the_docs_show_only_the_public_surface() -> None:
     assert set(reindex.__all__) <= set(dir(reindex))
     for module in PUBLIC_MODULES - {"testing"}:
         assert (PACKAGE / f"{module}.py").exists(), f"reindex.{module} is documented as public"
+
+
+def test_every_import_the_docs_show_works() -> None:
+    """The surface docs/api.md#what-is-public lists, imported and named as the docs show it."""
+    import importlib.util
+
+    from django.core.management import get_commands
+
+    import reindex
+    import reindex.capture
+    import reindex.tasks
+    import reindex.urls
+    import reindex.views
+    from reindex import IndexDefinition, Related  # noqa: F401
+    from reindex.models import QueueEntry
+
+    assert all(getattr(reindex, name, None) is not None for name in reindex.__all__)
+    with reindex.capture.paused():
+        pass
+    tasks = reindex.tasks
+    named = [tasks.drain_queue, tasks.follow_stream, tasks.rebuild_aliases, tasks.load_range_task]
+    assert [task.name for task in named] == ["reindex.drain", "reindex.stream", "reindex.rebuild", "reindex.load_range"]
+    assert (QueueEntry._meta.app_label, QueueEntry._meta.db_table) == ("reindex", "reindex_queue")
+    assert get_commands()["reindex"] == "reindex"
+    assert callable(reindex.views.health) and reindex.urls.app_name == "reindex"
+    for module in ("reindex.__main__", "reindex.testserver", "reindex.testing"):  # python -m ..., the pytest plugin
+        assert importlib.util.find_spec(module) is not None
+
+
+def test_the_package_map_in_the_docs_names_every_folder_and_module() -> None:
+    """docs/development.md#the-package names each folder, and each module by its file name, under its folder."""
+    text = (PACKAGE.parent / "docs" / "development.md").read_text()
+    section = text.split("\n## The package\n", 1)[1].split("\n## ", 1)[0]
+    unnamed = []
+    for name, path in modules().items():
+        relative = path.relative_to(PACKAGE)
+        folder = relative.parts[0] if len(relative.parts) > 1 else None
+        if folder in ("migrations", "management"):
+            wanted = f"`{folder}/`"  # Django's own shape: the folder says it
+        elif path.name == "__init__.py":
+            wanted = f"`{folder}/`" if folder else "`__init__.py`"
+        else:
+            wanted = f"`{path.name}`"
+        paragraphs = section.split("\n- ")[1:]  # the map's items, the introduction left out
+        paragraph = next((p for p in paragraphs if f"`{folder}/`" in p), "") if folder else section
+        if wanted not in paragraph:
+            unnamed.append(name)
+    assert unnamed == []

@@ -95,6 +95,24 @@ def test_every_json_key_is_documented_in_order(printed, postgres_triggers, strea
     assert set(printed) == set(documented)
     for title, keys in documented.items():
         assert list(printed[title]) == keys, f"--json of {title!r} against docs/commands.md"
+    for title, data in printed.items():
+        assert_values_as_documented(title, data)
+
+
+def assert_values_as_documented(where: str, data: Any) -> None:
+    """The section's rules for values: times ISO 8601 strings, durations seconds rounded to the millisecond."""
+    if isinstance(data, list):
+        for item in data:
+            assert_values_as_documented(where, item)
+        return
+    if not isinstance(data, dict):
+        return
+    for key, value in data.items():
+        if key == "seconds" or key.endswith("_seconds"):
+            assert value is None or (isinstance(value, int | float) and round(value, 3) == value), (where, key, value)
+        if isinstance(value, str) and re.match(r"\d{4}-\d\d-\d\dT", value):
+            datetime.datetime.fromisoformat(value)  # raises on a time that is not ISO 8601
+        assert_values_as_documented(f"{where}: {key}", value)
 
 
 @pytest.fixture

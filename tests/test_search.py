@@ -151,6 +151,24 @@ class TestPagesStayFullWhenRowsAreGone:
         assert [row.pk for row in results[:3]] == order[1:4]
         assert results.dropped == 1 and not QueueEntry.objects.exists()
 
+    def test_a_page_mostly_stale_is_topped_up_in_growing_steps_and_served_as_it_is_after_four(
+        self, catalog, es_url, es
+    ):
+        from catalog.models import Product
+
+        catalog(products=260)
+        reindex.rebuild("products", es_url=es_url)
+        order = ordered_by_price(es, size=300)
+        Product.objects.filter(pk__in=order[:40]).delete()  # the first 40 hits are stale
+        with HttpProxy(es_url) as proxy:
+            results = reindex.search("products", sort=BY_PRICE, per_page=5, es_url=proxy.url)
+            assert [row.pk for row in results[:5]] == order[40:45]
+            assert [body["size"] for body in searches(proxy)] == [5, 50]  # the second scaled by what was dropped
+        Product.objects.filter(pk__in=order[40:250]).delete()  # now the first 250
+        results = reindex.search("products", sort=BY_PRICE, per_page=5, es_url=es_url)
+        assert results[:5] == []  # after 4 top-ups (205 hits read) the page is served as it is
+        assert results.searches == 5 and results.dropped == 205
+
     def test_the_last_page_holds_what_is_left(self, proxy, es):
         from catalog.models import Product
 
@@ -178,16 +196,46 @@ def test_a_values_definition_gives_dicts_carrying_their_hit_and_queues_nothing(c
     assert not QueueEntry.objects.exists()  # TinyIndex watches nothing: its changes do not go through the queue
 
 
+def test_a_definition_with_ids_of_its_own_maps_its_hits_back_through_pk_from_id(catalog, es_url, es):
+    """``get_id()`` overridden with ``pk_from_id()``/``id_from_pk()``: rows in hit order, stale ids healed by pk."""
+    from catalog.models import Product
+
+    from reindex.models import QueueEntry
+    from tests.definitions import PrefixedIdIndex
+
+    catalog(products=30)
+    reindex.rebuild(PrefixedIdIndex, es_url=es_url)
+    ids = [
+        hit["_id"]
+        for hit in es.search(index="prefixed", size=100, sort=[{"price": "asc"}, {"_id": "asc"}])["hits"]["hits"]
+    ]
+    order = [int(doc_id.removeprefix("product-")) for doc_id in ids]
+    Product.objects.filter(pk__in=order[:2]).delete()
+    QueueEntry.objects.all().delete()
+    results = reindex.search(PrefixedIdIndex, sort=BY_PRICE, per_page=10, es_url=es_url)
+    rows = results[:10]
+    assert [row.pk for row in rows] == order[2:12]
+    assert [row.search_hit.id for row in rows] == ids[2:12]
+    assert sorted(QueueEntry.objects.filter(alias="prefixed").values_list("object_id", flat=True)) == sorted(
+        str(pk) for pk in order[:2]
+    )
+    reindex.drain(PrefixedIdIndex, es_url=es_url)  # deletes the stale documents by id_from_pk()
+    es.indices.refresh(index="prefixed")
+    assert not any(es.exists(index="prefixed", id=doc_id) for doc_id in ids[:2])
+
+
 class TestDjangosPagination:
     def test_paginator_reads_each_page_with_one_search_when_told_the_page(self, proxy, es):
         order = ordered_by_price(es)
         for number in (1, 2, 3):
             proxy.requests.clear()
             results = reindex.search("products", sort=BY_PRICE, page=str(number), es_url=proxy.url)
-            page = Paginator(results, 20).page(number)
-            assert [row.pk for row in page] == order[(number - 1) * 20 : number * 20]
+            with CaptureQueriesContext(connection) as queries:
+                page = Paginator(results, 20).page(number)
+                assert [row.pk for row in page] == order[(number - 1) * 20 : number * 20]
             assert page.paginator.num_pages == 3
             assert len(searches(proxy)) == 1
+            assert len(queries.captured_queries) == 2  # the page's rows, and the sellers they prefetch
 
     def test_paginator_works_unchanged_without_the_hint(self, proxy, es):
         order = ordered_by_price(es)

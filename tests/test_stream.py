@@ -212,6 +212,39 @@ def test_a_slot_left_behind_makes_the_health_check_fail(streamed, settings):
     assert any(p.startswith("products: stream: the oldest change not yet streamed") for p in report.problems)
 
 
+def test_the_admin_health_page_shows_the_slot_its_lag_and_the_wal_it_keeps(streamed, settings):
+    """The Index health page's "Event stream" row: the slot, whether it is read, its lag, the WAL it keeps."""
+    import re
+
+    from catalog.models import Product
+    from django.contrib.auth.models import User
+    from django.test import Client
+
+    settings.REINDEX = {**settings.REINDEX, "HOSTS": [streamed], "HEALTH_VERIFY_SAMPLE": 0}
+    client = Client()
+    client.force_login(User.objects.create_superuser("ops", password="pw"))
+    Product.objects.filter(is_active=True).update(name="Waiting for a consumer")
+
+    waiting = stream_row(client.get("/admin/reindex/indexhealth/").content.decode())
+    assert re.fullmatch(
+        r"slot <code>reindex_products</code>, not being read; oldest change not yet streamed \d+\.\d s ago; "
+        r"[\d.]+ (bytes|KB|MB) of WAL kept",
+        waiting,
+    ), waiting
+
+    api.stream("products", once=True, es_url=streamed)
+
+    assert "oldest change not yet streamed 0.0 s ago" in stream_row(
+        client.get("/admin/reindex/indexhealth/").content.decode()
+    )
+
+
+def stream_row(html: str) -> str:
+    """The text of the health page's "Event stream" row, on one line."""
+    cell = html.split('<td class="reindex-slot">', 1)[1].split("</td>", 1)[0]
+    return " ".join(cell.split())
+
+
 def test_a_slot_dropped_under_a_running_stream_is_one_line_with_postgresqls_reason(streamed, reindex_process, es):
     """Someone dropped the slot (or PostgreSQL invalidated it) while ``reindex stream`` runs."""
     import signal

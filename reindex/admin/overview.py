@@ -46,9 +46,9 @@ class IndexHealthAdmin(admin.ModelAdmin):
     def changelist_view(self, request: HttpRequest, extra_context: dict[str, Any] | None = None) -> HttpResponse:
         if not self.has_view_permission(request):
             raise PermissionDenied
-        config = reindex.load_config()
-        report = reindex.health(config=config)
-        charts = queue_charts([a.alias for a in report.aliases], config)
+        config = _config_or_none()
+        report = reindex.health(config=config)  # with None, the report says what is wrong with the settings
+        charts = queue_charts([a.alias for a in report.aliases], config) if config else {}
         can_rebuild = request.user.has_perm("reindex.queue_rebuild")
         context = {
             **self.admin_site.each_context(request),
@@ -57,7 +57,7 @@ class IndexHealthAdmin(admin.ModelAdmin):
             "report": report,
             "aliases": [(each, charts.get(each.alias)) for each in report.aliases],
             "chart_hours": CHART_HOURS,
-            "celery": can_rebuild and celery_app_or_none(config) is not None,
+            "celery": can_rebuild and config is not None and celery_app_or_none(config) is not None,
             "can_rebuild": can_rebuild,
             "health_json": report.as_dict(),
             **(extra_context or {}),
@@ -68,12 +68,13 @@ class IndexHealthAdmin(admin.ModelAdmin):
         """Send the ``reindex.rebuild`` task for the alias posted; back to the page with its id."""
         if not request.user.has_perm("reindex.queue_rebuild"):
             raise PermissionDenied
-        config = reindex.load_config()
+        config = _config_or_none()
         alias = request.POST.get("alias", "")
-        known = [d.alias for d in reindex.definitions(config=config)]
-        app = celery_app_or_none(config)
-        if alias not in known or app is None:
-            messages.error(request, f"cannot queue a rebuild of {alias!r}: no such alias, or no Celery app")
+        known = [d.alias for d in reindex.definitions(config=config)] if config else []
+        app = celery_app_or_none(config) if config else None
+        if config is None or alias not in known or app is None:
+            why = "no such alias, no Celery app, or the settings are wrong"
+            messages.error(request, f"cannot queue a rebuild of {alias!r}: {why}")
         else:
             task_id = queue_rebuild(app, alias, config)
             messages.success(
@@ -82,6 +83,14 @@ class IndexHealthAdmin(admin.ModelAdmin):
                 "the lock below shows it once a worker runs it.",
             )
         return HttpResponseRedirect(reverse("admin:reindex_indexhealth_changelist"))
+
+
+def _config_or_none() -> reindex.Config | None:
+    """The site's configuration, or None when its settings are wrong (the health report then says how)."""
+    try:
+        return reindex.load_config()
+    except reindex.ReindexError:
+        return None
 
 
 def queue_charts(aliases: list[str], config: Any) -> dict[str, Any]:
