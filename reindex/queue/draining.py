@@ -226,7 +226,8 @@ def drain_alias(
             result.batches += 1
             result.claimed += len(claimed.entries)
             if not _past(deadline):
-                queue.claim_ahead(take)  # the next batch's claim, written while this one is read and built
+                # The next batch's claim, written while this one is read and built.
+                queue.claim_ahead(take, full=len(claimed.entries) >= batch_size)
             batch = Batch(definition, client, config, claimed, result, queue=queue)
             if not _step(result, definition.alias, partial(pipeline.hand_over, batch)):
                 break  # not built, server down: this alias waits, the others go on
@@ -311,14 +312,19 @@ class QueueThread:
     there, one at a time and in order (a single thread), and a batch given back because
     the database let the drainer down (its own connection may be the broken one);
     everything else, the rows' reads and the rarer writes of a batch (releases,
-    failures), stays on the drainer's thread and connection. Inline, as before, on SQLite (its work is this
-    process's own CPU, and a second connection would wait for the first one's lock), on
-    MariaDB, and inside a transaction (a second connection would not see its entries).
+    failures), stays on the drainer's thread and connection.
+
+    The thread (and its connection) starts with the first claim that comes back full: a
+    pass that finds a batch or less, as most polls of ``drain --loop`` and the stream's
+    rounds do, claims and acknowledges in line and opens no connection. Always in line on
+    SQLite (its work is this process's own CPU, and a second connection would wait for
+    the first one's lock), on MariaDB, and inside a transaction (a second connection
+    would not see its entries).
     """
 
-    def __init__(self, threaded: bool, using: str, lease: float) -> None:
-        self.using, self.lease = using, lease
-        self.thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="reindex-queue") if threaded else None
+    def __init__(self, may_thread: bool, using: str, lease: float) -> None:
+        self.using, self.lease, self.may_thread = using, lease, may_thread
+        self.thread: ThreadPoolExecutor | None = None
         self.ahead: Future[changequeue.Claimed] | None = None
         self.acknowledging: list[tuple[Future[Acknowledged], DrainResult]] = []
 
@@ -341,8 +347,10 @@ class QueueThread:
             done.set_exception(exc)
         return done
 
-    def claim_ahead(self, take: Callable[[], changequeue.Claimed]) -> None:
-        """Start the next claim now (on the thread: while this batch is read, built and sent)."""
+    def claim_ahead(self, take: Callable[[], changequeue.Claimed], full: bool) -> None:
+        """After a claim (``full``: it took a whole batch), start the next one on the thread, where it may run."""
+        if self.thread is None and self.may_thread and full:
+            self.thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="reindex-queue")
         if self.thread is not None:
             self.ahead = self.run(take)
 
