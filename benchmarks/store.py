@@ -2,9 +2,13 @@
 
 It keeps each document's bytes as received, by index and id (a million catalog
 documents take about a gigabyte), and answers ``_bulk`` (index and delete, with
-real ``created``/``updated``/``deleted``/``not_found`` results), ``_count``, ``_mget``
-and a scroll in ``_doc`` order. Nothing is analysed or searchable, and serving a page
-costs it next to nothing, so the figures measured against it are the client's own::
+real ``created``/``updated``/``deleted``/``not_found`` results), ``_count``, ``_mget``,
+a scroll in ``_doc`` order, and a ``term`` query's total (``size`` 0: how the lag
+benchmarks look for a name they wrote), matched on the stored bytes (``"name":"..."``
+for ``name`` or its ``name.raw``: exact for the unique names they write). Nothing is
+analysed, a document is searchable the moment its bulk request is answered (no refresh
+interval), and serving a page costs it next to nothing, so the figures measured
+against it are the client's own::
 
     python benchmarks/store.py        # prints its URL, serves until killed or stdin closes
 """
@@ -87,6 +91,9 @@ class StoreHandler(Handler):
         """A scroll's first page (``?scroll=``), or the first ``size`` documents."""
         query = self.path.partition("?")[2]
         names = self.state.matching(index)
+        term = body.get("query", {}).get("term")
+        if term:
+            return self.reply(200, self.page([], False, self.term_total(names, term)))
         with self.state.lock:
             ids = [(name, doc_id) for name in names for doc_id in self.state.stored.get(name, {})]
         size = int(body.get("size", 10))
@@ -96,6 +103,15 @@ class StoreHandler(Handler):
         scroll_id = uuid.uuid4().hex
         self.state.scrolls[scroll_id] = (names[0] if names else index, [i for _, i in ids], 0, size, source)
         self.scroll_page(scroll_id)
+
+    def term_total(self, names: list[str], term: dict[str, Any]) -> int:
+        """How many documents of ``names`` hold the term's value in its field (a ``.raw`` subfield: the field)."""
+        [(field, value)] = term.items()
+        if isinstance(value, dict):
+            value = value["value"]
+        needle = json.dumps({field.partition(".")[0]: value}, separators=(",", ":"))[1:-1].encode()
+        with self.state.lock:
+            return sum(needle in source for name in names for source in self.state.stored.get(name, {}).values())
 
     def scroll_page(self, scroll_id: str) -> None:
         index, ids, start, size, source = self.state.scrolls[scroll_id]

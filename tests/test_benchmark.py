@@ -61,6 +61,30 @@ def test_the_do_nothing_endpoint_counts_actions_per_index_whatever_the_header_st
     assert count_actions(body(b'{ "index" : { "_id" : "1" } }', compact % 2)) == {None: 1, "products-1": 1}
 
 
+def test_the_store_finds_a_name_the_lag_benchmark_wrote_the_moment_its_bulk_was_answered():
+    from benchmarks import store
+    from benchmarks.lag import searchable
+    from reindex.config import Config
+    from reindex.server.connection import Connection
+
+    server = store.serve()
+    try:
+        client = Connection(Config(hosts=(f"http://127.0.0.1:{server.server_address[1]}",))).client()
+        client.indices.create(index="products-1")
+        client.indices.update_aliases(actions=[{"add": {"index": "products-1", "alias": "products"}}])
+        docs = [(1, "lag probe 7"), (2, "lag probe 70"), (3, 'a "quoted" name')]
+        body = [line for pk, name in docs for line in ({"index": {"_index": "products-1", "_id": pk}}, {"name": name})]
+        client.bulk(operations=body)
+
+        assert searchable(client, "products", "lag probe 7")
+        assert searchable(client, "products", 'a "quoted" name')
+        assert not searchable(client, "products", "lag probe")
+        client.bulk(operations=[{"delete": {"_index": "products-1", "_id": 1}}])
+        assert not searchable(client, "products", "lag probe 7")
+    finally:
+        server.shutdown()
+
+
 def test_the_scale_out_benchmark_runs_every_contender_through_a_real_celery_worker():
     import socket
 

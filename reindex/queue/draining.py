@@ -192,12 +192,17 @@ def drain_alias(
     batch_size = config.batch_size_for(definition)
     claimed_any = False
     skipped_since: float | None = None
-    with Pipeline() as pipeline:
+
+    def take() -> changequeue.Claimed:
+        return changequeue.claim(definition.alias, batch_size, config.queue_lease, changed_before=until)
+
+    with QueueThread.for_queue(config) as queue, Pipeline() as pipeline:
         while not _past(deadline):
             interrupts.check()
             try:
                 with changequeue.database_errors(definition.alias):
-                    claimed = changequeue.claim(definition.alias, batch_size, config.queue_lease, changed_before=until)
+                    queue.settle_acknowledged()
+                    claimed = queue.claimed(take)
                     left = not claimed.entries and changequeue.claimable(definition.alias, until)
             except DatabaseUnavailable as exc:
                 _note(result, exc)
@@ -220,11 +225,15 @@ def drain_alias(
             claimed_any = True
             result.batches += 1
             result.claimed += len(claimed.entries)
-            batch = Batch(definition, client, config, claimed, result)
+            if not _past(deadline):
+                # The next batch's claim, written while this one is read and built.
+                queue.claim_ahead(take, full=len(claimed.entries) >= batch_size)
+            batch = Batch(definition, client, config, claimed, result, queue=queue)
             if not _step(result, definition.alias, partial(pipeline.hand_over, batch)):
                 break  # not built, server down: this alias waits, the others go on
             result.error = result.exception = None
         _step(result, definition.alias, pipeline.finish)
+        _step(result, definition.alias, lambda: queue.settle_acknowledged(wait=True))
     return claimed_any
 
 
@@ -293,6 +302,145 @@ class Pipeline:
             self.sender.shutdown(wait=True)
 
 
+class QueueThread:
+    """Where a drain's claims and acknowledgements run: on PostgreSQL, a thread and connection of their own.
+
+    The claim of the next batch (an ``UPDATE`` of a thousand rows) and the
+    acknowledgement of the batch before (a ``DELETE``) are written by PostgreSQL while
+    this thread reads and builds a batch, as the sender thread overlaps the send: they
+    were half of a drain's time on the drainer's path. Only these two statements go
+    there, one at a time and in order (a single thread), and a batch given back because
+    the database let the drainer down (its own connection may be the broken one);
+    everything else, the rows' reads and the rarer writes of a batch (releases,
+    failures), stays on the drainer's thread and connection.
+
+    The thread (and its connection) starts with the first claim that comes back full: a
+    pass that finds a batch or less, as most polls of ``drain --loop`` and the stream's
+    rounds do, claims and acknowledges in line and opens no connection. Always in line on
+    SQLite (its work is this process's own CPU, and a second connection would wait for
+    the first one's lock), on MariaDB, and inside a transaction (a second connection
+    would not see its entries).
+    """
+
+    def __init__(self, may_thread: bool, using: str, lease: float) -> None:
+        self.using, self.lease, self.may_thread = using, lease, may_thread
+        self.thread: ThreadPoolExecutor | None = None
+        self.ahead: Future[changequeue.Claimed] | None = None
+        self.acknowledging: list[tuple[Future[Acknowledged], DrainResult]] = []
+
+    @classmethod
+    def for_queue(cls, config: Config) -> QueueThread:
+        from django.db import connections
+
+        using = changequeue.queue_database()
+        connection = connections[using]
+        return cls(connection.vendor == "postgresql" and not connection.in_atomic_block, using, config.queue_lease)
+
+    def run(self, step: Callable[[], T]) -> Future[T]:
+        """``step()`` on the queue's thread (its result or error in the future), or here and now."""
+        if self.thread is not None:
+            return self.thread.submit(_closing_broken, step)
+        done: Future[T] = Future()
+        try:
+            done.set_result(step())
+        except BaseException as exc:  # raised again by result(), as the thread's error would be
+            done.set_exception(exc)
+        return done
+
+    def claim_ahead(self, take: Callable[[], changequeue.Claimed], full: bool) -> None:
+        """After a claim (``full``: it took a whole batch), start the next one on the thread, where it may run."""
+        if self.thread is None and self.may_thread and full:
+            self.thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="reindex-queue")
+        if self.thread is not None:
+            self.ahead = self.run(take)
+
+    def claimed(self, take: Callable[[], changequeue.Claimed]) -> changequeue.Claimed:
+        """The claim started ahead, or a claim made now."""
+        ahead, self.ahead = self.ahead, None
+        return (ahead or self.run(take)).result()
+
+    def acknowledge(self, entries: list[Any], token: str, result: DrainResult) -> None:
+        """Acknowledge ``entries`` (on the thread: settled in ``result`` by ``settle_acknowledged``)."""
+        self.acknowledging.append((self.run(partial(_acknowledged, entries, token, self.lease)), result))
+
+    def settle_acknowledged(self, *, wait: bool = False) -> None:
+        """Count what the acknowledgements done (all of them with ``wait``) came to; raise the first one's error.
+
+        An acknowledgement the database let down gave its batch back (``_acknowledged``).
+        """
+        pending, error = [], None
+        for done, of in self.acknowledging:
+            if wait or done.done():
+                acknowledged = done.result()
+                of.lost_claims += len(acknowledged.lost)
+                of.released += acknowledged.given_back
+                error = error or acknowledged.error
+            else:
+                pending.append((done, of))
+        self.acknowledging = pending
+        if error is not None:
+            raise error
+
+    def __enter__(self) -> QueueThread:
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        """Give back a claim made ahead and not used; wait for the acknowledgements; close the thread's connection."""
+        try:
+            ahead, self.ahead = self.ahead, None
+            if ahead is not None:
+                claimed = ahead.result()
+                changequeue.give_back(claimed.entries, claimed.token, 0.0)
+        except Exception as error:  # the entries wait for their lease to expire
+            logger.warning("a claim made ahead could not be given back: %s", first_line(error))
+        finally:
+            try:
+                self.settle_acknowledged(wait=True)  # counted even when a signal ends the pass
+            except Exception as error:  # already in the result when the pass ended normally
+                logger.debug("an acknowledgement failed: %s", first_line(error))
+            if self.thread is not None:
+                self.thread.submit(_close_connection, self.using)
+                self.thread.shutdown(wait=True)
+
+
+@dataclass
+class Acknowledged:
+    """What acknowledging a batch came to: the claims found lost, or the error that stopped it."""
+
+    lost: list[Any] = field(default_factory=list)
+    given_back: int = 0
+    error: Exception | None = None
+
+
+def _acknowledged(entries: list[Any], token: str, lease: float) -> Acknowledged:
+    """Acknowledge ``entries``; if the database lets it down, give the batch back (as ``Batch.guarded`` does)."""
+    from django.db import InterfaceError, OperationalError, close_old_connections
+
+    try:
+        return Acknowledged(lost=changequeue.acknowledge(entries, token))
+    except (OperationalError, InterfaceError) as exc:
+        given_back = changequeue.give_back_after(exc, entries, token, lease)
+        close_old_connections()  # a connection the database broke: the next query reconnects
+        return Acknowledged(given_back=len(entries) if given_back else 0, error=exc)
+
+
+def _closing_broken(step: Callable[[], T]) -> T:
+    """``step()`` on the queue's thread; a connection the database broke is closed (the next query reconnects)."""
+    from django.db import InterfaceError, OperationalError, close_old_connections
+
+    try:
+        return step()
+    except (OperationalError, InterfaceError):
+        close_old_connections()
+        raise
+
+
+def _close_connection(using: str) -> None:
+    from django.db import connections
+
+    connections[using].close()
+
+
 @contextmanager
 def recorded_pass(client: Any, alias: str, result: DrainResult, config: Config) -> Iterator[None]:
     """Around one pass over an alias: record its rate once it ends, if it drained any (``reindex.queue.throughput``).
@@ -347,12 +495,15 @@ class Batch:
     deleted: set[str] = field(default_factory=set)
     #: Entries of the batch were put back to be tried again (failed, or the server could not take them).
     put_back_any: bool = False
+    #: Where its acknowledgement runs (``QueueThread``); here and now without one.
+    queue: QueueThread | None = None
 
     def guarded(self, step: Callable[[], T]) -> T:
         """Run ``step``; a batch the database lets down is given back at once.
 
         Raises OperationalError (the caller's ``database_errors`` names it) after giving the
-        batch back: see ``reindex.queue.entries.give_back``.
+        batch back (see ``reindex.queue.entries.give_back``) through the queue's connection,
+        which claimed it (``QueueThread``).
         """
         from django.db import InterfaceError, OperationalError
 
@@ -360,9 +511,9 @@ class Batch:
             return step()
         except (OperationalError, InterfaceError) as exc:
             entries = self.claimed.entries
-            reason = first_line(exc)
-            patience = self.config.queue_lease if changequeue.is_locked(exc) else 0.0
-            if changequeue.give_back(entries, self.claimed.token, patience, f"the database: {reason}"):
+            give_back = partial(changequeue.give_back_after, exc, entries, self.claimed.token, self.config.queue_lease)
+            # Through the connection that claimed them: this one may be the one the database broke.
+            if self.queue.run(give_back).result() if self.queue is not None else give_back():
                 self.result.released += len(entries)
             raise
 
@@ -526,6 +677,8 @@ class Batch:
             token, delay = self.claimed.token, self.config.queue_poll_interval
             changequeue.release(entries, token, delay, held_for=targets.marker)
             self.result.replaying += len([key for key in done if key not in held])
+        elif self.queue is not None:
+            self.queue.acknowledge(entries, self.claimed.token, self.result)
         else:
             self.result.lost_claims += len(changequeue.acknowledge(entries, self.claimed.token))
 

