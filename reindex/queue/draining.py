@@ -388,9 +388,9 @@ class QueueThread:
         """Give back a claim made ahead and not used; wait for the acknowledgements; close the thread's connection."""
         try:
             ahead, self.ahead = self.ahead, None
-            if ahead is not None:
+            if ahead is not None:  # given back through the connection that claimed it
                 claimed = ahead.result()
-                changequeue.give_back(claimed.entries, claimed.token, 0.0)
+                self.run(partial(changequeue.give_back, claimed.entries, claimed.token, 0.0)).result()
         except Exception as error:  # the entries wait for their lease to expire
             logger.warning("a claim made ahead could not be given back: %s", first_line(error))
         finally:
