@@ -282,6 +282,9 @@ class _Forward(BaseHTTPRequestHandler):
 
     proxy: HttpProxy
     protocol_version = "HTTP/1.1"  # keep the client's connections open, as a server does
+    # The answer's headers and body go out in two writes: with Nagle's algorithm on, the body
+    # waited for the client's delayed ACK, 40 ms a request (2 s of a rebuild's 54 requests).
+    disable_nagle_algorithm = True
 
     def forward(self) -> None:
         length = int(self.headers.get("Content-Length") or 0)
