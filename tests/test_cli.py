@@ -227,3 +227,17 @@ class TestHelp:
         assert done.returncode == 0, done.stderr
         assert "python manage.py reindex rebuild products" in done.stdout
         assert "reindex --settings" not in done.stdout
+
+
+def test_a_drain_line_names_only_the_entries_it_could_not_simply_send():
+    from reindex.cli import reporting
+    from reindex.queue.draining import DrainResult
+
+    plain = DrainResult(alias="products", definition="d", batches=1, claimed=3, indexed=3, seconds=0.25)
+    assert reporting.format_drain(plain) == (
+        "products: 3 entries in 1 batch: 3 indexed, 0 deleted, 0 to retry, 0 dead in 0.2s"
+    )
+    held = DrainResult(alias="products", definition="d", batches=2, claimed=5, released=2, lost_claims=1, seconds=1)
+    assert reporting.format_drain(held).endswith(
+        "in 1.0s; 2 put back (the server could not take them), 1 queued again (lease expired)"
+    )

@@ -171,15 +171,17 @@ def format_drain(result: DrainResult) -> str:
         f"{counted(result.batches, 'batch', 'batches')}: {result.indexed} indexed, "
         f"{result.deleted} deleted, {result.retried} to retry, {result.dead} dead in {result.seconds:.1f}s"
     )
-    extras = [
-        f"{count} {what}"
-        for count, what in (
-            (result.replaying, "kept until the rebuild under way swaps"),
-            (result.released, "put back (the server could not take them)"),
-            (result.lost_claims, "queued again (lease expired)"),
-        )
-        if count
-    ]
+    return with_counts(
+        line,
+        (result.replaying, "kept until the rebuild under way swaps"),
+        (result.released, "put back (the server could not take them)"),
+        (result.lost_claims, "queued again (lease expired)"),
+    )
+
+
+def with_counts(line: str, *counts: tuple[int, str]) -> str:
+    """``line``, then each ``(count, what)`` whose count is not nought, after a semicolon."""
+    extras = [f"{count} {what}" for count, what in counts if count]
     return f"{line}; {', '.join(extras)}" if extras else line
 
 
@@ -195,16 +197,12 @@ def format_stream(result: StreamResult) -> str:
         f"{counted(result.documents, 'document', 'documents')}: {result.indexed} indexed, "
         f"{result.deleted} deleted, {result.failed} failed ({result.dead} dead) in {result.seconds:.1f}s"
     )
-    extras = [
-        f"{count} {what}"
-        for count, what in (
-            (result.replaying, "kept until the rebuild under way swaps"),
-            (result.deferred, "queued (the server could not take them)"),
-            (len(result.truncated), "truncated table(s) " + ", ".join(result.truncated)),
-        )
-        if count
-    ]
-    return f"{line}; {', '.join(extras)}" if extras else line
+    return with_counts(
+        line,
+        (result.replaying, "kept until the rebuild under way swaps"),
+        (result.deferred, "queued (the server could not take them)"),
+        (len(result.truncated), "truncated table(s) " + ", ".join(result.truncated)),
+    )
 
 
 def stream_left(result: StreamResult) -> str:
