@@ -37,9 +37,12 @@ class QueueEntry(models.Model):
         db_table = "reindex_queue"
         verbose_name_plural = "queue entries"
         constraints = [models.UniqueConstraint(fields=["alias", "object_id"], name="reindex_queue_alias_object")]
-        # A claim reads the entries of one state in (available_at, id) order through it and stops at
-        # its batch: without ``id`` the database sorted every due entry for each claim.
-        indexes = [models.Index(fields=["alias", "state", "available_at", "id"], name="reindex_queue_claimable")]
+        # A claim reads the due entries in (available_at, id) order through it and stops at its batch
+        # (without ``id`` the database sorted every due entry for each claim). ``state`` is not in it:
+        # a claim changes only columns no index holds, so PostgreSQL can write the new row version in
+        # place (a HOT update: no index entry, a fifth of the writing); a dead entry is due
+        # ``NEVER``, out of the claim's range.
+        indexes = [models.Index(fields=["alias", "available_at", "id"], name="reindex_queue_claimable")]
 
     def __str__(self) -> str:
         return f"{self.alias}:{self.object_id} ({self.state})"

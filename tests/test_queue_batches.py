@@ -179,3 +179,63 @@ def test_a_rebuild_halves_its_requests_for_a_server_with_a_smaller_request_limit
     assert proxy.refused > 0
     assert (result.indexed, result.failed) == (es.count(index="products")["count"], 0)
     assert result.indexed > 0
+
+
+def test_on_postgresql_a_claim_writes_its_entries_in_place_without_touching_an_index(catalog):
+    """A thousand entries claimed: PostgreSQL makes nearly every update in place (HOT), no index entry written.
+
+    The claim changes only columns no index holds (``state`` is not in the claim's
+    index), and the table's pages keep half their room for the new row versions
+    (migration 0005); with ``state`` in the index every claimed entry wrote three.
+    """
+    from django.db import connection
+
+    from reindex.queue import entries as changequeue
+
+    if connection.vendor != "postgresql":
+        pytest.skip("HOT updates are PostgreSQL's")
+    catalog(products=1)
+    api.enqueue("products", range(1, 1001))
+
+    def updates() -> tuple[int, int]:
+        """Row updates of the queue's table so far in this test's transaction, and how many were made in place."""
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT n_tup_upd, n_tup_hot_upd FROM pg_stat_xact_user_tables WHERE relname = 'reindex_queue'"
+            )
+            return cursor.fetchone()
+
+    assert connection.in_atomic_block  # the test's transaction: its counts are this one's
+    before = updates()
+    claimed = changequeue.claim("products", 1000, lease=60)
+    after = updates()
+
+    assert len(claimed.entries) == 1000
+    written, in_place = after[0] - before[0], after[1] - before[1]
+    assert written == 1000
+    assert in_place >= 950, f"{in_place} of {written} claims made in place"
+
+
+def test_a_dead_entry_is_never_due_until_a_change_or_a_retry_makes_it_pending(catalog, es, es_url):
+    """The claim's index does not hold ``state``: a dead entry is due in the year 9000, out of every claim's range."""
+    from catalog.models import Product
+    from django.utils import timezone
+
+    from reindex.models import QueueEntry
+    from reindex.queue import entries as changequeue
+
+    catalog(products=3)
+    api.rebuild("products", es_url=es_url)
+    product = Product.objects.order_by("pk").first()
+    api.enqueue("products", [product.pk])
+    claimed = changequeue.claim("products", 10, lease=60)
+    changequeue.fail([(claimed.entries[0], "boom")], claimed.token, Config(queue_max_attempts=1))
+    dead = QueueEntry.objects.get(alias="products", object_id=str(product.pk))
+    assert dead.state == "dead" and dead.available_at.year == 9000
+    assert changequeue.claim("products", 10, lease=60).entries == []
+
+    product.save()  # a new change: pending again, due now
+    entry = QueueEntry.objects.get(alias="products", object_id=str(product.pk))
+    assert entry.state == "pending" and entry.available_at <= timezone.now()
+    [result] = api.drain("products", es_url=es_url)
+    assert result.indexed == 1 and not QueueEntry.objects.filter(alias="products").exists()

@@ -26,12 +26,17 @@ RETRIED, PURGED = "Retried: made pending again (reindex queue retry)", "Purged (
 class QueueEntryAdmin(admin.ModelAdmin):
     """Read-only entries; ``retry`` (the change permission) and ``purge`` (the delete permission) as actions."""
 
-    list_display = ("object_id", "alias", "state", "attempts", "changed_at", "available_at", "error")
+    list_display = ("object_id", "alias", "state", "attempts", "changed_at", "due", "error")
     list_filter = ("alias", "state", "attempts")
     search_fields = ("=object_id",)
     ordering = ("alias", "changed_at")
     actions = ["retry", "purge"]
     list_per_page = 100
+
+    @admin.display(description="due", ordering="available_at")
+    def due(self, entry: Any) -> Any:
+        """When a drain may take the entry (a dead one never: its stored time is the year 9000)."""
+        return "never (dead)" if entry.state == DEAD else entry.available_at
 
     @admin.display(description="last error")
     def error(self, entry: Any) -> str:

@@ -238,12 +238,21 @@ def claimable(alias: str, changed_before: datetime.datetime | None = None, using
 
 
 def _claimable_now(now: datetime.datetime) -> Any:
-    """Pending and due, or claimed with an expired lease."""
+    """Pending and due, or claimed with an expired lease (due when it was claimed: read through the same range)."""
     from django.db.models import Q
 
     from reindex.models import CLAIMED, PENDING
 
-    return Q(state=PENDING, available_at__lte=now) | Q(state=CLAIMED, lease_expires__lt=now)
+    return Q(available_at__lte=now) & (Q(state=PENDING) | Q(state=CLAIMED, lease_expires__lt=now))
+
+
+def never() -> datetime.datetime:
+    """When a dead entry is due: the year 9000, out of every claim's range (a change or ``retry`` makes it pending).
+
+    The claim's index does not hold ``state`` (``reindex.models.QueueEntry``), so a dead
+    entry due in the past would be read, and passed over, by every claim.
+    """
+    return clock().replace(year=9000, month=1, day=1, hour=0, minute=0, second=0, microsecond=0)
 
 
 def _returns_updated_rows(connection: Any) -> bool:
@@ -279,25 +288,19 @@ def _claim_returning(
     before, bound = "", []
     if changed_before is not None:
         before, bound = " AND changed_at <= %s", [ops.adapt_datetimefield_value(changed_before)]
-    # The candidates in materialised CTEs: as an ``IN (SELECT ... LIMIT)`` PostgreSQL may
-    # run the subquery again for each row it updates, taking far more than ``limit``. The
-    # due pending entries and the expired leases are read apart, each in the order of the
-    # index (alias, state, available_at, id) and up to ``limit``: with the two states in
-    # one OR, the database read and sorted every claimable entry for each claim (13 of a
-    # claim's 16 ms with 20,000 entries queued, and growing with the queue).
-    ordered = f"ORDER BY available_at, id LIMIT %s{lock}"
+    # The candidates in a materialised CTE: as an ``IN (SELECT ... LIMIT)`` PostgreSQL may
+    # run the subquery again for each row it updates, taking far more than ``limit``. They
+    # are read in the order of the index (alias, available_at, id), due ones only, and the
+    # read stops at ``limit``: a pending entry is due from ``available_at``, a claimed one
+    # was due when it was claimed (its lease decides), a dead one is due ``never()``.
     sql = (
-        f"WITH due AS MATERIALIZED (SELECT id, available_at FROM {table} WHERE alias = %s AND state = %s"
-        f" AND available_at <= %s{before} {ordered}),"
-        f" expired AS MATERIALIZED (SELECT id, available_at FROM {table} WHERE alias = %s AND state = %s"
-        f" AND lease_expires < %s{before} {ordered}),"
-        " picked AS MATERIALIZED (SELECT id FROM (SELECT id, available_at FROM due UNION ALL"
-        " SELECT id, available_at FROM expired) AS candidates ORDER BY available_at, id LIMIT %s)"
+        f"WITH picked AS MATERIALIZED (SELECT id FROM {table} WHERE alias = %s AND available_at <= %s{before}"
+        f" AND {claimable} ORDER BY available_at, id LIMIT %s{lock})"
         f" UPDATE {table} SET {_CLAIM_SET} WHERE {_ids_of(connection, 'picked')} AND {claimable}"
         f" RETURNING {', '.join(ENTRY_COLUMNS)}"
     )
     condition = [PENDING, at, CLAIMED, at]
-    picks = [alias, PENDING, at, *bound, limit, alias, CLAIMED, at, *bound, limit, limit]
+    picks = [alias, at, *bound, *condition, limit]
     params = [*picks, CLAIMED, CLAIMED, _LEASE_EXPIRED, token, expires, CLAIMED, *condition]
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
@@ -586,7 +589,7 @@ def _next_try(attempts: int, config: Config) -> tuple[str, datetime.datetime, in
 
     attempts += 1
     if attempts >= config.queue_max_attempts:
-        return DEAD, clock(), attempts
+        return DEAD, never(), attempts
     return (
         PENDING,
         clock() + datetime.timedelta(seconds=backoff(attempts, config.queue_backoff, config.queue_backoff_max)),
