@@ -239,3 +239,21 @@ def test_a_dead_entry_is_never_due_until_a_change_or_a_retry_makes_it_pending(ca
     assert entry.state == "pending" and entry.available_at <= timezone.now()
     [result] = api.drain("products", es_url=es_url)
     assert result.indexed == 1 and not QueueEntry.objects.filter(alias="products").exists()
+
+
+def test_rows_queued_together_are_claimed_in_primary_key_order(catalog):
+    """A bulk of keys queued at once comes back in numeric order, so that a batch's rows are a range.
+
+    (Ordered as text, a batch of 1 to 30 was 1, 10, 11, ..., 19, 2, 20, ...: keys spread over
+    the table, read by a list of keys where a range would do.)
+    """
+    from reindex.queue import entries as changequeue
+
+    catalog(products=1)
+    api.enqueue("products", [*range(30, 0, -1), "sku-b", "sku-a"])
+
+    claimed = changequeue.claim("products", 12, lease=60)
+
+    assert [entry.object_id for entry in claimed.entries] == [str(pk) for pk in range(1, 13)]
+    rest = changequeue.claim("products", 40, lease=60)
+    assert [entry.object_id for entry in rest.entries][-3:] == ["30", "sku-a", "sku-b"]

@@ -122,7 +122,9 @@ def enqueue_keys(entries: Iterable[tuple[str, Any]], using: str | None = None) -
     from django.db import connections
 
     # Sorted: concurrent upserts of overlapping keys then lock their rows in one order, never in a cycle.
-    pairs = sorted(set((alias, str(pk)) for alias, pk in entries))
+    # Integer keys in their numeric order: a bulk of rows queued at once is claimed in primary-key
+    # order, so that a batch's keys are a range (read as one, ``reindex.definitions.related``).
+    pairs = sorted(set((alias, str(pk)) for alias, pk in entries), key=_key_order)
     if not pairs:
         return 0
     connection = connections[using or queue_database()]
@@ -138,6 +140,21 @@ def enqueue_keys(entries: Iterable[tuple[str, Any]], using: str | None = None) -
         with connection.cursor() as cursor:
             cursor.execute(sql, params)
     return len(pairs)
+
+
+def _key_order(pair: tuple[str, str]) -> tuple[str, int, int, str]:
+    """The order of ``(alias, key)`` pairs: by alias, then integer keys by value, before other keys by text.
+
+    Decided by the key's text alone, so that every upsert orders the same keys the same way.
+    """
+    alias, key = pair
+    try:
+        number = int(key)
+    except ValueError:
+        return alias, 1, 0, key
+    if str(number) != key:  # "007", " 7": not an integer's own text
+        return alias, 1, 0, key
+    return alias, 0, number, ""
 
 
 def conflict_clause(vendor: str) -> str:
