@@ -7,7 +7,8 @@
 - ``throughput``: in each round, in processes of their own and back to back, one
   ``rebuild()`` (single process) of the alias and one ``drain()`` of every row of its
   queryset queued beforehand (the queueing is not timed): documents per second of each,
-  client CPU seconds per 10,000 documents (``os.times()``, the sender thread included),
+  client CPU seconds per 10,000 documents (``os.times()``, the sender thread included;
+  on PostgreSQL also its server's, all its processes),
   and the SQL statements each ran (counted by an execute wrapper around the timed call
   only). The two swap places every other round, so that a slow spell of the shared
   machine does not always hit the same one. Their ratio is taken round by round.
@@ -48,7 +49,13 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "benchmarks"))
 from lag import LagProbes, searchable  # noqa: E402
-from rebuild import clear_server, dataset_env, seed_dataset, start_server  # noqa: E402  (the rebuild benchmark's datasets)
+from rebuild import (  # noqa: E402  (the rebuild benchmark's datasets)
+    clear_server,
+    dataset_env,
+    postgres_cpu_seconds,
+    seed_dataset,
+    start_server,
+)
 
 DEFINITIONS = {"heavy": "benchmarks.definitions.ProductRowsIndex", "light": "benchmarks.definitions.ProductLightIndex"}
 
@@ -83,6 +90,7 @@ def summary(runs: list[dict[str, Any]]) -> dict[str, Any]:
         "docs_per_s_min": min(rates),
         "docs_per_s_max": max(rates),
         "cpu_s_per_10k": statistics.median(10_000 * r["cpu"] / max(r["docs"], 1) for r in runs),
+        "db_cpu_s_per_10k": statistics.median(10_000 * r.get("db_cpu", 0.0) / max(r["docs"], 1) for r in runs),
         "queries": statistics.median(r["queries"] for r in runs),
         "queries_per_1k": statistics.median(1_000 * r["queries"] / max(r["docs"], 1) for r in runs),
     }
@@ -143,7 +151,8 @@ def print_paired(report: dict[str, Any], first: str, second: str) -> None:
         s = report[name]
         print(
             f"  {name}: {s['docs_per_s']:,.0f} docs/s ({s['docs_per_s_min']:,.0f}-{s['docs_per_s_max']:,.0f}),"
-            f" {s['docs']:,} documents, CPU {s['cpu_s_per_10k']:.2f} s/10k,"
+            f" {s['docs']:,} documents, CPU {s['cpu_s_per_10k']:.2f} s/10k"
+            f" (the database server's {s['db_cpu_s_per_10k']:.2f}),"
             f" {s['queries']:.0f} SQL statements ({s['queries_per_1k']:.1f} per 1,000)"
         )
     for key in (f"{first}_over_{second}", f"cpu_{first}_over_{second}"):
@@ -259,13 +268,24 @@ class Statements:
 
 
 def measured(work: Any) -> dict[str, Any]:
-    """Run ``work()`` (it returns documents done and failed): wall and CPU seconds, SQL statements."""
+    """Run ``work()`` (it returns documents done and failed): wall and CPU seconds, SQL statements.
+
+    ``db_cpu``: on PostgreSQL, the CPU seconds its server's processes used meanwhile
+    (``rebuild.postgres_cpu_seconds``: the backends that ended, as the drain's second
+    connection does, included); on SQLite the database's work is the client's own CPU.
+    """
+    from django.db import connection
+
+    server = postgres_cpu_seconds if connection.vendor == "postgresql" else lambda: 0.0
     with Statements() as statements:
-        before, started = os.times(), time.perf_counter()
+        before, db_before, started = os.times(), server(), time.perf_counter()
         docs, failed = work()
         seconds, after = time.perf_counter() - started, os.times()
+    time.sleep(0.2)  # a backend whose connection just closed is reaped, its CPU counted
+    db_cpu = server() - db_before
     cpu = sum(after[:4]) - sum(before[:4])
-    return {"docs": docs, "failed": failed, "seconds": seconds, "cpu": cpu, "queries": statements.count}
+    figures = {"docs": docs, "failed": failed, "seconds": seconds, "cpu": cpu, "db_cpu": db_cpu}
+    return {**figures, "queries": statements.count}
 
 
 def step_rebuild(definition: Any, config: Any, client: Any) -> dict[str, Any]:
