@@ -90,7 +90,7 @@ def summary(runs: list[dict[str, Any]]) -> dict[str, Any]:
         "docs_per_s_min": min(rates),
         "docs_per_s_max": max(rates),
         "cpu_s_per_10k": statistics.median(10_000 * r["cpu"] / max(r["docs"], 1) for r in runs),
-        "db_cpu_s_per_10k": statistics.median(10_000 * r.get("db_cpu", 0.0) / max(r["docs"], 1) for r in runs),
+        "db_cpu_s_per_10k": statistics.median(10_000 * r["db_cpu"] / max(r["docs"], 1) for r in runs),
         "queries": statistics.median(r["queries"] for r in runs),
         "queries_per_1k": statistics.median(1_000 * r["queries"] / max(r["docs"], 1) for r in runs),
     }
@@ -276,13 +276,15 @@ def measured(work: Any) -> dict[str, Any]:
     """
     from django.db import connection
 
-    server = postgres_cpu_seconds if connection.vendor == "postgresql" else lambda: 0.0
+    postgres = connection.vendor == "postgresql"
     with Statements() as statements:
-        before, db_before, started = os.times(), server(), time.perf_counter()
+        before, db_before, started = os.times(), postgres_cpu_seconds() if postgres else 0.0, time.perf_counter()
         docs, failed = work()
         seconds, after = time.perf_counter() - started, os.times()
-    time.sleep(0.2)  # a backend whose connection just closed is reaped, its CPU counted
-    db_cpu = server() - db_before
+    db_cpu = 0.0
+    if postgres:
+        time.sleep(0.2)  # a backend whose connection just closed is reaped, its CPU counted
+        db_cpu = postgres_cpu_seconds() - db_before
     cpu = sum(after[:4]) - sum(before[:4])
     figures = {"docs": docs, "failed": failed, "seconds": seconds, "cpu": cpu, "db_cpu": db_cpu}
     return {**figures, "queries": statements.count}

@@ -40,8 +40,8 @@ class QueueEntry(models.Model):
         # A claim reads the due entries in (available_at, id) order through it and stops at its batch
         # (without ``id`` the database sorted every due entry for each claim). ``state`` is not in it:
         # a claim changes only columns no index holds, so PostgreSQL can write the new row version in
-        # place (a HOT update: no index entry, a fifth of the writing); a dead entry is due
-        # ``NEVER``, out of the claim's range.
+        # place (a HOT update: no index entry written; migration 0005 also leaves room in the pages);
+        # a dead entry is due ``reindex.queue.entries.never()``, out of the claim's range.
         indexes = [models.Index(fields=["alias", "available_at", "id"], name="reindex_queue_claimable")]
 
     def __str__(self) -> str:

@@ -185,7 +185,7 @@ def test_on_postgresql_a_claim_writes_its_entries_in_place_without_touching_an_i
     """A thousand entries claimed: PostgreSQL makes nearly every update in place (HOT), no index entry written.
 
     The claim changes only columns no index holds (``state`` is not in the claim's
-    index), and the table's pages keep half their room for the new row versions
+    index), and the table's pages are filled to 40%, leaving room for the new row versions
     (migration 0005); with ``state`` in the index every claimed entry wrote three.
     """
     from django.db import connection
@@ -233,6 +233,13 @@ def test_a_dead_entry_is_never_due_until_a_change_or_a_retry_makes_it_pending(ca
     dead = QueueEntry.objects.get(alias="products", object_id=str(product.pk))
     assert dead.state == "dead" and dead.available_at.year == 9000
     assert changequeue.claim("products", 10, lease=60).entries == []
+
+    assert changequeue.retry_dead("products") == 1  # a retry: pending again, due now
+    entry = QueueEntry.objects.get(alias="products", object_id=str(product.pk))
+    assert entry.state == "pending" and entry.available_at <= timezone.now()
+    claimed = changequeue.claim("products", 10, lease=60)
+    changequeue.fail([(claimed.entries[0], "boom")], claimed.token, Config(queue_max_attempts=1))
+    assert QueueEntry.objects.get(alias="products", object_id=str(product.pk)).available_at.year == 9000
 
     product.save()  # a new change: pending again, due now
     entry = QueueEntry.objects.get(alias="products", object_id=str(product.pk))
