@@ -160,18 +160,23 @@ def print_paired(report: dict[str, Any], first: str, second: str) -> None:
         print(f"  {key}, round by round: {r['median']:.2f}x ({r['min']:.2f}-{r['max']:.2f})")
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+def add_dataset_options(parser: argparse.ArgumentParser) -> None:
+    """The options that pick the dataset and the rounds: --db, --rows, --rounds, --document, --timeout."""
     parser.add_argument("--db", choices=["sqlite", "postgres"], default="sqlite")
     parser.add_argument("--rows", type=int, default=20000)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--document", choices=sorted(DEFINITIONS), default="heavy")
+    parser.add_argument("--timeout", type=float, default=3600, help="seconds the seeding may take")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_dataset_options(parser)
     parser.add_argument("--server", choices=["sink", "store", "osmem"], default="sink")
     parser.add_argument("--batch-size", type=int, default=0, help="BATCH_SIZE of both (default: the tool's)")
     parser.add_argument("--steps", default="throughput", help="throughput, lag (comma-separated)")
     parser.add_argument("--seconds", type=float, default=30, help="lag: how long the writes last")
     parser.add_argument("--rate", type=float, default=1000, help="lag: documents queued a second")
-    parser.add_argument("--timeout", type=float, default=3600, help="seconds the seeding may take")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
     steps = args.steps.split(",")

@@ -180,3 +180,16 @@ def test_the_stream_benchmark_measures_each_capture_the_stream_against_drain_and
     [throughput] = figures["throughput"]
     assert throughput["stream"]["docs"] == throughput["drain"]["docs"] == 300  # every product updated, each way
     assert [(lag["consumer"], lag["probes_found"]) for lag in figures["lag"]] == [("stream", 20), ("drain", 20)]
+
+
+def test_the_drain_bound_benchmark_measures_a_drain_without_the_queues_writes_beside_the_real_one():
+    """Its patch still applies to the queue's code, and the patched copy is the one measured: it writes nothing."""
+    command = [sys.executable, "benchmarks/drain_bound.py", "--rows", "300", "--rounds", "1", "--document", "light"]
+    done = subprocess.run([*command, "--json"], capture_output=True, text=True, timeout=600, cwd=ROOT)
+
+    assert done.returncode == 0, done.stderr  # "drain_bound.patch no longer applies": refresh the patch
+    figures = json.loads(done.stdout)["figures"]
+    assert figures["rebuild"]["docs"] == figures["drain"]["docs"] == figures["bound"]["docs"] == 300
+    # A real drain claims (one write) and acknowledges (one delete) each batch; the bound does neither.
+    assert figures["bound"]["queries"] < figures["drain"]["queries"]
+    assert figures["drain_over_rebuild"]["median"] > 0 and figures["bound_over_rebuild"]["median"] > 0
