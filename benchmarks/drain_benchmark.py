@@ -53,7 +53,9 @@ from rebuild import (  # noqa: E402  (the rebuild benchmark's datasets)
     clear_server,
     dataset_env,
     postgres_cpu_seconds,
+    ratio_line,
     seed_dataset,
+    spread,
     start_server,
 )
 
@@ -81,6 +83,11 @@ def rate(run: dict[str, Any]) -> float:
     return float(run["docs"] / run["seconds"]) if run["seconds"] else 0.0
 
 
+def cpu_per_doc(run: dict[str, Any]) -> float:
+    """Client CPU seconds per document of a run."""
+    return float(run["cpu"] / max(run["docs"], 1))
+
+
 def summary(runs: list[dict[str, Any]]) -> dict[str, Any]:
     """Median and range of the rates, CPU s per 10,000 documents, SQL statements per 1,000 documents."""
     rates = [rate(r) for r in runs]
@@ -89,7 +96,7 @@ def summary(runs: list[dict[str, Any]]) -> dict[str, Any]:
         "docs_per_s": statistics.median(rates),
         "docs_per_s_min": min(rates),
         "docs_per_s_max": max(rates),
-        "cpu_s_per_10k": statistics.median(10_000 * r["cpu"] / max(r["docs"], 1) for r in runs),
+        "cpu_s_per_10k": statistics.median(10_000 * cpu_per_doc(r) for r in runs),
         "db_cpu_s_per_10k": statistics.median(10_000 * r["db_cpu"] / max(r["docs"], 1) for r in runs),
         "queries": statistics.median(r["queries"] for r in runs),
         "queries_per_1k": statistics.median(1_000 * r["queries"] / max(r["docs"], 1) for r in runs),
@@ -131,7 +138,7 @@ def paired(
             runs[step].append(run_child(args, url, step, script=script))
         one, other = runs[first][-1], runs[second][-1]
         ratio = rate(one) / rate(other)
-        cpu_ratio = (one["cpu"] / max(one["docs"], 1)) / (other["cpu"] / max(other["docs"], 1))
+        cpu_ratio = cpu_per_doc(one) / cpu_per_doc(other)
         rounds.append({"load_1min": load[0], "load": load, "ratio": ratio, "cpu_ratio": cpu_ratio})
         print(
             f"round {n + 1} (load {load[0]:.2f}): {second} {rate(other):,.0f} docs/s, {first} {rate(one):,.0f}"
@@ -140,24 +147,26 @@ def paired(
         )
     report: dict[str, Any] = {first: summary(runs[first]), second: summary(runs[second])}
     for key, name in (("ratio", f"{first}_over_{second}"), ("cpu_ratio", f"cpu_{first}_over_{second}")):
-        values = [r[key] for r in rounds]
-        report[name] = {"median": statistics.median(values), "min": min(values), "max": max(values)}
+        report[name] = spread([r[key] for r in rounds])
     return {**report, "rounds": rounds, "runs": runs}
 
 
 def print_paired(report: dict[str, Any], first: str, second: str) -> None:
     """The figures of ``paired()``, a line per step and per ratio."""
     for name in (second, first):
-        s = report[name]
-        print(
-            f"  {name}: {s['docs_per_s']:,.0f} docs/s ({s['docs_per_s_min']:,.0f}-{s['docs_per_s_max']:,.0f}),"
-            f" {s['docs']:,} documents, CPU {s['cpu_s_per_10k']:.2f} s/10k"
-            f" (the database server's {s['db_cpu_s_per_10k']:.2f}),"
-            f" {s['queries']:.0f} SQL statements ({s['queries_per_1k']:.1f} per 1,000)"
-        )
+        print(step_line(name, report[name]))
     for key in (f"{first}_over_{second}", f"cpu_{first}_over_{second}"):
-        r = report[key]
-        print(f"  {key}, round by round: {r['median']:.2f}x ({r['min']:.2f}-{r['max']:.2f})")
+        print(f"  {ratio_line(key, report[key])}")
+
+
+def step_line(name: str, s: dict[str, Any]) -> str:
+    """One step's ``summary()`` as the benchmarks print it."""
+    return (
+        f"  {name}: {s['docs_per_s']:,.0f} docs/s ({s['docs_per_s_min']:,.0f}-{s['docs_per_s_max']:,.0f}),"
+        f" {s['docs']:,} documents, CPU {s['cpu_s_per_10k']:.2f} s/10k"
+        f" (the database server's {s['db_cpu_s_per_10k']:.2f}),"
+        f" {s['queries']:.0f} SQL statements ({s['queries_per_1k']:.1f} per 1,000)"
+    )
 
 
 def add_dataset_options(parser: argparse.ArgumentParser) -> None:

@@ -26,7 +26,6 @@ import argparse
 import json
 import os
 import shutil
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -35,11 +34,18 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "benchmarks"))
-from drain_benchmark import add_dataset_options, rate, run_child, summary  # noqa: E402
-from rebuild import clear_server, seed_dataset, start_server  # noqa: E402
+from drain_benchmark import add_dataset_options, cpu_per_doc, rate, run_child, step_line, summary  # noqa: E402
+from rebuild import clear_server, ratio_line, seed_dataset, spread, start_server  # noqa: E402
 
 PATCH = ROOT / "benchmarks" / "drain_bound.patch"
 STEPS = ("rebuild", "drain", "bound")
+#: The ratios taken round by round: of the rates, and of the client CPU per document.
+RATES = {
+    "drain_over_rebuild": ("drain", "rebuild"),
+    "bound_over_rebuild": ("bound", "rebuild"),
+    "drain_over_bound": ("drain", "bound"),
+}
+CPUS = {"cpu_drain_over_rebuild": ("drain", "rebuild"), "cpu_bound_over_rebuild": ("bound", "rebuild")}
 
 
 def patched_copy(into: Path) -> Path:
@@ -67,8 +73,7 @@ def rounds(args: argparse.Namespace, url: str, bound_script: Path) -> dict[str, 
     clear_server(url)
     run_child(args, url, "rebuild")  # the alias the first drain writes to (not measured)
     runs: dict[str, list[dict[str, Any]]] = {step: [] for step in STEPS}
-    ratios: dict[str, list[float]] = {"drain_over_rebuild": [], "bound_over_rebuild": [], "drain_over_bound": []}
-    cpu: dict[str, list[float]] = {"drain": [], "bound": []}
+    ratios: dict[str, list[float]] = {name: [] for name in (*RATES, *CPUS)}
     for n in range(args.rounds):
         load = os.getloadavg()[0]
         for step in STEPS[n % 3 :] + STEPS[: n % 3]:
@@ -77,12 +82,10 @@ def rounds(args: argparse.Namespace, url: str, bound_script: Path) -> dict[str, 
             script = str(bound_script) if step == "bound" else str(ROOT / "benchmarks" / "drain_benchmark.py")
             runs[step].append(run_child(args, url, "rebuild" if step == "rebuild" else "drain", script=script))
         last = {step: runs[step][-1] for step in STEPS}
-        ratios["drain_over_rebuild"].append(rate(last["drain"]) / rate(last["rebuild"]))
-        ratios["bound_over_rebuild"].append(rate(last["bound"]) / rate(last["rebuild"]))
-        ratios["drain_over_bound"].append(rate(last["drain"]) / rate(last["bound"]))
-        per_doc = {step: last[step]["cpu"] / max(last[step]["docs"], 1) for step in STEPS}
-        cpu["drain"].append(per_doc["drain"] / per_doc["rebuild"])
-        cpu["bound"].append(per_doc["bound"] / per_doc["rebuild"])
+        for name, (one, other) in RATES.items():
+            ratios[name].append(rate(last[one]) / rate(last[other]))
+        for name, (one, other) in CPUS.items():
+            ratios[name].append(cpu_per_doc(last[one]) / cpu_per_doc(last[other]))
         print(
             f"round {n + 1} (load {load:.2f}): "
             + ", ".join(f"{step} {rate(last[step]):,.0f} docs/s" for step in STEPS)
@@ -90,9 +93,7 @@ def rounds(args: argparse.Namespace, url: str, bound_script: Path) -> dict[str, 
             file=sys.stderr,
         )
     report: dict[str, Any] = {step: summary(runs[step]) for step in STEPS}
-    for name, values in [*ratios.items(), *((f"cpu_{k}_over_rebuild", v) for k, v in cpu.items())]:
-        report[name] = {"median": statistics.median(values), "min": min(values), "max": max(values)}
-    return report
+    return report | {name: spread(values) for name, values in ratios.items()}
 
 
 def main() -> None:
@@ -119,17 +120,9 @@ def main() -> None:
         return
     print(", ".join(f"{k} {v}" for k, v in conditions.items()))
     for step in STEPS:
-        s = report[step]
-        print(
-            f"  {step}: {s['docs_per_s']:,.0f} docs/s ({s['docs_per_s_min']:,.0f}-{s['docs_per_s_max']:,.0f}),"
-            f" CPU {s['cpu_s_per_10k']:.2f} s/10k (the database server's {s['db_cpu_s_per_10k']:.2f}),"
-            f" {s['queries_per_1k']:.1f} SQL statements per 1,000"
-        )
-    for name in ("drain_over_rebuild", "bound_over_rebuild", "drain_over_bound", "cpu_drain_over_rebuild"):
-        r = report[name]
-        print(f"  {name}, round by round: {r['median']:.2f}x ({r['min']:.2f}-{r['max']:.2f})")
-    r = report["cpu_bound_over_rebuild"]
-    print(f"  cpu_bound_over_rebuild, round by round: {r['median']:.2f}x ({r['min']:.2f}-{r['max']:.2f})")
+        print(step_line(step, report[step]))
+    for name in (*RATES, *CPUS):
+        print(f"  {ratio_line(name, report[name])}")
 
 
 if __name__ == "__main__":

@@ -228,8 +228,17 @@ def speedup(runs: dict[str, list[dict[str, Any]]], faster: str, slower: str) -> 
     pairs = list(zip(runs.get(faster, []), runs.get(slower, []), strict=False))  # a failed contender stops early
     if not pairs:
         return None
-    ratios = [(a["docs"] / a["seconds"]) / (b["docs"] / b["seconds"]) for a, b in pairs]
+    return spread([(a["docs"] / a["seconds"]) / (b["docs"] / b["seconds"]) for a, b in pairs])
+
+
+def spread(ratios: list[float]) -> dict[str, float]:
+    """The median of ratios taken round by round, and their range."""
     return {"median": statistics.median(ratios), "min": min(ratios), "max": max(ratios)}
+
+
+def ratio_line(name: str, ratio: dict[str, float]) -> str:
+    """``name, round by round: 0.57x (0.49-0.69)``: a ``spread()`` as the benchmarks print it."""
+    return f"{name}, round by round: {ratio['median']:.2f}x ({ratio['min']:.2f}-{ratio['max']:.2f})"
 
 
 def table(rows: list[dict[str, Any]]) -> str:
@@ -332,7 +341,7 @@ def main() -> None:
         )
         print(table(results))
         for pair, ratio in paired.items():
-            print(f"{pair}, round by round: {ratio['median']:.2f}x ({ratio['min']:.2f}-{ratio['max']:.2f})")
+            print(ratio_line(pair, ratio))
 
 
 if __name__ == "__main__":
